@@ -1,0 +1,50 @@
+"""The ``lwcnn`` command line: thin subcommands over the Python API.
+
+Each subcommand module defines ``add_parser(subparsers)``; heavy imports (torch) happen inside the
+command's function so that ``lwcnn --help`` and the runtime-only commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from lwcnn import __version__
+from lwcnn.cli import models, profile
+
+SUBCOMMANDS = (models, profile)
+
+
+class CLIError(Exception):
+    """An error to report to the user as one line, with exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lwcnn",
+        description="Compact CNNs for surface defect inspection on ordinary CPUs.",
+    )
+    parser.add_argument("--version", action="version", version=f"lwcnn {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in SUBCOMMANDS:
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lwcnn`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CLIError, ValueError, FileNotFoundError) as error:
+        print(f"lwcnn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lwcnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Task models built on any :class:`~lwcnn.models.backbone.Backbone`: a classifier and a segmenter
+with the paper's ASPP decoder (Section 3.3, Figure 3)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lwcnn.models.backbone import Backbone
+from lwcnn.models.layers import ConvBNAct
+
+#: Decoder widths. The paper gives none; these reproduce its sizes for all three encoders it reports
+#: (Table 5, 3x512x512): lw@0.35 923 MFLOPs / 0.55 M, lw@0.75 1312 / 0.60, MobileNetV2@0.35 1630 /
+#: 1.40. The weight gap between the MobileNetV2 (1280 channels in) and LW (320 in) decoders,
+#: 0.85 M = 960 x 4 x ASPP width, pins the ASPP branches at about 128 channels; the FLOPs left once
+#: the backbone is counted then fit a 512-wide projection at stride 32 and a 128-wide fusion layer at
+#: stride 8. docs/models.md gives the arithmetic and the measured sizes.
+ASPP_CHANNELS = 128
+ASPP_RATES = (6, 12, 18)
+PROJECT_CHANNELS = 512
+FUSE_CHANNELS = 128
+
+
+class Classifier(nn.Module):
+    """Backbone -> global average pooling -> fully connected layer (logits)."""
+
+    def __init__(self, backbone: Backbone, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.fc = nn.Linear(backbone.out_channels, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = self.backbone(x)[-1]
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(features, 1), 1))
+
+
+class SeparableConv(nn.Sequential):
+    """Depthwise 3x3 (dilated) + BN + ReLU, then pointwise 1x1 + BN + ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: int) -> None:
+        super().__init__(
+            ConvBNAct(in_channels, in_channels, 3, groups=in_channels, dilation=dilation, activation=nn.ReLU),
+            ConvBNAct(in_channels, out_channels, 1, activation=nn.ReLU),
+        )
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling as the paper builds it: one 1x1 convolution and three
+    depthwise-separable 3x3 convolutions with atrous rates 6, 12 and 18, concatenated."""
+
+    def __init__(
+        self, in_channels: int, channels: int = ASPP_CHANNELS, rates: tuple[int, ...] = ASPP_RATES
+    ) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(
+            [ConvBNAct(in_channels, channels, 1, activation=nn.ReLU)]
+            + [SeparableConv(in_channels, channels, rate) for rate in rates]
+        )
+        self.out_channels = channels * len(self.branches)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+
+class SegmentationDecoder(nn.Module):
+    """ASPP on the final features, a pointwise projection, bilinear upsampling to the shortcut's size,
+    concatenation with the shortcut, a pointwise fusion and a pointwise classifier: three pointwise
+    layers after the ASPP, as in Figure 3."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        shortcut_channels: int,
+        num_classes: int,
+        aspp_channels: int = ASPP_CHANNELS,
+        project_channels: int = PROJECT_CHANNELS,
+        fuse_channels: int = FUSE_CHANNELS,
+    ) -> None:
+        super().__init__()
+        self.aspp = ASPP(in_channels, aspp_channels)
+        self.project = ConvBNAct(self.aspp.out_channels, project_channels, 1, activation=nn.ReLU)
+        self.fuse = ConvBNAct(project_channels + shortcut_channels, fuse_channels, 1, activation=nn.ReLU)
+        self.classify = nn.Conv2d(fuse_channels, num_classes, 1)
+
+    def forward(self, features: Tensor, shortcut: Tensor) -> Tensor:
+        context = self.project(self.aspp(features))
+        context = F.interpolate(context, size=shortcut.shape[-2:], mode="bilinear", align_corners=False)
+        return self.classify(self.fuse(torch.cat([context, shortcut], dim=1)))
+
+
+class Segmenter(nn.Module):
+    """Encoder-decoder segmentation model: logits at the shortcut's stride.
+
+    ``shortcut_stride`` 8 (the default; block 5 of the LW backbone) gives the paper's output stride 8
+    (512x512 -> 64x64); 4 (block 4) gives output stride 4. Use :func:`upsample_logits` to bring the
+    logits to the input size.
+    """
+
+    def __init__(self, backbone: Backbone, num_classes: int = 2, shortcut_stride: int = 8) -> None:
+        super().__init__()
+        if shortcut_stride not in backbone.feature_strides[:-1]:
+            raise ValueError(
+                f"shortcut_stride must be one of {backbone.feature_strides[:-1]}, got {shortcut_stride}"
+            )
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.output_stride = shortcut_stride
+        self._shortcut_index = backbone.feature_strides.index(shortcut_stride)
+        self.decoder = SegmentationDecoder(
+            backbone.out_channels, backbone.feature_channels[self._shortcut_index], num_classes
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = self.backbone(x)
+        return self.decoder(features[-1], features[self._shortcut_index])
+
+
+def upsample_logits(logits: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
+    """Bilinearly resize segmentation logits (N, K, h, w) to the input size (H, W)."""
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)

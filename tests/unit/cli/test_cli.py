@@ -1,0 +1,76 @@
+"""The ``lwcnn`` command line as a user calls it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lwcnn.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lwcnn", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_profile_json_has_sizes_and_latency():
+    done = run_cli(
+        "profile", "lw@0.35", "--task", "cls", "--classes", "6", "--input", "3x200x200",
+        "--threads", "1", "--runs", "3", "--warmup", "1", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["params_m"] == pytest.approx(0.04, rel=0.05)
+    assert result["flops_m"] == pytest.approx(28, rel=0.05)
+    assert result["latency_ms"] > 0
+    assert result["model"] == "lw@0.35" and result["threads"] == 1
+
+
+def test_profile_segmenter_table(capsys):
+    assert main(["profile", "lw@0.35", "--task", "seg", "--input", "3x512x512", "--no-latency"]) == 0
+    out = capsys.readouterr().out
+    assert "lw@0.35" in out and "FLOPs (M)" in out and "2 x multiply-accumulates" in out
+
+
+def test_paper_table_json(capsys):
+    assert main(["profile", "--no-latency", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 13
+    assert {"model", "paper_flops_m", "flops_m", "paper_params_m", "params_m"} <= set(rows[0])
+
+
+def test_models_lists_families(capsys):
+    assert main(["models", "--json"]) == 0
+    families = {f["family"] for f in json.loads(capsys.readouterr().out)["families"]}
+    assert families == {"lw", "mobilenetv2", "shufflenet", "resnetv2-50"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["profile", "vgg16", "--classes", "6"], "unknown model 'vgg16'"),
+        (["profile", "lw@0.35"], "--classes is required"),
+        (["profile", "lw@0.35", "--classes", "6", "--input", "200x200"], "CxHxW"),
+        (["profile", "lw@0.35", "--classes", "6", "--threads", "0"], "--threads"),
+    ],
+)
+def test_bad_arguments_give_one_line_error_and_exit_2(args, message):
+    done = run_cli(*args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).with_name("lwcnn")  # the script sits beside the venv's python
+    done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("lwcnn ")
+
+
+def test_import_lwcnn_does_not_import_torch():
+    code = "import sys, lwcnn; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False"
