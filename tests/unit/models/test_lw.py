@@ -4,13 +4,53 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lwcnn.models import LW_KERNELS, ConvBNAct, LWBackbone, LWBottleneck, make_divisible
+from lwcnn.models.layers import same_padding
+from lwcnn.models.lw import LWDepthwisePyramid
+from lwcnn.profiling import count_flops
 
 
 def conv_weights(module: nn.Module) -> int:
-    return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d))
+    """Weights of convolution kernels (4-D tensors), not BN scales or biases."""
+    return sum(p.numel() for p in module.parameters() if p.dim() == 4)
+
+
+def reference_bottleneck(block: LWBottleneck, x: torch.Tensor) -> torch.Tensor:
+    """Section 3.2 written out literally: eight separate depthwise convolutions, each with its own BN
+    and ReLU6, concatenated branch after branch, then the 1x1 projection and the residual."""
+    c = block.pyramid.channels
+    stride = block.pyramid.stride
+    branches = []
+    for k, ((kh, kw), weight) in enumerate(zip(LW_KERNELS, block.pyramid.weights, strict=True)):
+        (top, bottom), (left, right) = same_padding(kh), same_padding(kw)
+        y = F.conv2d(F.pad(x, (left, right, top, bottom)), weight, stride=stride, groups=c)
+        channels = torch.arange(c) * len(LW_KERNELS) + k  # this branch's BN channels
+        bn = block.bn
+        y = F.batch_norm(
+            y, bn.running_mean[channels], bn.running_var[channels], bn.weight[channels], bn.bias[channels],
+            eps=bn.eps,
+        )  # fmt: skip
+        branches.append(F.relu6(y))
+    concatenated = torch.cat(branches, dim=1)  # paper order: channel k * C + c
+    conv, bn = block.project[0], block.project[1]
+    # Our pyramid orders channels c * 8 + k: permute the projection's inputs to the paper's order.
+    order = torch.arange(len(LW_KERNELS) * c).reshape(c, len(LW_KERNELS)).t().reshape(-1)
+    out = F.conv2d(concatenated, conv.weight[:, order])
+    out = F.batch_norm(out, bn.running_mean, bn.running_var, bn.weight, bn.bias, eps=bn.eps)
+    return out + x if block.use_residual else out
+
+
+def randomise(module: nn.Module) -> None:
+    """Random BN statistics and affine parameters, so that equivalence tests see every term."""
+    with torch.no_grad():
+        for bn in (m for m in module.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
 
 
 @pytest.mark.parametrize(("c_in", "c_out"), [(8, 8), (8, 16), (16, 24), (24, 24), (48, 96)])
@@ -18,43 +58,55 @@ def test_bottleneck_conv_weights_follow_eq5(c_in, c_out):
     assert conv_weights(LWBottleneck(c_in, c_out)) == (33 + 8 * c_out) * c_in
 
 
+@pytest.mark.parametrize(("c_in", "c_out", "stride"), [(8, 8, 1), (8, 16, 1), (8, 8, 2), (16, 24, 2)])
+@pytest.mark.parametrize("size", [(9, 9), (10, 10), (13, 20)])
+def test_bottleneck_equals_eight_separate_branches(c_in, c_out, stride, size):
+    torch.manual_seed(0)
+    block = LWBottleneck(c_in, c_out, stride=stride)
+    randomise(block)
+    block.eval()
+    x = torch.randn(2, c_in, *size)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), reference_bottleneck(block, x), rtol=1e-5, atol=1e-5)
+
+
 def test_bottleneck_has_the_papers_eight_depthwise_kernels():
     block = LWBottleneck(16, 24, stride=2)
-    convs = [next(m for m in branch.modules() if isinstance(m, nn.Conv2d)) for branch in block.branches]
-    assert [tuple(c.kernel_size) for c in convs] == list(LW_KERNELS)
+    assert [tuple(w.shape) for w in block.pyramid.weights] == [(16, 1, kh, kw) for kh, kw in LW_KERNELS]
     assert {(5, 1), (1, 5), (3, 1), (1, 3), (2, 1), (1, 2), (2, 2), (3, 3)} == set(LW_KERNELS)
-    for conv in convs:
-        assert conv.groups == 16 and conv.in_channels == conv.out_channels == 16
-        assert conv.stride == (2, 2)
-        assert conv.bias is None
-    for branch in block.branches:
-        assert isinstance(branch[-2], nn.BatchNorm2d) and isinstance(branch[-1], nn.ReLU6)
+    assert block.pyramid.stride == 2
+    assert block.bn.num_features == 8 * 16 and isinstance(block.act, nn.ReLU6)
     project = block.project
     assert project[0].in_channels == 8 * 16 and project[0].kernel_size == (1, 1)
     assert isinstance(project[-1], nn.BatchNorm2d)  # linear: no activation after the projection
 
 
+def test_bottleneck_flops_count_the_papers_taps_not_the_window():
+    # 33 taps per input channel for the pyramid, 8 * C_in * C_out for the projection, per position.
+    assert count_flops(LWBottleneck(8, 16), (1, 8, 10, 10)) == 2 * 100 * (33 * 8 + 8 * 8 * 16)
+
+
 @pytest.mark.parametrize("size", [(7, 7), (8, 8), (9, 12), (166, 166), (83, 83)])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_every_branch_keeps_same_size(size, stride):
+def test_pyramid_keeps_same_size(size, stride):
     block = LWBottleneck(4, 4, stride=stride).eval()
     x = torch.randn(1, 4, *size)
     expected = tuple(-(-s // stride) for s in size)
-    for branch in block.branches:
-        assert tuple(branch(x).shape[-2:]) == expected
+    assert tuple(block.pyramid(x).shape) == (1, 8 * 4, *expected)
     assert tuple(block(x).shape[-2:]) == expected
 
 
 def test_even_kernels_pad_after():
-    conv = ConvBNAct(1, 1, (2, 2), activation=None).eval()
-    conv_layer = next(m for m in conv.modules() if isinstance(m, nn.Conv2d))
+    pyramid = LWDepthwisePyramid(1)
     with torch.no_grad():
-        conv_layer.weight.fill_(1.0)
-    x = torch.ones(1, 1, 4, 4)
-    out = conv_layer(conv[0](x))  # padding then convolution, without BN
-    assert out[0, 0, 0, 0] == 4  # a full 2x2 window at the top-left: nothing padded before
-    assert out[0, 0, -1, -1] == 1  # bottom-right window: one real pixel, three padded after
-    assert out[0, 0, 0, -1] == 2 and out[0, 0, -1, 0] == 2
+        for weight in pyramid.weights:
+            weight.fill_(1.0)
+    out = pyramid(torch.ones(1, 1, 4, 4))[0, LW_KERNELS.index((2, 2))]
+    assert out[0, 0] == 4  # a full 2x2 window at the top-left: nothing padded before
+    assert out[-1, -1] == 1  # bottom-right window: one real pixel, three padded after
+    assert out[0, -1] == 2 and out[-1, 0] == 2
+    plain = ConvBNAct(1, 1, (2, 2), activation=None)  # the same rule in the shared conv layer
+    assert isinstance(plain[0], nn.ZeroPad2d) and plain[0].padding == (0, 1, 0, 1)
 
 
 def _zero_projection(block: LWBottleneck) -> None:
@@ -87,7 +139,7 @@ def test_backbone_follows_table2():
     lw_blocks = {i + 1: b for i, b in enumerate(backbone.blocks) if isinstance(b, LWBottleneck)}
     assert sorted(lw_blocks) == list(range(3, 12))
     # A repeated stage has its stride in its first block only: blocks 3, 5, 7, 8 are strided.
-    strided = {n for n, b in lw_blocks.items() if b.branches[0][-3].stride == (2, 2)}
+    strided = {n for n, b in lw_blocks.items() if b.pyramid.stride == 2}
     assert strided == {3, 5, 7, 8}
     assert {n for n, b in lw_blocks.items() if b.use_residual} == {4, 6, 9, 10, 11}
     x = torch.randn(1, 3, 331, 331)
