@@ -1,0 +1,157 @@
+"""Labelled image collections for classification: the NEU layout and folder-per-class.
+
+Scanning only lists files and derives labels from names; images are read (and checked) later, by
+the dataset that uses them, or all at once with :func:`check_images`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lwcnn.data.images import ImageReadError, is_image_file, read_image
+
+
+class DataError(Exception):
+    """A problem with a dataset, found before training starts. ``str()`` is one line."""
+
+
+#: The six NEU classes, in the order the literature lists them.
+NEU_CLASSES: tuple[str, ...] = (
+    "crazing",
+    "inclusion",
+    "patches",
+    "pitted_surface",
+    "rolled-in_scale",
+    "scratches",
+)
+
+#: File-name prefixes of NEU-CLS (``Cr_1.bmp``) and NEU-DET (``crazing_1.jpg``), lower-cased.
+NEU_PREFIXES: dict[str, str] = {
+    "cr": "crazing",
+    "in": "inclusion",
+    "pa": "patches",
+    "ps": "pitted_surface",
+    "rs": "rolled-in_scale",
+    "sc": "scratches",
+    **{name: name for name in NEU_CLASSES},
+}
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Image files with class labels. ``paths`` are relative to ``root``; ``labels`` index ``classes``."""
+
+    root: Path
+    layout: str  # "neu" or "folders"
+    classes: tuple[str, ...]
+    paths: tuple[Path, ...]
+    labels: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def counts(self) -> dict[str, int]:
+        """Images per class."""
+        return {name: self.labels.count(index) for index, name in enumerate(self.classes)}
+
+    def subset(self, indices: Sequence[int]) -> LabelledImages:
+        """The images at ``indices``, same classes."""
+        return LabelledImages(
+            self.root,
+            self.layout,
+            self.classes,
+            tuple(self.paths[i] for i in indices),
+            tuple(self.labels[i] for i in indices),
+        )
+
+
+def neu_class(path: Path) -> str:
+    """The NEU class of a file from its name prefix (``Cr_12.bmp``, ``pitted_surface_3.jpg``)."""
+    prefix = path.stem.rsplit("_", 1)[0].lower()
+    try:
+        return NEU_PREFIXES[prefix]
+    except KeyError:
+        raise DataError(
+            f"{path}: unknown NEU class prefix {path.stem.rsplit('_', 1)[0]!r} (expected Cr, In, Pa, PS, "
+            "RS, Sc or crazing, inclusion, patches, pitted_surface, rolled-in_scale, scratches)"
+        ) from None
+
+
+def scan_neu(root: str | Path) -> LabelledImages:
+    """The NEU images of ``root`` (or ``root/IMAGES``, the NEU-DET layout), labelled by file-name prefix.
+
+    Both naming schemes map to the same six classes, always all six in :data:`NEU_CLASSES` order,
+    so that a model trained on NEU-CLS names reads NEU-DET names alike.
+    """
+    root = _existing_folder(root)
+    folder = root / "IMAGES" if (root / "IMAGES").is_dir() else root
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        raise DataError(f"{folder}: no image files")
+    labels = [NEU_CLASSES.index(neu_class(p)) for p in files]
+    missing = [name for i, name in enumerate(NEU_CLASSES) if i not in labels]
+    if missing:
+        raise DataError(f"{folder}: no images of NEU class(es) {', '.join(missing)}")
+    return LabelledImages(root, "neu", NEU_CLASSES, tuple(p.relative_to(root) for p in files), tuple(labels))
+
+
+def scan_class_folders(root: str | Path) -> LabelledImages:
+    """Images in ``root/<class>/<image>`` (any depth below the class folder); classes sorted by name.
+
+    An empty class folder is an error: it would silently become a class the model never sees.
+    """
+    root = _existing_folder(root)
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise DataError(f"{root}: no class folders (expected ROOT/<class>/<image>)")
+    paths: list[Path] = []
+    labels: list[int] = []
+    for index, class_dir in enumerate(class_dirs):
+        files = sorted(p for p in class_dir.rglob("*") if p.is_file() and is_image_file(p))
+        if not files:
+            raise DataError(f"{class_dir}: class folder has no images")
+        paths += [p.relative_to(root) for p in files]
+        labels += [index] * len(files)
+    if len(class_dirs) < 2:
+        raise DataError(
+            f"{root}: only one class folder ({class_dirs[0].name}); a classifier needs two or more"
+        )
+    return LabelledImages(root, "folders", tuple(d.name for d in class_dirs), tuple(paths), tuple(labels))
+
+
+def scan_classification(root: str | Path, layout: str = "auto") -> LabelledImages:
+    """Scan ``root`` with ``layout`` "neu", "folders" or "auto" (folders if ``root`` has subfolders
+    other than NEU-DET's ``IMAGES``/``ANNOTATIONS``, else NEU)."""
+    if layout == "neu":
+        return scan_neu(root)
+    if layout == "folders":
+        return scan_class_folders(root)
+    if layout != "auto":
+        raise ValueError(f"layout must be 'auto', 'neu' or 'folders', got {layout!r}")
+    folder = _existing_folder(root)
+    subdirs = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    if subdirs and not subdirs <= {"IMAGES", "ANNOTATIONS"}:
+        return scan_class_folders(folder)
+    return scan_neu(folder)
+
+
+def check_images(images: LabelledImages, channels: int = 3) -> list[ImageReadError]:
+    """Read every image once; return the errors (an empty list when all are readable)."""
+    errors = []
+    for path in images.paths:
+        try:
+            read_image(images.root / path, channels)
+        except ImageReadError as error:
+            errors.append(error)
+    return errors
+
+
+def _existing_folder(root: str | Path) -> Path:
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such folder")
+    if not path.is_dir():
+        raise DataError(f"{path}: not a folder")
+    return path
