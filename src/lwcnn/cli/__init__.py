@@ -11,9 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from lwcnn import __version__
-from lwcnn.cli import models, profile
+from lwcnn.cli import evaluate, models, predict, profile, train
+from lwcnn.data.classification import DataError
+from lwcnn.data.images import ImageReadError
 
-SUBCOMMANDS = (models, profile)
+SUBCOMMANDS = (models, profile, train, evaluate, predict)
 
 
 class CLIError(Exception):
@@ -38,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, ValueError, FileNotFoundError) as error:
+    except (CLIError, ValueError, DataError, ImageReadError, FileNotFoundError, FileExistsError) as error:
         print(f"lwcnn {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,113 @@
+"""Training configuration: YAML files in ``configs/``, overridable with ``key=value`` arguments.
+
+A config is a nested mapping merged onto :data:`CLASSIFICATION_DEFAULTS`; unknown keys are errors
+(a typo must not silently train with a default). Overrides use dotted keys and YAML values:
+``train.epochs=5 model.name=mobilenetv2@0.35 data.input_size=[128,128]``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Every key a classification config may have, with its default: the paper's recipe (Section 3.4).
+CLASSIFICATION_DEFAULTS: dict[str, Any] = {
+    "task": "cls",
+    "out": "runs/cls",  # run folder: config, split, metrics, checkpoints, plots
+    "data": {
+        "root": None,  # folder of images (required)
+        "layout": "auto",  # auto | neu | folders
+        "channels": 1,  # 1: grayscale, 3: RGB
+        "input_size": [200, 200],  # height, width the images are resized to
+        "split": {"train": 0.7, "val": 0.1, "test": 0.2},  # per-class counts or fractions
+        "split_seed": 0,
+        "cache": True,  # keep decoded images in memory
+        "skip_bad": False,  # skip unreadable images (reported) instead of stopping
+    },
+    "normalize": {"mean": [0.5], "std": [0.25]},  # on 0..1 pixel values; one value or one per channel
+    "model": {"name": "lw@0.35"},
+    "augment": {
+        "per_class": 0,  # class balancing: images drawn per class per epoch (0: each image once)
+        "transforms": [],  # albumentations transforms: {name: HorizontalFlip, p: 0.5, ...}
+    },
+    "train": {
+        "epochs": 30,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "lr": 1.0e-4,
+        "lr_decay": 0.9,  # multiply the learning rate by this ...
+        "lr_decay_steps": 10000,  # ... every so many steps (scaled for short runs, see below)
+        "reference_steps": 60000,  # the paper's run length: shorter runs scale schedule constants
+        "l2": 1.0e-4,  # L2 regularisation of convolution weights (TensorFlow's l2_loss convention)
+        "bn_decay": 0.9997,  # BN moving-average decay (PyTorch momentum = 1 - decay), scaled too
+        "bn_eps": 1.0e-5,
+        "seed": 0,
+        "threads": 0,  # torch intra-op threads (0: all cores)
+        "workers": 1,  # data-loading processes (0: load in the training process)
+        "channels_last": True,
+        "init_from": None,  # fine-tuning: checkpoint of a model trained on another dataset
+        "log_every": 10,  # steps between progress-bar updates of loss and accuracy
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A bad config file or override; ``str()`` is one line."""
+
+
+def load_config(
+    path: str | Path | None,
+    overrides: Sequence[str] = (),
+    defaults: Mapping[str, Any] = CLASSIFICATION_DEFAULTS,
+) -> dict[str, Any]:
+    """Read ``path`` (YAML), merge it onto ``defaults``, apply ``key=value`` overrides."""
+    config = copy.deepcopy(dict(defaults))
+    if path is not None:
+        path = Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read config ({error.strerror or error})") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a config must be a mapping of keys to values")
+        _merge(config, loaded, defaults, prefix="", source=str(path))
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {override!r} must look like key=value (e.g. train.epochs=5)")
+        try:
+            value = yaml.safe_load(text) if text else None
+        except yaml.YAMLError:
+            value = text
+        nested: dict[str, Any] = value
+        for part in reversed(key.split(".")):
+            nested = {part: nested}
+        _merge(config, nested, defaults, prefix="", source="override")
+    return config
+
+
+def _merge(
+    target: dict[str, Any], update: Mapping[str, Any], schema: Mapping[str, Any], prefix: str, source: str
+) -> None:
+    for key, value in update.items():
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            known = ", ".join(f"{prefix}{k}" for k in schema)
+            raise ConfigError(f"{source}: unknown config key {dotted!r} (known: {known})")
+        if isinstance(schema[key], dict) and key != "split":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {dotted} must be a mapping")
+            _merge(target[key], value, schema[key], prefix=f"{dotted}.", source=source)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def dump_config(config: Mapping[str, Any]) -> str:
+    """The config as YAML (what a run folder keeps, to resume or reproduce it)."""
+    return yaml.safe_dump(dict(config), sort_keys=False)

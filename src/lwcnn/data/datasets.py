@@ -1,0 +1,139 @@
+"""PyTorch datasets and samplers over labelled image collections."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from lwcnn.data.augmentation import apply_augmentation
+from lwcnn.data.classification import DataError, LabelledImages
+from lwcnn.data.images import ImageReadError, read_image
+from lwcnn.data.preprocessing import Preprocessing
+
+
+def derive_seed(*parts: int | str) -> int:
+    """A 32-bit seed from several parts (seed, epoch, worker...), stable across runs and machines."""
+    return zlib.crc32(":".join(str(p) for p in parts).encode("utf-8"))
+
+
+class ClassificationDataset(Dataset):
+    """Images resized to the model's input, optionally augmented, normalised; yields (tensor, label).
+
+    With ``cache`` every image is read once by :meth:`load_all` (which also finds unreadable files
+    before training starts) and kept, resized, in memory.
+    """
+
+    def __init__(
+        self,
+        images: LabelledImages,
+        preprocessing: Preprocessing,
+        augmentation: Any | None = None,
+        cache: bool = True,
+    ) -> None:
+        self.images = images
+        self.preprocessing = preprocessing
+        self.augmentation = augmentation
+        self.cache = cache
+        self._cache: dict[int, np.ndarray] = {}
+        self.seed = 0
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def read(self, index: int) -> np.ndarray:
+        """The resized uint8 image at ``index``."""
+        image = self._cache.get(index)
+        if image is None:
+            path = self.images.root / self.images.paths[index]
+            image = self.preprocessing.resize(read_image(path, self.preprocessing.channels))
+            if self.cache:
+                self._cache[index] = image
+        return image
+
+    def load_all(
+        self, skip_bad: bool = False, progress: Callable[[int], None] | None = None
+    ) -> list[ImageReadError]:
+        """Read every image (caching it when ``cache`` is on). An unreadable image raises its
+        :class:`ImageReadError`, or with ``skip_bad`` is dropped from the dataset and returned."""
+        bad: list[ImageReadError] = []
+        keep: list[int] = []
+        for index in range(len(self.images)):
+            try:
+                self.read(index)
+                keep.append(index)
+            except ImageReadError as error:
+                if not skip_bad:
+                    raise
+                bad.append(error)
+            if progress is not None:
+                progress(1)
+        if bad:
+            cached = {new: self._cache[old] for new, old in enumerate(keep) if old in self._cache}
+            self.images = self.images.subset(keep)
+            self._cache = cached
+            if not self.images.paths or len(set(self.images.labels)) < len(self.images.classes):
+                raise DataError(
+                    f"{self.images.root}: after skipping {len(bad)} bad image(s) a class has none left"
+                )
+        return bad
+
+    def set_epoch(self, seed: int, epoch: int) -> None:
+        """Make this epoch's augmentation depend only on (seed, epoch) (and the loading worker)."""
+        self.seed, self.epoch = seed, epoch
+        self.reseed(worker=0)
+
+    def reseed(self, worker: int) -> None:
+        if self.augmentation is not None:
+            self.augmentation.set_random_seed(derive_seed(self.seed, self.epoch, worker))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = apply_augmentation(self.augmentation, self.read(index))
+        return torch.from_numpy(self.preprocessing.normalize(image)), self.images.labels[index]
+
+
+def seed_worker(worker_id: int) -> None:
+    """``DataLoader`` worker initialiser: a distinct, reproducible augmentation stream per worker."""
+    info = torch.utils.data.get_worker_info()
+    if info is not None and isinstance(info.dataset, ClassificationDataset):
+        info.dataset.reseed(worker=worker_id + 1)
+
+
+class BalancedSampler(Sampler[int]):
+    """Class balancing on the fly: each epoch draws ``per_class`` images of every class (all of a
+    class's images before any repeats, then again), shuffled together. ``per_class=0`` yields every
+    image once. The order depends only on (seed, epoch); call :meth:`set_epoch` before each epoch."""
+
+    def __init__(self, labels: tuple[int, ...] | list[int], per_class: int, seed: int) -> None:
+        self.labels = np.asarray(labels)
+        self.per_class = per_class
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.per_class <= 0:
+            return len(self.labels)
+        return self.per_class * len(np.unique(self.labels))
+
+    def indices(self) -> list[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.per_class <= 0:
+            return rng.permutation(len(self.labels)).tolist()
+        chosen: list[np.ndarray] = []
+        for label in np.unique(self.labels):
+            members = np.flatnonzero(self.labels == label)
+            rounds = -(-self.per_class // len(members))
+            drawn = np.concatenate([rng.permutation(members) for _ in range(rounds)])[: self.per_class]
+            chosen.append(drawn)
+        return rng.permutation(np.concatenate(chosen)).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices())

@@ -1,0 +1,71 @@
+"""The one preprocessing path shared by training, evaluation and inference: resize, scale to 0..1,
+normalise, channels first. NumPy and Pillow only, so the inference runtime uses it without torch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a model wants its input. ``size`` is (height, width); ``mean``/``std`` apply to 0..1 values,
+    one value per channel."""
+
+    channels: int
+    size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def create(
+        cls, channels: int, size: Sequence[int], mean: Sequence[float], std: Sequence[float]
+    ) -> Preprocessing:
+        """Validate and broadcast a single mean/std value to every channel."""
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if len(size) != 2 or min(size) < 8:
+            raise ValueError(f"input size must be [height, width] of at least 8, got {list(size)}")
+        mean_t, std_t = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        if len(mean_t) == 1:
+            mean_t = mean_t * channels
+        if len(std_t) == 1:
+            std_t = std_t * channels
+        if len(mean_t) != channels or len(std_t) != channels or min(std_t) <= 0:
+            raise ValueError(f"normalize needs 1 or {channels} means and positive stds")
+        return cls(channels, (int(size[0]), int(size[1])), mean_t, std_t)
+
+    def resize(self, image: np.ndarray) -> np.ndarray:
+        """Resize an (H, W, C) uint8 image to ``size`` (bilinear); a no-op when it already fits."""
+        height, width = self.size
+        if image.shape[:2] == (height, width):
+            return image
+        pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+        resized = np.asarray(pil.resize((width, height), Image.Resampling.BILINEAR))
+        return resized[:, :, None] if resized.ndim == 2 else resized
+
+    def normalize(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, C) uint8 -> (C, H, W) float32, scaled to 0..1 and normalised."""
+        x = image.astype(np.float32) / 255.0
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Resize and normalise one (H, W, C) uint8 image."""
+        return self.normalize(self.resize(image))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channels": self.channels,
+            "size": list(self.size),
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
+        return cls.create(data["channels"], data["size"], data["mean"], data["std"])

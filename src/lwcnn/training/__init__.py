@@ -1,0 +1,1 @@
+"""Training: the paper's recipe, gradual training, fine-tuning (kept apart from the pure models)."""
