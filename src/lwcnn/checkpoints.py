@@ -25,8 +25,9 @@ FORMAT = "lwcnn-model/1"
 def save_model(path: str | Path, model: nn.Module, metadata: Mapping[str, Any]) -> Path:
     """Write ``PATH.safetensors`` and ``PATH.json`` (``path`` without or with either suffix).
 
-    The metadata gets the model's spec, the format, the lwcnn version, the date and the git
-    commit added; the weights file is written first, so a JSON file always has its weights.
+    The metadata gets the model's spec, the format, the lwcnn version, the date and (unless
+    ``metadata`` names it, as training does with the commit it started from) the git commit
+    added; the weights file is written first, so a JSON file always has its weights.
     """
     base = Path(path)
     if base.suffix in (".safetensors", ".json"):
@@ -38,9 +39,10 @@ def save_model(path: str | Path, model: nn.Module, metadata: Mapping[str, Any]) 
         "model": model.spec.to_dict(),
         **dict(metadata),
         "lwcnn_version": __version__,
-        "commit": git_commit(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if "commit" not in meta:
+        meta["commit"] = git_commit()
     atomic_write_json(base.with_suffix(".json"), meta)
     return base.with_suffix(".json")
 

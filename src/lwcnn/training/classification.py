@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from lwcnn.checkpoints import (
+    git_commit,
     load_matching_weights,
     load_training_state,
     save_model,
@@ -195,6 +196,7 @@ def train_classifier(
         _info(f"resuming {run_dir} at epoch {start_epoch + 1}/{epochs}, step {step}")
 
     metadata = {
+        "commit": git_commit(),  # the code this run started from, not whatever is checked out later
         "task": "cls",
         "classes": list(classes),
         "preprocessing": data.preprocessing.to_dict(),
@@ -303,7 +305,7 @@ def evaluate_run_model(model_path: Path, test_set: ClassificationDataset, run_di
     save_model(
         model_path,
         model,
-        {k: v for k, v in meta.items() if k not in ("format", "model", "lwcnn_version", "commit", "created")},
+        {k: v for k, v in meta.items() if k not in ("format", "model", "lwcnn_version", "created")},
     )
     return metrics
 
