@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -41,12 +43,19 @@ def run(args: argparse.Namespace) -> int:
         if args.config or overrides:
             raise ValueError("--resume continues a run with its own config: give no --config or overrides")
         config = load_config(None, [f"out={args.resume}"])
-        result = train_classifier(config, resume=True, show_progress=not args.json)
     else:
         config = load_config(args.config, overrides)
         if config["task"] != "cls":
             raise ValueError(f"task {config['task']!r}: lwcnn train supports classification ('cls') so far")
-        result = train_classifier(config, show_progress=not args.json)
+    try:
+        result = train_classifier(config, resume=bool(args.resume), show_progress=not args.json)
+    except KeyboardInterrupt:
+        if (Path(config["out"]) / "resume.pt").exists():
+            hint = f"continue with: lwcnn train --resume {config['out']}"
+        else:
+            hint = "no epoch was completed, nothing to resume"
+        print(f"lwcnn train: interrupted; {hint}", file=sys.stderr)
+        return 130
     summary = {
         "run": str(result.run_dir),
         "best_epoch": result.best.get("epoch"),
