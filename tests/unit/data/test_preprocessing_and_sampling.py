@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from lwcnn.data.augmentation import apply_augmentation, build_augmentation
+from lwcnn.data.datasets import BalancedSampler
+from lwcnn.data.preprocessing import Preprocessing
+
+
+def test_preprocessing_resizes_scales_and_normalises():
+    pre = Preprocessing.create(1, [8, 12], [0.5], [0.25])
+    image = np.full((16, 24, 1), 255, np.uint8)
+    x = pre(image)
+    assert x.shape == (1, 8, 12) and x.dtype == np.float32
+    assert np.allclose(x, (1.0 - 0.5) / 0.25)
+
+
+def test_preprocessing_per_channel_and_round_trip():
+    pre = Preprocessing.create(3, [8, 8], [0.0, 0.5, 1.0], [1.0])
+    x = pre(np.zeros((8, 8, 3), np.uint8))
+    assert x[:, 0, 0].tolist() == [0.0, -0.5, -1.0]
+    assert Preprocessing.from_dict(pre.to_dict()) == pre
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [((2, [8, 8], [0.5], [0.25]), "channels"), ((1, [8], [0.5], [0.25]), "input size"),
+     ((3, [8, 8], [0.5, 0.5], [0.25]), "normalize"), ((1, [8, 8], [0.5], [0.0]), "normalize")],
+)  # fmt: skip
+def test_preprocessing_rejects_bad_settings(args, message):
+    with pytest.raises(ValueError, match=message):
+        Preprocessing.create(*args)
+
+
+def test_balanced_sampler_draws_per_class_and_is_seeded():
+    labels = [0] * 10 + [1] * 3 + [2] * 50
+    sampler = BalancedSampler(labels, per_class=20, seed=4)
+    sampler.set_epoch(0)
+    first = sampler.indices()
+    assert len(first) == len(sampler) == 60
+    assert Counter(labels[i] for i in first) == {0: 20, 1: 20, 2: 20}
+    # the small class is used evenly: every image before any repeat
+    assert Counter(i for i in first if labels[i] == 1).most_common()[-1][1] >= 6
+    assert len({i for i in first if labels[i] == 2}) == 20  # no repeats when a class has enough
+    assert sampler.indices() == first
+    sampler.set_epoch(1)
+    assert sampler.indices() != first
+
+
+def test_unbalanced_sampler_yields_every_image_once():
+    sampler = BalancedSampler([0, 0, 1, 1, 1], per_class=0, seed=0)
+    assert sorted(sampler) == [0, 1, 2, 3, 4]
+
+
+def test_augmentation_from_config_is_seeded_and_keeps_channels():
+    augmentation = build_augmentation([{"name": "GaussNoise", "std_range": [0.1, 0.2], "p": 1.0}], seed=1)
+    image = np.full((16, 16, 1), 128, np.uint8)
+    augmentation.set_random_seed(3)
+    a = apply_augmentation(augmentation, image)
+    augmentation.set_random_seed(3)
+    b = apply_augmentation(augmentation, image)
+    assert a.shape == (16, 16, 1) and np.array_equal(a, b) and not np.array_equal(a, image)
+    assert build_augmentation([]) is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [([{"name": "Nope"}], "no transform 'Nope'"), ([{"p": 0.5}], "with a 'name'"),
+     ([{"name": "GaussNoise", "std_range": "loud"}], "GaussNoise")],
+)  # fmt: skip
+def test_augmentation_errors_name_the_transform(spec, message):
+    with pytest.raises(ValueError, match=message):
+        build_augmentation(spec)

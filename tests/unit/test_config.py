@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+
+from lwcnn.config import CLASSIFICATION_DEFAULTS, ConfigError, dump_config, load_config
+
+
+def test_defaults_are_the_papers_recipe():
+    config = load_config(None)
+    train = config["train"]
+    assert (train["optimizer"], train["lr"], train["lr_decay"], train["lr_decay_steps"]) == (
+        "adam",
+        1e-4,
+        0.9,
+        10000,
+    )
+    assert (train["l2"], train["bn_decay"], train["bn_eps"]) == (1e-4, 0.9997, 1e-5)
+    assert config == load_config(None) and config is not CLASSIFICATION_DEFAULTS
+
+
+def test_file_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {name: lw@0.75}\ntrain: {epochs: 3}\ndata: {split: {train: 5, test: 5}}\n")
+    config = load_config(
+        path, ["train.epochs=7", "data.input_size=[64, 96]", "data.root=/x y", "train.init_from="]
+    )
+    assert config["model"]["name"] == "lw@0.75"
+    assert config["train"]["epochs"] == 7 and config["train"]["batch_size"] == 64
+    assert config["data"]["input_size"] == [64, 96] and config["data"]["root"] == "/x y"
+    assert config["data"]["split"] == {"train": 5, "test": 5}  # a split is replaced whole
+    assert config["train"]["init_from"] is None
+    assert load_config(_round_trip(tmp_path, config)) == config
+
+
+def _round_trip(tmp_path, config):
+    path = tmp_path / "dumped.yaml"
+    path.write_text(dump_config(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "message"),
+    [
+        ("train: {epocs: 3}\n", [], "unknown config key 'train.epocs'"),
+        ("", ["modle.name=lw"], "unknown config key 'modle'"),
+        ("", ["train.epochs"], "must look like key=value"),
+        ("train: [1, 2\n", [], "not valid YAML"),
+        ("- a\n- b\n", [], "must be a mapping"),
+        ("train: 5\n", [], "train must be a mapping"),
+    ],
+)
+def test_bad_configs_are_one_line_errors_naming_the_source(tmp_path, text, overrides, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(path, overrides)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.yaml")
