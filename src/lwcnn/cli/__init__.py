@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from lwcnn import __version__
-from lwcnn.cli import evaluate, models, predict, profile, train
+from lwcnn.cli import data, evaluate, models, predict, profile, train
 from lwcnn.data.classification import DataError
 from lwcnn.data.images import ImageReadError
 
-SUBCOMMANDS = (models, profile, train, evaluate, predict)
+SUBCOMMANDS = (models, profile, train, evaluate, predict, data)
 
 
 class CLIError(Exception):
@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (CLIError, ValueError, DataError, ImageReadError, FileNotFoundError, FileExistsError) as error:
-        print(f"lwcnn {args.command}: error: {error}", file=sys.stderr)
+        print(
+            f"lwcnn {args.command}: error: {error}", file=sys.stderr
+        )  # one line: errors say file and problem
         return 2
     except KeyboardInterrupt:
         print(f"lwcnn {args.command}: interrupted", file=sys.stderr)

@@ -1,0 +1,237 @@
+"""Images with defect masks: KolektorSDD, DAGM 2007, image+mask folders, and boxes as coarse masks.
+
+Scanning lists files and pairs them; images and masks are read (and their sizes checked) by
+:func:`read_sample`. Every sample has a ``group`` (KolektorSDD's item ``kosNN``, DAGM's class) so
+splits can keep an item's near-identical views on one side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from lwcnn.data.classification import DataError
+from lwcnn.data.images import ImageReadError, is_image_file, read_image
+
+
+@dataclass(frozen=True)
+class MaskedSample:
+    """One image; ``mask`` is None for a defect-free image. Paths are relative to the collection root."""
+
+    image: Path
+    mask: Path | None
+    group: str
+    part: str | None = None  # a split the dataset itself defines (DAGM: "train"/"test"), else None
+
+    @property
+    def defective(self) -> bool:
+        return self.mask is not None
+
+
+@dataclass(frozen=True)
+class MaskedImages:
+    """A collection of images with optional defect masks."""
+
+    root: Path
+    layout: str  # "kolektorsdd", "dagm", "masks"
+    samples: tuple[MaskedSample, ...]
+    dropped_duplicates: tuple[Path, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def groups(self) -> list[str]:
+        return sorted({s.group for s in self.samples})
+
+    def defective_count(self) -> int:
+        return sum(s.defective for s in self.samples)
+
+
+def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A mask file as a bool array (H, W): any non-zero value is defect (0/255, 0/1 and palette
+    masks alike). With ``size`` (height, width) a different size is an error naming the file."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            array = np.asarray(image if image.mode in ("L", "P", "1", "I", "I;16") else image.convert("L"))
+    except FileNotFoundError:
+        raise ImageReadError(path, "no such file") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageReadError(path, f"unreadable mask ({error})") from None
+    if array.ndim == 3:
+        array = array.max(axis=2)
+    if size is not None and array.shape != tuple(size):
+        mask_size, image_size = f"{array.shape[1]}x{array.shape[0]}", f"{size[1]}x{size[0]}"
+        raise DataError(f"{path}: mask is {mask_size} but its image is {image_size} (width x height)")
+    return array > 0
+
+
+def read_sample(images: MaskedImages, index: int, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The image (H, W, C) uint8 and its bool mask (H, W) (all False for a defect-free image)."""
+    sample = images.samples[index]
+    image = read_image(images.root / sample.image, channels)
+    if sample.mask is None:
+        return image, np.zeros(image.shape[:2], dtype=bool)
+    return image, read_mask(images.root / sample.mask, image.shape[:2])
+
+
+def scan_kolektorsdd(root: str | Path, drop_duplicates: bool = True) -> MaskedImages:
+    """KolektorSDD: ``kosNN/PartK.jpg`` (or ``.bmp``) with ``PartK_label.png`` (or ``.bmp``).
+
+    An all-zero label means a defect-free image (its mask is dropped, so ``defective`` is False).
+    Byte-identical image files are dropped but for the first in sorted order, so that a duplicate
+    can never sit on both sides of a split; the dropped ones are listed in ``dropped_duplicates``.
+    """
+    root = _folder(root)
+    items = sorted(p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"kos\d+", p.name))
+    if not items:
+        raise DataError(
+            f"{root}: no kosNN item folders (KolektorSDD layout: kosNN/PartK.jpg + PartK_label.png)"
+        )
+    samples, dropped, seen = [], [], {}
+    for item in items:
+        images = sorted(
+            p for p in item.iterdir() if p.is_file() and is_image_file(p) and not p.stem.endswith("_label")
+        )
+        for image in images:
+            digest = hashlib.sha1(image.read_bytes()).hexdigest()
+            if drop_duplicates and digest in seen:
+                dropped.append(image.relative_to(root))
+                continue
+            seen[digest] = image
+            candidates = [
+                image.with_name(f"{image.stem}_label{ext}") for ext in (".png", ".bmp", ".PNG", ".BMP")
+            ]
+            label = next((c for c in candidates if c.exists()), None)
+            if label is None:
+                raise DataError(f"{image}: no {image.stem}_label.png or .bmp beside it")
+            mask = label.relative_to(root) if read_mask(label).any() else None
+            samples.append(MaskedSample(image.relative_to(root), mask, group=item.name))
+    return MaskedImages(root, "kolektorsdd", tuple(samples), tuple(dropped))
+
+
+def scan_dagm(root: str | Path) -> MaskedImages:
+    """DAGM 2007: ``ClassN/Train|Test/NNNN.PNG``, ``ClassN/Train|Test/Label/Labels.txt`` and
+    ``Label/NNNN_label.PNG`` (elliptical coarse masks). ``root`` may be the dataset folder (all
+    classes) or one ``ClassN`` folder. Each sample's group is its class, its part train or test."""
+    root = _folder(root)
+    class_dirs = [root] if re.fullmatch(r"Class\d+", root.name) else sorted(
+        (p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"Class\d+", p.name)),
+        key=lambda p: int(p.name[5:]),
+    )  # fmt: skip
+    if not class_dirs:
+        raise DataError(f"{root}: no ClassN folders (DAGM layout: ClassN/Train|Test/NNNN.PNG)")
+    samples = []
+    for class_dir in class_dirs:
+        for part in ("Train", "Test"):
+            folder = class_dir / part
+            if not folder.is_dir():
+                raise DataError(f"{folder}: missing (DAGM has Train and Test in every class)")
+            defective = _dagm_labels(folder)
+            for image in sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)):
+                label = defective.get(image.name)
+                if label is None and image.name not in defective:
+                    candidate = folder / "Label" / f"{image.stem}_label.PNG"
+                    label = candidate.name if candidate.exists() else None
+                mask = None
+                if label is not None:
+                    path = folder / "Label" / label
+                    if not path.exists():
+                        raise DataError(f"{path}: named in Labels.txt but missing")
+                    mask = path.relative_to(root)
+                samples.append(
+                    MaskedSample(image.relative_to(root), mask, group=class_dir.name, part=part.lower())
+                )
+    return MaskedImages(root, "dagm", tuple(samples))
+
+
+def _dagm_labels(folder: Path) -> dict[str, str | None]:
+    """Labels.txt: one line per image, ``ID  DEFECT(0/1)  IMAGE  0  LABEL`` (a first line with the
+    format version is skipped). Returns image name -> label file name (None: defect-free)."""
+    path = folder / "Label" / "Labels.txt"
+    if not path.exists():
+        return {}
+    labels: dict[str, str | None] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        parts = line.split()
+        if len(parts) < 3 or parts[1] not in ("0", "1"):
+            if len(parts) > 1:
+                raise DataError(f"{path}:{number}: not a DAGM label line: {line.strip()!r}")
+            continue
+        image = parts[2]
+        if parts[1] == "1":
+            labels[image] = parts[4] if len(parts) >= 5 else f"{Path(image).stem}_label.PNG"
+        else:
+            labels[image] = None
+    return labels
+
+
+def scan_image_mask_folders(
+    root: str | Path, images_dir: str = "images", masks_dir: str = "masks"
+) -> MaskedImages:
+    """``images/NAME.ext`` with ``masks/NAME.png`` (same stem, any image extension; 0/255 or 0/1).
+    An image without a mask is defect-free; a mask without an image is an error. Images in
+    subfolders keep them as their group (e.g. ``images/line3/a.png`` -> group ``line3``)."""
+    root = _folder(root)
+    image_root, mask_root = root / images_dir, root / masks_dir
+    if not image_root.is_dir():
+        raise DataError(
+            f"{image_root}: missing (layout: {images_dir}/ + {masks_dir}/ with the same file stems)"
+        )
+    masks: dict[Path, Path] = {}
+    if mask_root.is_dir():
+        for mask in sorted(p for p in mask_root.rglob("*") if p.is_file() and is_image_file(p)):
+            masks[mask.relative_to(mask_root).with_suffix("")] = mask
+    samples = []
+    for image in sorted(p for p in image_root.rglob("*") if p.is_file() and is_image_file(p)):
+        key = image.relative_to(image_root).with_suffix("")
+        mask = masks.pop(key, None)
+        group = key.parent.as_posix() if key.parent != Path(".") else ""
+        samples.append(MaskedSample(image.relative_to(root), mask.relative_to(root) if mask else None, group))
+    if masks:
+        orphan = next(iter(masks.values()))
+        raise DataError(f"{orphan}: mask without an image in {image_root} ({len(masks)} such mask(s))")
+    if not samples:
+        raise DataError(f"{image_root}: no images")
+    return MaskedImages(root, "masks", tuple(samples))
+
+
+def boxes_from_voc(path: str | Path) -> tuple[tuple[int, int], list[tuple[str, int, int, int, int]]]:
+    """Pascal VOC XML: the image size (height, width) and the boxes (name, xmin, ymin, xmax, ymax),
+    pixel coordinates inclusive and 1-based as VOC writes them."""
+    path = Path(path)
+    try:
+        tree = ET.parse(path).getroot()
+        size = tree.find("size")
+        height, width = int(size.findtext("height")), int(size.findtext("width"))  # type: ignore[union-attr,arg-type]
+        boxes = []
+        for obj in tree.iter("object"):
+            box = obj.find("bndbox")
+            coords = [int(float(box.findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax")]  # type: ignore[union-attr,arg-type]
+            boxes.append((obj.findtext("name") or "", *coords))
+    except (OSError, ET.ParseError, AttributeError, TypeError, ValueError) as error:
+        raise DataError(f"{path}: not a Pascal VOC annotation ({error})") from None
+    return (height, width), boxes  # type: ignore[return-value]
+
+
+def mask_from_boxes(size: tuple[int, int], boxes: Sequence[tuple[str, int, int, int, int]]) -> np.ndarray:
+    """A coarse bool mask (H, W) that is True inside every box (how the paper treats the Wood set)."""
+    mask = np.zeros(size, dtype=bool)
+    for _, xmin, ymin, xmax, ymax in boxes:
+        mask[max(ymin - 1, 0) : ymax, max(xmin - 1, 0) : xmax] = True
+    return mask
+
+
+def _folder(root: str | Path) -> Path:
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{path}: no such folder")
+    return path

@@ -1,0 +1,178 @@
+"""Loaders of images with defect masks, each against a miniature of its layout."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lwcnn.cli import main
+from lwcnn.data.classification import DataError
+from lwcnn.data.segmentation import (
+    boxes_from_voc,
+    mask_from_boxes,
+    read_mask,
+    read_sample,
+    scan_dagm,
+    scan_image_mask_folders,
+    scan_kolektorsdd,
+)
+from lwcnn.data.synth import DEFECT_KINDS, synthesize_dagm
+
+from .conftest import SHARED_DATASETS, write_image
+
+
+def save_mask(path, array, mode="L"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8), mode=mode).save(path)
+    return path
+
+
+def defect_mask(shape=(10, 12), box=(2, 3, 5, 7), value=255):
+    mask = np.zeros(shape, np.uint8)
+    mask[box[0] : box[2], box[1] : box[3]] = value
+    return mask
+
+
+def test_kolektorsdd_pairs_labels_and_drops_duplicates(tmp_path):
+    root = tmp_path / "ksdd"
+    for item, seed in (("kos01", 0), ("kos02", 1)):
+        for part in range(3):
+            write_image(root / item / f"Part{part}.jpg", size=(12, 10), seed=seed * 10 + part)
+            label = defect_mask() if part == 1 else np.zeros((10, 12), np.uint8)
+            save_mask(root / item / f"Part{part}_label.png", label)
+    shutil.copy(root / "kos01" / "Part0.jpg", root / "kos02" / "Part2.jpg")  # byte-identical duplicate
+    save_mask(root / "kos03" / "Part0_label.bmp", defect_mask(value=1), mode="L")  # .bmp label, 0/1 values
+    write_image(root / "kos03" / "Part0.bmp", size=(12, 10), seed=99)
+    images = scan_kolektorsdd(root)
+    assert images.layout == "kolektorsdd" and images.groups() == ["kos01", "kos02", "kos03"]
+    assert [p.as_posix() for p in images.dropped_duplicates] == ["kos02/Part2.jpg"]
+    assert len(images) == 6 and images.defective_count() == 3
+    index = next(i for i, s in enumerate(images.samples) if s.image.as_posix() == "kos03/Part0.bmp")
+    image, mask = read_sample(images, index)
+    assert image.shape == (10, 12, 1) and mask.sum() == 3 * 4
+    clean = next(i for i, s in enumerate(images.samples) if not s.defective)
+    assert not read_sample(images, clean)[1].any()
+
+
+def test_kolektorsdd_image_without_label_is_an_error(tmp_path):
+    write_image(tmp_path / "kos01" / "Part0.jpg")
+    with pytest.raises(DataError, match=r"Part0.jpg: no Part0_label.png or .bmp beside it"):
+        scan_kolektorsdd(tmp_path)
+
+
+def test_dagm_layout_from_the_synthesiser(tmp_path):
+    root = synthesize_dagm(
+        tmp_path / "dagm", classes=4, train=6, test=5, defective_fraction=0.5, size=64, seed=3
+    )
+    images = scan_dagm(root)
+    assert images.groups() == ["Class1", "Class2", "Class3", "Class4"]
+    assert len(images) == 4 * 11
+    assert {s.part for s in images.samples} == {"train", "test"}
+    assert images.defective_count() == 4 * (3 + 2)  # round(6 * 0.5) + round(5 * 0.5) per class
+    for index, sample in enumerate(images.samples):
+        image, mask = read_sample(images, index)
+        assert image.shape == (64, 64, 1)
+        assert mask.any() == sample.defective
+    one_class = scan_dagm(root / "Class2")
+    assert len(one_class) == 11 and one_class.groups() == ["Class2"]
+    again = synthesize_dagm(
+        tmp_path / "again", classes=4, train=6, test=5, defective_fraction=0.5, size=64, seed=3
+    )
+    first = (root / "Class3" / "Test" / "0009.PNG").read_bytes()
+    assert (again / "Class3" / "Test" / "0009.PNG").read_bytes() == first  # seeded
+    assert len(DEFECT_KINDS) == 4
+
+
+def test_dagm_labels_txt_naming_a_missing_mask_is_an_error(tmp_path):
+    root = synthesize_dagm(tmp_path / "dagm", classes=1, train=4, test=4, defective_fraction=0.5, size=32)
+    label = next((root / "Class1" / "Train" / "Label").glob("*_label.PNG"))
+    label.unlink()
+    with pytest.raises(DataError, match=f"{label.name}: named in Labels.txt but missing"):
+        scan_dagm(root)
+
+
+def test_image_mask_folders(tmp_path):
+    root = tmp_path / "parts"
+    write_image(root / "images" / "a.png", size=(12, 10))
+    write_image(root / "images" / "b.jpg", size=(12, 10), seed=1)
+    write_image(root / "images" / "line2" / "c.png", size=(12, 10), seed=2)
+    save_mask(root / "masks" / "a.png", defect_mask(value=255))
+    save_mask(root / "masks" / "line2" / "c.png", defect_mask(value=1))
+    images = scan_image_mask_folders(root)
+    assert [(s.image.as_posix(), s.defective, s.group) for s in images.samples] == [
+        ("images/a.png", True, ""),
+        ("images/b.jpg", False, ""),
+        ("images/line2/c.png", True, "line2"),
+    ]
+    assert read_sample(images, 2)[1].sum() == 12  # 0/1 masks read like 0/255 ones
+
+
+def test_orphan_mask_and_size_mismatch_are_errors_naming_the_file(tmp_path):
+    root = tmp_path / "parts"
+    write_image(root / "images" / "a.png", size=(12, 10))
+    save_mask(root / "masks" / "zzz.png", defect_mask())
+    with pytest.raises(DataError, match=r"zzz.png: mask without an image"):
+        scan_image_mask_folders(root)
+    (root / "masks" / "zzz.png").unlink()
+    save_mask(root / "masks" / "a.png", defect_mask(shape=(11, 12)))
+    images = scan_image_mask_folders(root)
+    with pytest.raises(DataError, match=r"masks/a.png: mask is 12x11 but its image is 12x10"):
+        read_sample(images, 0)
+
+
+def test_voc_boxes_become_coarse_masks(tmp_path):
+    xml = tmp_path / "a.xml"
+    xml.write_text(
+        "<annotation><size><width>8</width><height>6</height><depth>1</depth></size>"
+        "<object><name>patches</name><bndbox><xmin>2</xmin><ymin>1</ymin><xmax>4</xmax><ymax>3</ymax></bndbox></object>"
+        "</annotation>"
+    )
+    size, boxes = boxes_from_voc(xml)
+    assert size == (6, 8) and boxes == [("patches", 2, 1, 4, 3)]
+    mask = mask_from_boxes(size, boxes)
+    assert mask.sum() == 3 * 3 and mask[0, 1] and mask[2, 3] and not mask[3, 3]
+    (tmp_path / "bad.xml").write_text("<annotation>")
+    with pytest.raises(DataError, match=r"bad\.xml: not a Pascal VOC annotation"):
+        boxes_from_voc(tmp_path / "bad.xml")
+
+
+def test_read_mask_of_a_corrupt_file(tmp_path):
+    path = tmp_path / "m.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    with pytest.raises(Exception, match=r"m\.png: unreadable mask"):
+        read_mask(path)
+
+
+def test_data_synth_command(tmp_path, capsys):
+    args = ["--classes", "2", "--train", "4", "--test", "4", "--size", "32", "--json"]
+    assert main(["data", "synth", "--out", str(tmp_path / "s"), *args]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == 16 and summary["defective"] == 4
+
+
+def test_real_kolektorsdd():
+    root = SHARED_DATASETS / "kolektorsdd"
+    if not root.is_dir():
+        pytest.skip(f"real KolektorSDD not found at {root}")
+    images = scan_kolektorsdd(root)
+    assert len(images) + len(images.dropped_duplicates) == 400
+    digests = {hashlib.sha1((root / s.image).read_bytes()).digest() for s in images.samples}
+    assert len(digests) == len(images)  # no two kept images are the same bytes
+    # SOURCE.md: kos21/Part7 = kos21/Part6, kos26 repeats kos01, kos34 repeats kos27
+    dropped = {p.as_posix() for p in images.dropped_duplicates}
+    assert "kos21/Part7.jpg" in dropped and {f"kos34/Part{k}.jpg" for k in range(8)} <= dropped
+    assert "kos21" in images.groups() and "kos27" in images.groups()
+    assert images.defective_count() >= 45
+
+
+def test_real_neu_boxes():
+    root = SHARED_DATASETS / "neu" / "ANNOTATIONS"
+    if not root.is_dir():
+        pytest.skip(f"real NEU annotations not found at {root}")
+    size, boxes = boxes_from_voc(root / "crazing_1.xml")
+    assert size == (200, 200) and boxes and mask_from_boxes(size, boxes).any()
