@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,3 +130,30 @@ def _counts(available: int, sizes: Mapping[str, float], class_name: str) -> dict
             f"part {empty[0]!r} gets none"
         )
     return counts
+
+
+def grouped_folds(groups: Sequence[str], defective: Sequence[bool], k: int, seed: int) -> list[list[str]]:
+    """Cross-validation folds of whole groups (KolektorSDD items): every image of a group lands in
+    the same fold, so an item's near-identical views never sit on both sides. Groups are dealt, in a
+    seeded order, each to the fold with the fewest defective images so far (then fewest images), so
+    folds are balanced in both. Returns the group names of each fold, sorted."""
+    if k < 2:
+        raise ValueError(f"cross-validation needs k >= 2 folds, got {k}")
+    names = sorted(set(groups))
+    if len(names) < k:
+        raise DataError(f"{len(names)} group(s) cannot make {k} folds")
+    size = {name: 0 for name in names}
+    positives = {name: 0 for name in names}
+    for group, is_defective in zip(groups, defective, strict=True):
+        size[group] += 1
+        positives[group] += int(is_defective)
+    rng = np.random.default_rng(seed)
+    order = [names[i] for i in rng.permutation(len(names))]
+    order.sort(key=lambda name: -positives[name])  # stable: seeded order within equal counts
+    folds: list[list[str]] = [[] for _ in range(k)]
+    load = [(0, 0) for _ in range(k)]
+    for name in order:
+        target = min(range(k), key=lambda f: (load[f], f))
+        folds[target].append(name)
+        load[target] = (load[target][0] + positives[name], load[target][1] + size[name])
+    return [sorted(fold) for fold in folds]

@@ -21,6 +21,7 @@ from lwcnn.data.segmentation import (
     scan_image_mask_folders,
     scan_kolektorsdd,
 )
+from lwcnn.data.splits import grouped_folds
 from lwcnn.data.synth import DEFECT_KINDS, synthesize_dagm
 
 from .conftest import SHARED_DATASETS, write_image
@@ -176,3 +177,27 @@ def test_real_neu_boxes():
         pytest.skip(f"real NEU annotations not found at {root}")
     size, boxes = boxes_from_voc(root / "crazing_1.xml")
     assert size == (200, 200) and boxes and mask_from_boxes(size, boxes).any()
+
+
+def test_grouped_folds_keep_groups_whole_and_balance_defects():
+    groups = [f"item{i // 4}" for i in range(40)]  # 10 groups of 4 images
+    defective = [i % 4 == 0 or i < 8 for i in range(40)]  # item0 and item1 have 4 defects each
+    folds = grouped_folds(groups, defective, k=3, seed=1)
+    assert sorted(g for fold in folds for g in fold) == sorted(set(groups))
+    per_fold = [sum(d for g, d in zip(groups, defective, strict=True) if g in fold) for fold in folds]
+    assert max(per_fold) - min(per_fold) <= 3  # item0 and item1 end up in different folds
+    assert folds == grouped_folds(groups, defective, k=3, seed=1)
+    with pytest.raises(DataError, match="cannot make 3 folds"):
+        grouped_folds(["a", "b"], [True, False], k=3, seed=0)
+
+
+def test_committed_kolektorsdd_folds_are_reproducible():
+    root = SHARED_DATASETS / "kolektorsdd"
+    if not root.is_dir():
+        pytest.skip(f"real KolektorSDD not found at {root}")
+    from benchmarks.make_kolektorsdd_folds import FOLDS_FILE, kolektorsdd_folds
+
+    committed = json.loads(FOLDS_FILE.read_text())
+    assert committed == kolektorsdd_folds(root, committed["k"], committed["seed"])
+    items = [item for fold in committed["folds"] for item in fold]
+    assert len(items) == len(set(items)) == 48  # kos26 and kos34 repeat other items: dropped
