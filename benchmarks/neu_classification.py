@@ -34,7 +34,7 @@ def train(name: str, out: Path, data: str, overrides: list[str]) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
     result = json.loads(done.stdout)
-    return {"run": name, "minutes": minutes, **result}
+    return {**result, "run": name, "folder": result["run"], "minutes": minutes}
 
 
 def main() -> None:
