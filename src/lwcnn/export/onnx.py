@@ -1,0 +1,77 @@
+"""ONNX export: one self-contained file, dynamic batch and image size, with the metadata that
+inference needs (task, classes, input channels, preprocessing, threshold) inside it."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from lwcnn.fileio import atomic_write_bytes
+
+#: The ONNX ``metadata_props`` key under which lwcnn stores its JSON metadata.
+ONNX_METADATA_KEY = "lwcnn"
+INPUT_NAME = "image"
+OUTPUT_NAME = "logits"
+DEFAULT_OPSET = 17
+
+#: What of a trained model's metadata goes into the ONNX file (not the split or the config).
+_KEPT = ("model", "task", "classes", "preprocessing", "threshold", "metrics", "commit", "lwcnn_version")
+
+
+def onnx_metadata(model: nn.Module, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The metadata stored in the ONNX file: what inference needs, from the trained model's JSON
+    (or, for an untrained model, its spec alone)."""
+    meta = {key: metadata[key] for key in _KEPT if metadata and key in metadata}
+    meta.setdefault("model", model.spec.to_dict())
+    meta.setdefault("task", model.spec.task)
+    meta["input"] = INPUT_NAME
+    meta["output"] = OUTPUT_NAME
+    meta["output_stride"] = getattr(model, "output_stride", None)
+    return meta
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path | None,
+    metadata: Mapping[str, Any] | None = None,
+    opset: int = DEFAULT_OPSET,
+    sample_size: tuple[int, int] = (64, 64),
+) -> bytes:
+    """Export ``model`` (eval mode) to ONNX with dynamic batch, height and width; write it to
+    ``path`` atomically when given; return the file's bytes. Input ``image`` (N, C, H, W) float32,
+    normalised as the metadata's ``preprocessing`` says; output ``logits`` ((N, classes) for a
+    classifier, (N, classes, H/stride, W/stride) for a segmenter)."""
+    model = model.eval()
+    sample = torch.zeros(1, model.spec.in_channels, *sample_size)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notices
+        torch.onnx.export(
+            model,
+            (sample,),
+            buffer,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    entry = proto.metadata_props.add()
+    entry.key = ONNX_METADATA_KEY
+    entry.value = json.dumps(onnx_metadata(model, metadata))
+    proto.producer_name = "lwcnn"
+    onnx.checker.check_model(proto)
+    data = proto.SerializeToString()
+    if path is not None:
+        atomic_write_bytes(path, data)
+    return data
