@@ -1,0 +1,117 @@
+"""ONNX Runtime latency of the LW depthwise pyramid as one grouped 5x5 convolution (how lwcnn
+computes it) against eight separate depthwise convolutions (the paper's drawing), same weights.
+
+    python benchmarks/lw_pyramid_ort.py [--runs 200] [--threads 1]
+
+lw@0.35, classification 3x200x200 (6 classes) and segmentation 3x512x512, batch 1, ONNX Runtime
+fp32 on the CPU; the two graphs are timed alternately, ten runs at a time; medians and ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import numpy as np
+import onnxruntime as ort
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lwcnn.export import export_onnx
+from lwcnn.models import LW_KERNELS, create_model
+from lwcnn.models.layers import same_padding
+from lwcnn.models.lw import LWDepthwisePyramid
+from lwcnn.tables import format_table
+
+
+class EightBranchPyramid(nn.Module):
+    """The same pyramid as eight depthwise convolutions, outputs interleaved to channel c * 8 + k."""
+
+    def __init__(self, pyramid: LWDepthwisePyramid) -> None:
+        super().__init__()
+        self.weights = pyramid.weights
+        self.stride = pyramid.stride
+        self.channels = pyramid.channels
+        self.pads = [(*same_padding(kw), *same_padding(kh)) for kh, kw in LW_KERNELS]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [
+            F.conv2d(F.pad(x, pad), w, stride=self.stride, groups=self.channels)
+            for w, pad in zip(self.weights, self.pads, strict=True)
+        ]
+        n, c, h, w = outs[0].shape
+        return torch.stack(outs, dim=2).reshape(n, c * len(outs), h, w)
+
+
+def eight_branch_copy(model: nn.Module) -> nn.Module:
+    model = copy.deepcopy(model)
+    for module in model.modules():
+        if hasattr(module, "pyramid") and isinstance(module.pyramid, LWDepthwisePyramid):
+            module.pyramid = EightBranchPyramid(module.pyramid)
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    rows = []
+    for task, classes, shape, runs in (
+        ("cls", 6, (1, 3, 200, 200), args.runs),
+        ("seg", 2, (1, 3, 512, 512), args.runs // 4),
+    ):
+        torch.manual_seed(0)
+        model = create_model("lw@0.35", task=task, num_classes=classes).eval()
+        with torch.no_grad():
+            model.train()(torch.randn(2, *shape[1:]))
+        model.eval()
+        sessions = {
+            "fused 5x5": ort.InferenceSession(
+                export_onnx(model, None), options, providers=["CPUExecutionProvider"]
+            ),
+            "8 branches": ort.InferenceSession(
+                export_onnx(eight_branch_copy(model), None), options, providers=["CPUExecutionProvider"]
+            ),
+        }
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        outputs = [s.run(None, {"image": x})[0] for s in sessions.values()]
+        assert np.max(np.abs(outputs[0] - outputs[1])) < 1e-4, "the two graphs disagree"
+        times: dict[str, list[float]] = {name: [] for name in sessions}
+        for s in sessions.values():
+            for _ in range(10):
+                s.run(None, {"image": x})
+        while min(len(t) for t in times.values()) < runs:
+            for name, s in sessions.items():
+                for _ in range(10):
+                    t0 = time.perf_counter()
+                    s.run(None, {"image": x})
+                    times[name].append((time.perf_counter() - t0) * 1000)
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        for name in sessions:
+            rows.append({"task": task, "input": "x".join(map(str, shape[1:])), "pyramid": name,
+                         "runs": len(times[name]), "median_ms": medians[name],
+                         "eight_over_fused": medians["8 branches"] / medians["fused 5x5"]})  # fmt: skip
+    print(f"onnxruntime {ort.__version__}, {args.threads} thread(s), batch 1, lw@0.35")
+    columns = [
+        ("task", "task"),
+        ("input", "input"),
+        ("pyramid", "pyramid"),
+        ("runs", "runs"),
+        ("median_ms", "median (ms)", ".3f"),
+        ("eight_over_fused", "8 branches / fused", ".2f"),
+    ]
+    print(format_table(rows, columns))
+
+
+if __name__ == "__main__":
+    main()
