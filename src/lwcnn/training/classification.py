@@ -152,9 +152,8 @@ def train_classifier(
     train_cfg = config["train"]
     threads = int(train_cfg["threads"]) or os.cpu_count() or 1
     torch.set_num_threads(threads)
+    data = prepare_data(config, run_dir, show_progress)  # before any file is written: bad data leaves no run
     run_dir.mkdir(parents=True, exist_ok=True)
-
-    data = prepare_data(config, run_dir, show_progress)
     data.split.save(run_dir / "split.json")
     atomic_write_text(run_dir / "config.yaml", dump_config(config))
     for line in data.skipped:
