@@ -13,33 +13,15 @@ import argparse
 import json
 import platform
 import statistics
-import time
 
 import torch
 
 from lwcnn.models import create_model
+from lwcnn.profiling.latency import time_alternately
 from lwcnn.tables import format_table
 
 CASES = (("cls", 6, (3, 200, 200)), ("seg", 2, (3, 512, 512)))
 MODELS = ("lw@0.35", "mobilenetv2@0.35")
-
-
-def time_alternately(
-    models: dict[str, torch.nn.Module], x: torch.Tensor, runs: int, warmup: int
-) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in models}
-    with torch.inference_mode():
-        for model in models.values():
-            for _ in range(warmup):
-                model(x)
-        slice_runs = 10
-        while min(len(t) for t in times.values()) < runs:
-            for name, model in models.items():
-                for _ in range(slice_runs):
-                    t0 = time.perf_counter()
-                    model(x)
-                    times[name].append((time.perf_counter() - t0) * 1000.0)
-    return times
 
 
 def main() -> None:
@@ -60,7 +42,9 @@ def main() -> None:
         x = torch.randn(1, *shape)
         for threads in args.threads:
             torch.set_num_threads(threads)
-            times = time_alternately(models, x, runs, args.warmup)
+            runners = {name: (lambda m=model, x=x: m(x)) for name, model in models.items()}
+            with torch.inference_mode():
+                times = time_alternately(runners, runs, args.warmup)
             medians = {name: statistics.median(t) for name, t in times.items()}
             for name in MODELS:
                 rows.append(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
 
 import numpy as np
 import onnxruntime as ort
@@ -24,6 +23,7 @@ from lwcnn.export import export_onnx
 from lwcnn.models import LW_KERNELS, create_model
 from lwcnn.models.layers import same_padding
 from lwcnn.models.lw import LWDepthwisePyramid
+from lwcnn.profiling.latency import time_alternately
 from lwcnn.tables import format_table
 
 
@@ -86,16 +86,10 @@ def main() -> None:
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         outputs = [s.run(None, {"image": x})[0] for s in sessions.values()]
         assert np.max(np.abs(outputs[0] - outputs[1])) < 1e-4, "the two graphs disagree"
-        times: dict[str, list[float]] = {name: [] for name in sessions}
-        for s in sessions.values():
-            for _ in range(10):
-                s.run(None, {"image": x})
-        while min(len(t) for t in times.values()) < runs:
-            for name, s in sessions.items():
-                for _ in range(10):
-                    t0 = time.perf_counter()
-                    s.run(None, {"image": x})
-                    times[name].append((time.perf_counter() - t0) * 1000)
+        runners = {
+            name: (lambda s=session, x=x: s.run(None, {"image": x})) for name, session in sessions.items()
+        }
+        times = time_alternately(runners, runs, warmup=10)
         medians = {name: statistics.median(t) for name, t in times.items()}
         for name in sessions:
             rows.append({"task": task, "input": "x".join(map(str, shape[1:])), "pyramid": name,

@@ -47,6 +47,14 @@ def save_model(path: str | Path, model: nn.Module, metadata: Mapping[str, Any]) 
     return base.with_suffix(".json")
 
 
+def update_metrics(spec: str | Path, metrics: Mapping[str, Any]) -> None:
+    """Add ``metrics`` to a trained model's metadata (the weights file is left alone)."""
+    meta = read_metadata(spec)
+    path = Path(meta.pop("_path"))
+    meta["metrics"] = {**meta.get("metrics", {}), **metrics}
+    atomic_write_json(path, meta)
+
+
 def read_metadata(spec: str | Path) -> dict[str, Any]:
     """The metadata of a trained model (bundled name, file or run folder)."""
     path = resolve_weights(spec)

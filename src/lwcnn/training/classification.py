@@ -290,22 +290,14 @@ def train_classifier(
 
 def evaluate_run_model(model_path: Path, test_set: ClassificationDataset, run_dir: Path) -> dict[str, Any]:
     """Score the run's best model on the test part; record the result in its metadata."""
-    from lwcnn.checkpoints import load_model, read_metadata
+    from lwcnn.checkpoints import load_model, update_metrics
 
     model, _ = load_model(model_path)
     metrics = score(predict_probabilities(model, test_set), test_set)
     plot_confusion(
         metrics["confusion"], metrics["classes"], run_dir / "test_confusion.png", title="test split"
     )
-    meta = read_metadata(model_path)
-    meta.pop("_path")
-    meta["metrics"]["test_accuracy"] = metrics["accuracy"]
-    meta["metrics"]["test_n"] = metrics["n"]
-    save_model(
-        model_path,
-        model,
-        {k: v for k, v in meta.items() if k not in ("format", "model", "lwcnn_version", "created")},
-    )
+    update_metrics(model_path, {"test_accuracy": metrics["accuracy"], "test_n": metrics["n"]})
     return metrics
 
 
