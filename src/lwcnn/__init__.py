@@ -1,7 +1,8 @@
 """lwcnn: compact CNNs that find surface defects and run fast on ordinary CPUs.
 
-``import lwcnn`` stays light: names that need PyTorch (``create_model``...) are imported on first
-use, so the inference runtime can be installed and imported without torch.
+``import lwcnn`` stays light: every name is imported on first use, so the inference runtime
+(``lwcnn.Inspector``) can be installed and imported without torch; ``create_model`` and
+``profile_model`` need the training install.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_TORCH_EXPORTS = {
+_LAZY_EXPORTS = {
+    "Inspector": "lwcnn.runtime",
     "create_model": "lwcnn.models",
     "list_models": "lwcnn.models",
     "profile_model": "lwcnn.profiling",
@@ -19,12 +21,13 @@ _TORCH_EXPORTS = {
 if TYPE_CHECKING:
     from lwcnn.models import create_model, list_models
     from lwcnn.profiling import profile_model
+    from lwcnn.runtime import Inspector
 
-__all__ = ["__version__", "create_model", "list_models", "profile_model"]
+__all__ = ["Inspector", "__version__", "create_model", "list_models", "profile_model"]
 
 
 def __getattr__(name: str) -> Any:
-    module_name = _TORCH_EXPORTS.get(name)
+    module_name = _LAZY_EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'lwcnn' has no attribute {name!r}")
     import importlib

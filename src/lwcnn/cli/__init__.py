@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from lwcnn import __version__
-from lwcnn.cli import data, evaluate, export, models, predict, profile, train
+from lwcnn.cli import data, evaluate, export, inspect, models, predict, profile, train
 from lwcnn.data.classification import DataError
 from lwcnn.data.images import ImageReadError
 
-SUBCOMMANDS = (models, profile, train, evaluate, predict, export, data)
+SUBCOMMANDS = (models, profile, train, evaluate, predict, inspect, export, data)
 
 
 class CLIError(Exception):

@@ -21,6 +21,9 @@ from lwcnn.fileio import atomic_write_bytes
 ONNX_METADATA_KEY = "lwcnn"
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
+#: A classifier's second output: per-class logit maps at the backbone's last stride, whose spatial
+#: mean is the logits (class activation maps; where the evidence for each class lies).
+CLASS_MAPS_NAME = "class_maps"
 DEFAULT_OPSET = 17
 
 #: What of a trained model's metadata goes into the ONNX file (not the split or the config).
@@ -35,6 +38,8 @@ def onnx_metadata(model: nn.Module, metadata: Mapping[str, Any] | None = None) -
     meta.setdefault("task", model.spec.task)
     meta["input"] = INPUT_NAME
     meta["output"] = OUTPUT_NAME
+    if meta["task"] == "cls":
+        meta["class_maps"] = CLASS_MAPS_NAME
     meta["output_stride"] = getattr(model, "output_stride", None)
     return meta
 
@@ -55,9 +60,13 @@ def export_onnx(
     With ``rewrite`` (the default) the graph is that of :func:`~lwcnn.export.rewrites.for_inference`
     (same outputs, faster in ONNX Runtime), tuned for the metadata's input size when it has one."""
     model = model.eval()
+    meta = onnx_metadata(model, metadata)
     if rewrite:
         size = (metadata or {}).get("preprocessing", {}).get("size")
         model = for_inference(model, tuple(size) if size else None)
+    outputs = [OUTPUT_NAME]
+    if model.spec.task == "cls":
+        model, outputs = _WithClassMaps(model), [OUTPUT_NAME, CLASS_MAPS_NAME]
     sample = torch.zeros(1, model.spec.in_channels, *sample_size)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -67,8 +76,11 @@ def export_onnx(
             (sample,),
             buffer,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=outputs,
+            dynamic_axes={
+                INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                **{name: {0: "batch"} for name in outputs},
+            },
             opset_version=opset,
             do_constant_folding=True,
             dynamo=False,
@@ -76,10 +88,25 @@ def export_onnx(
     proto = onnx.load_from_string(buffer.getvalue())
     entry = proto.metadata_props.add()
     entry.key = ONNX_METADATA_KEY
-    entry.value = json.dumps(onnx_metadata(model, metadata))
+    entry.value = json.dumps(meta)
     proto.producer_name = "lwcnn"
     onnx.checker.check_model(proto)
     data = proto.SerializeToString()
     if path is not None:
         atomic_write_bytes(path, data)
     return data
+
+
+class _WithClassMaps(nn.Module):
+    """A classifier that also returns its class activation maps: the fully connected layer applied
+    at every position of the last features (a 1x1 convolution); their spatial mean is the logits,
+    which are computed that way, so both outputs come from one pass."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.fc, self.spec = classifier.backbone, classifier.fc, classifier.spec
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.backbone(x)[-1]
+        maps = nn.functional.conv2d(features, self.fc.weight[:, :, None, None], self.fc.bias)
+        return maps.mean(dim=(2, 3)), maps

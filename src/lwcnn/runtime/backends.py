@@ -1,0 +1,90 @@
+"""Where a model's outputs come from: ONNX Runtime (the default; no torch) or PyTorch (a fallback
+for trained-model files when ONNX Runtime is not wanted). Both take a float32 (N, C, H, W) batch
+and return the model's named outputs as NumPy arrays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+ONNX_METADATA_KEY = "lwcnn"  # the same key as lwcnn.export (which imports torch, so not imported here)
+
+
+class Backend(Protocol):
+    """Runs a model: ``metadata`` (the model's JSON metadata) and ``run(batch) -> {name: array}``."""
+
+    name: str
+    metadata: dict[str, Any]
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+class OnnxRuntimeBackend:
+    """An ONNX file (or its bytes) in an ONNX Runtime CPU session with ``threads`` intra-op threads
+    (None: ONNX Runtime's default, one per core)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model: str | Path | bytes, threads: int | None = None, source: str = "") -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.inter_op_num_threads = 1
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # warnings about hardware-specific layouts are not for users
+        data = model if isinstance(model, bytes) else str(model)
+        source = source or (str(model) if not isinstance(model, bytes) else "model")
+        try:
+            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise ValueError(
+                f"{source}: not an ONNX model ONNX Runtime can load ({_first_line(error)})"
+            ) from None
+        custom = self.session.get_modelmeta().custom_metadata_map
+        if ONNX_METADATA_KEY not in custom:
+            raise ValueError(f"{source}: an ONNX file without lwcnn metadata (export it with lwcnn export)")
+        self.metadata: dict[str, Any] = json.loads(custom[ONNX_METADATA_KEY])
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        return dict(zip(self.output_names, outputs, strict=True))
+
+
+class TorchBackend:
+    """A trained model (safetensors + JSON) in PyTorch eager: needs the training install."""
+
+    name = "torch"
+
+    def __init__(self, weights: str | Path, threads: int | None = None) -> None:
+        import torch
+
+        from lwcnn.checkpoints import load_model
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self.model, self.metadata = load_model(weights)
+        self.model.eval()
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+            if self.metadata["task"] == "cls":
+                features = self.model.backbone(x)[-1]
+                fc = self.model.fc
+                maps = torch.nn.functional.conv2d(features, fc.weight[:, :, None, None], fc.bias)
+                return {"logits": maps.mean(dim=(2, 3)).numpy(), "class_maps": maps.numpy()}
+            return {"logits": self.model(x).numpy()}
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,69 @@
+"""Pictures of a result a person can open: the image beside the same image with what the model saw
+drawn on it (a segmenter's defect mask and boxes, or a classifier's evidence heat map), captioned
+with the verdict. Pillow and NumPy only."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from lwcnn.runtime.engine import Inspection
+
+MASK_COLOUR = np.array([255, 40, 40], np.float32)
+BOX_COLOUR = (255, 220, 0)
+CAPTION_HEIGHT = 18
+GAP = 4
+
+
+def overlay_image(image: np.ndarray, result: Inspection, alpha: float = 0.45) -> Image.Image:
+    """An RGB picture: the input on the left, the overlay on the right, the verdict above."""
+    rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+    base = rgb.astype(np.float32)
+    drawn = base.copy()
+    if result.mask is not None:
+        tint = result.mask[:, :, None] * alpha
+        drawn = drawn * (1 - tint) + MASK_COLOUR * tint
+    elif result.class_map is not None:
+        heatmap = result.heatmap()
+        heat = heatmap[:, :, None]
+        drawn = drawn * (1 - alpha * heat) + _hot(heatmap) * (alpha * heat)
+    height, width = rgb.shape[:2]
+    picture = Image.new("RGB", (2 * width + GAP, height + CAPTION_HEIGHT), (24, 24, 24))
+    picture.paste(Image.fromarray(rgb), (0, CAPTION_HEIGHT))
+    picture.paste(
+        Image.fromarray(np.clip(drawn + 0.5, 0, 255).astype(np.uint8)), (width + GAP, CAPTION_HEIGHT)
+    )
+    draw = ImageDraw.Draw(picture)
+    for region in result.regions:
+        x0, y0, x1, y1 = region.box
+        left, top = width + GAP + x0, CAPTION_HEIGHT + y0
+        draw.rectangle((left - 1, top - 1, left + (x1 - x0), top + (y1 - y0)), outline=BOX_COLOUR, width=2)
+    draw.text((4, 3), caption(result), fill=(255, 255, 255), font=ImageFont.load_default())
+    return picture
+
+
+def caption(result: Inspection) -> str:
+    """One line: the verdict, its score and, for a segmenter, the defect area and region count."""
+    text = f"{result.verdict}  {result.score:.3f}"
+    if result.task == "seg" and result.defective:
+        text += f"  area {result.area} px  {len(result.regions)} region(s)"
+    return text
+
+
+def png_bytes(picture: Image.Image | np.ndarray) -> bytes:
+    """A picture (or a boolean/uint8 mask, written as 0/255) encoded as PNG."""
+    if isinstance(picture, np.ndarray):
+        array = picture.astype(np.uint8) * 255 if picture.dtype == bool else picture
+        picture = Image.fromarray(array)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _hot(values: np.ndarray) -> np.ndarray:
+    """A black-red-yellow-white colour ramp for 0..1 values, as (H, W, 3) floats in 0..255."""
+    v = np.clip(values, 0.0, 1.0)[:, :, None]
+    ramp = np.concatenate([np.clip(3 * v, 0, 1), np.clip(3 * v - 1, 0, 1), np.clip(3 * v - 2, 0, 1)], axis=2)
+    return ramp * 255.0
