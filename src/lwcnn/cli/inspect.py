@@ -116,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
     rows: list[dict] = []
     failures: list[dict] = []
     first_result_s = None
-    bar = tqdm(total=len(paths), unit="img", desc="inspect", file=sys.stderr, dynamic_ncols=True, disable=None)
+    bar = tqdm(
+        total=len(paths), unit="img", desc="inspect", file=sys.stderr, dynamic_ncols=True, disable=None
+    )
     for result in inspector.inspect_paths(paths, keep_pixels=pictures):
         bar.update(1)
         if isinstance(result, InspectionFailure):

@@ -1,0 +1,102 @@
+"""``lwcnn inspect`` as a user runs it: folders and globs, CSV/JSON/pictures, exit statuses, no torch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from lwcnn.cli import main
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def write_images(folder: Path, count: int, size: tuple[int, int] = (48, 48)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        paths.append(folder / f"img{i}.png")
+        pixels = np.random.default_rng(i).integers(60, 200, size, dtype=np.uint8)
+        Image.fromarray(pixels).save(paths[-1])
+    return paths
+
+
+def test_folder_with_a_corrupt_file(tmp_path, classifier_onnx, capsys):
+    write_images(tmp_path / "in", 3)
+    write_images(tmp_path / "in" / "sub", 1)  # folders are searched recursively; same stem img0
+    (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "out"
+    status = main(["inspect", str(tmp_path / "in"), "--weights", str(classifier_onnx[0]), "--out", str(out)])
+    assert status == 3  # an unreadable image: reported, skipped, and the exit status says so
+    captured = capsys.readouterr()
+    assert "broken.png" in captured.err and "4 image(s) inspected" in captured.err
+    with open(out / "results.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 5 and sum(r["verdict"] == "unreadable" for r in rows) == 1
+    overlays = sorted(p.name for p in (out / "overlays").iterdir())
+    assert overlays == ["img0.png", "img0_2.png", "img1.png", "img2.png"]
+    with Image.open(out / "overlays" / "img1.png") as picture:
+        assert picture.mode == "RGB" and picture.width > 2 * 48 and picture.height > 48
+    report = json.loads((out / "results.json").read_text())
+    assert report["summary"]["images"] == 4 and report["summary"]["failed"] == 1
+
+
+def test_json_glob_and_fail_on_defect(tmp_path, classifier_onnx, capsys):
+    write_images(tmp_path / "in", 4)
+    args = ["inspect", str(tmp_path / "in" / "img[0-2].png"), "--weights", str(classifier_onnx[0])]
+    args += ["--out", str(tmp_path / "out"), "--json", "--no-pictures"]
+    assert main([*args, "--ok-class", "good", "--ok-class", "scratch", "--ok-class", "dent"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [Path(r["image"]).name for r in report["results"]] == ["img0.png", "img1.png", "img2.png"]
+    assert all(set(r) >= {"verdict", "score", "probabilities", "defective"} for r in report["results"])
+    assert report["summary"]["defective"] == 0 and not (tmp_path / "out" / "overlays").exists()
+    assert main([*args, "--ok-class", "good"]) in (0, 1)
+    report = json.loads(capsys.readouterr().out)
+    defective = report["summary"]["defective"]
+    assert main([*args, "--ok-class", "good", "--fail-on-defect"]) == (1 if defective else 0)
+
+
+def test_segmenter_writes_masks_and_boxes(tmp_path, segmenter_onnx, capsys):
+    write_images(tmp_path / "in", 2, size=(90, 130))  # larger than the 64x64 working size: tiled
+    out = tmp_path / "out"
+    args = ["inspect", str(tmp_path / "in"), "--weights", str(segmenter_onnx[0]), "--out", str(out), "--json"]
+    assert main([*args, "--threshold", "0.01"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for row in report["results"]:
+        assert {"area", "boxes", "area_fraction"} <= set(row) and row["defective"] == (row["area"] >= 1)
+        with Image.open(row["mask"]) as mask:
+            values = set(np.unique(np.asarray(mask)).tolist())
+            assert mask.size == (130, 90) and values <= {0, 255}
+            assert (np.asarray(mask) > 0).sum() == row["area"]
+
+
+def test_no_images_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["inspect", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "no images" in capsys.readouterr().err
+
+
+def test_inspect_runs_without_torch(tmp_path):
+    """The runtime never imports torch: here importing it fails, as on a runtime-only install."""
+    image = write_images(tmp_path / "in", 1, size=(200, 200))[0]
+    script = f"""
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "albumentations", "matplotlib", "safetensors"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, NoTorch())
+from lwcnn.cli import main
+status = main(["inspect", {str(image)!r}, "--out", {str(tmp_path / "out")!r}, "--json"])
+assert "torch" not in sys.modules
+sys.exit(status)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["summary"]["engine"] == "onnxruntime" and report["results"][0]["verdict"]
