@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint clean-venv
 
+# The main job: inspect the bundled sample images with the bundled model (ONNX Runtime).
 demo: $(STAMP)
-	$(BIN)/lwcnn profile
+	$(BIN)/lwcnn inspect samples/neu --out inspection
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
 	touch $(STAMP)
 
 clean-venv:

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from lwcnn import __version__
-from lwcnn.cli import data, evaluate, export, inspect, models, predict, profile, train
+from lwcnn.cli import bench, data, evaluate, export, inspect, models, predict, profile, train
 from lwcnn.data.classification import DataError
 from lwcnn.data.images import ImageReadError
 
-SUBCOMMANDS = (models, profile, train, evaluate, predict, inspect, export, data)
+SUBCOMMANDS = (models, profile, bench, train, evaluate, predict, inspect, export, data)
 
 
 class CLIError(Exception):
@@ -45,6 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"lwcnn {args.command}: error: {error}", file=sys.stderr
         )  # one line: errors say file and problem
+        return 2
+    except ImportError as error:  # a training command on a runtime-only install
+        print(
+            f"lwcnn {args.command}: error: this command needs the training install "
+            f"(pip install 'lwcnn[train]'): {error}",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"lwcnn {args.command}: interrupted", file=sys.stderr)

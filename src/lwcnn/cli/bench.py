@@ -1,0 +1,56 @@
+"""``lwcnn bench``: inference latency and throughput of lw@0.35 and mobilenetv2@0.35, classification
+and segmentation, in ONNX Runtime and PyTorch eager, 1 and 2 threads, batch 1 and 8."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="inference speed in ONNX Runtime and PyTorch",
+        description=(
+            "Median latency per forward pass and images/s for lw@0.35 and mobilenetv2@0.35 (classification "
+            "3x200x200, segmentation 3x512x512 with the same decoder), ONNX Runtime fp32 (lwcnn's export, "
+            "with its inference rewrites) and PyTorch eager (channels_last), 1 and 2 threads, batch 1 and 8. "
+            "Engines run one at a time. Takes a few minutes."
+        ),
+    )
+    parser.add_argument("--models", nargs="+", default=["lw@0.35", "mobilenetv2@0.35"], metavar="MODEL")
+    parser.add_argument("--tasks", nargs="+", choices=("cls", "seg"), default=["cls", "seg"])
+    parser.add_argument(
+        "--engines", nargs="+", choices=("onnxruntime", "torch"), default=["onnxruntime", "torch"]
+    )
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--batch", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--runs", type=int, default=30, help="timed runs per configuration (default 30)")
+    parser.add_argument(
+        "--budget", type=float, default=10.0, help="seconds per configuration at most (default 10)"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON list of rows")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from lwcnn.profiling.bench import run_bench
+    from lwcnn.tables import format_table
+
+    if min(args.threads) < 1 or min(args.batch) < 1 or args.runs < 1:
+        raise ValueError("--threads, --batch and --runs must be at least 1")
+    total = len(args.models) * len(args.tasks) * len(args.engines) * len(args.threads) * len(args.batch)
+    with tqdm(total=total, desc="bench", unit="config", file=sys.stderr, disable=None) as bar:
+        rows = run_bench(args.models, args.tasks, args.engines, args.threads, args.batch, args.runs,
+                         budget_s=args.budget, progress=lambda row: bar.update(1))  # fmt: skip
+    if args.json:
+        print(json.dumps([row.to_dict() for row in rows]))
+        return 0
+    columns = [("model", "model"), ("task", "task"), ("input", "input"), ("engine", "engine"),
+               ("threads", "threads"), ("batch", "batch"), ("runs", "runs"),
+               ("latency_ms", "median (ms)", ".2f"), ("images_per_s", "images/s", ".1f")]  # fmt: skip
+    print(format_table([row.to_dict() for row in rows], columns))
+    return 0
