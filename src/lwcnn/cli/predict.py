@@ -1,4 +1,4 @@
-"""``lwcnn predict``: the class and its probability for each image."""
+"""``lwcnn predict``: the class and its probability for each image (the inspection engine, terse)."""
 
 from __future__ import annotations
 
@@ -22,32 +22,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
+    from lwcnn.runtime import InspectionFailure, Inspector
 
-    from lwcnn.checkpoints import load_model
-    from lwcnn.data.images import ImageReadError, read_image
-    from lwcnn.data.preprocessing import Preprocessing
-
-    model, meta = load_model(args.weights)
-    if meta["task"] != "cls":
-        raise ValueError(f"{args.weights}: a {meta['task']} model; lwcnn predict classifies")
-    preprocessing = Preprocessing.from_dict(meta["preprocessing"])
-    classes = meta["classes"]
+    inspector = Inspector(args.weights)
+    if inspector.task != "cls":
+        raise ValueError(f"{args.weights}: a {inspector.task} model; lwcnn predict classifies")
     results, failures = [], 0
-    for path in args.images:
-        try:
-            x = preprocessing(read_image(path, preprocessing.channels))
-        except ImageReadError as error:
-            print(f"lwcnn predict: error: {error}", file=sys.stderr)
+    for result in inspector.inspect_paths(args.images):
+        if isinstance(result, InspectionFailure):
+            print(f"lwcnn predict: error: {result.error}", file=sys.stderr)
             failures += 1
             continue
-        with torch.inference_mode():
-            probabilities = torch.softmax(model(torch.from_numpy(x)[None]), dim=1)[0].numpy()
-        best = int(np.argmax(probabilities))
-        results.append({"image": path, "class": classes[best], "probability": float(probabilities[best])})
+        results.append({"image": result.image, "class": result.verdict, "probability": result.score})
         if not args.json:
-            print(f"{path}\t{classes[best]}\t{probabilities[best]:.4f}")
+            print(f"{result.image}\t{result.verdict}\t{result.score:.4f}")
     if args.json:
         print(json.dumps(results))
     return 1 if failures else 0

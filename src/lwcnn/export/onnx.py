@@ -97,16 +97,13 @@ def export_onnx(
     return data
 
 
+
 class _WithClassMaps(nn.Module):
-    """A classifier that also returns its class activation maps: the fully connected layer applied
-    at every position of the last features (a 1x1 convolution); their spatial mean is the logits,
-    which are computed that way, so both outputs come from one pass."""
+    """A classifier whose forward returns its logits and class activation maps (two ONNX outputs)."""
 
     def __init__(self, classifier: nn.Module) -> None:
         super().__init__()
-        self.backbone, self.fc, self.spec = classifier.backbone, classifier.fc, classifier.spec
+        self.classifier, self.spec = classifier, classifier.spec
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.backbone(x)[-1]
-        maps = nn.functional.conv2d(features, self.fc.weight[:, :, None, None], self.fc.bias)
-        return maps.mean(dim=(2, 3)), maps
+        return self.classifier.logits_and_class_maps(x)

@@ -35,6 +35,14 @@ class Classifier(nn.Module):
         features = self.backbone(x)[-1]
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(features, 1), 1))
 
+    def logits_and_class_maps(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The logits and the class activation maps (N, classes, h, w): the fully connected layer
+        applied at every position of the last features. Pooling and the layer are both linear, so
+        the maps' spatial mean is the logits, which are computed that way: one pass gives both."""
+        features = self.backbone(x)[-1]
+        maps = F.conv2d(features, self.fc.weight[:, :, None, None], self.fc.bias)
+        return maps.mean(dim=(2, 3)), maps
+
 
 class SeparableConv(nn.Sequential):
     """Depthwise 3x3 (dilated) + BN + ReLU, then pointwise 1x1 + BN + ReLU."""

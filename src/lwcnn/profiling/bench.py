@@ -83,6 +83,7 @@ def run_bench(
                 continue
             model = _trained_like(name, task, classes, shape)
             onnx_bytes = export_onnx(model, None, {"preprocessing": {"size": list(shape[1:])}})
+            model = model.to(memory_format=torch.channels_last)  # the eager engine's layout
             for engine in engines:
                 for thread_count in threads:
                     session = None
@@ -102,9 +103,8 @@ def run_bench(
                             run = lambda s=session, x=x: s.run(None, {"image": x})  # noqa: E731
                         else:
                             tensor = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-                            model_cl = model.to(memory_format=torch.channels_last)
 
-                            def run(m=model_cl, t=tensor):
+                            def run(m=model, t=tensor):
                                 with torch.inference_mode():
                                     return m(t)
 

@@ -78,10 +78,8 @@ class TorchBackend:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
             if self.metadata["task"] == "cls":
-                features = self.model.backbone(x)[-1]
-                fc = self.model.fc
-                maps = torch.nn.functional.conv2d(features, fc.weight[:, :, None, None], fc.bias)
-                return {"logits": maps.mean(dim=(2, 3)).numpy(), "class_maps": maps.numpy()}
+                logits, maps = self.model.logits_and_class_maps(x)
+                return {"logits": logits.numpy(), "class_maps": maps.numpy()}
             return {"logits": self.model(x).numpy()}
 
 
