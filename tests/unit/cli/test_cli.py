@@ -74,3 +74,18 @@ def test_import_lwcnn_does_not_import_torch():
     code = "import sys, lwcnn; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False"
+
+
+def test_bench_json_rows(capsys):
+    args = ["bench", "--models", "lw@0.35", "--tasks", "cls", "--threads", "1", "--batch", "1", "2"]
+    assert main([*args, "--runs", "2", "--budget", "0.1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {(r["engine"], r["batch"]) for r in rows} == {
+        (e, b) for e in ("onnxruntime", "torch") for b in (1, 2)
+    }
+    for row in rows:
+        assert {"model", "task", "engine", "threads", "batch", "latency_ms", "images_per_s"} <= set(row)
+        assert (
+            row["latency_ms"] > 0
+            and abs(row["images_per_s"] - 1000 * row["batch"] / row["latency_ms"]) < 1e-6
+        )
