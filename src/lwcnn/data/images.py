@@ -5,7 +5,9 @@ This module needs only NumPy and Pillow, so the inference runtime can use it wit
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -25,6 +27,10 @@ class ImageReadError(Exception):
         self.problem = problem
 
 
+class TooManyPixels(ImageReadError):
+    """An image larger than the caller allows (a likely decompression bomb)."""
+
+
 def is_image_file(path: Path) -> bool:
     """Whether ``path`` has an image extension (the content is checked only when it is read)."""
     return path.suffix.lower() in IMAGE_EXTENSIONS
@@ -37,28 +43,51 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
     converted with the ITU-R 601 luma weights (Pillow's 'L'). 16-bit images are scaled to 8 bits.
     Raises :class:`ImageReadError` for a missing, empty, truncated or non-image file.
     """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise ImageReadError(path, "empty file")
-        with Image.open(path) as image:
-            image.load()
-            image = _to_8bit(image)
-            converted = image.convert("L" if channels == 1 else "RGB")
-    except ImageReadError:
-        raise
+        with open(path, "rb") as file:
+            return _decode(file, channels, path)
     except FileNotFoundError:
         raise ImageReadError(path, "no such file") from None
     except IsADirectoryError:
         raise ImageReadError(path, "is a directory, not an image") from None
     except PermissionError:
         raise ImageReadError(path, "permission denied") from None
+
+
+def decode_image(
+    data: bytes, channels: int = 3, name: str = "image", max_pixels: int | None = None
+) -> np.ndarray:
+    """:func:`read_image` for an image held in memory (an upload); ``name`` stands for the file in
+    errors. With ``max_pixels``, an image with more pixels is refused from its header, before its
+    pixels are decoded (a decompression bomb costs nothing)."""
+    if not data:
+        raise ImageReadError(name, "empty file")
+    return _decode(io.BytesIO(data), channels, name, max_pixels)
+
+
+def _decode(file: BinaryIO, channels: int, name: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    try:
+        with Image.open(file) as image:
+            if max_pixels is not None and image.width * image.height > max_pixels:
+                raise TooManyPixels(
+                    name, f"{image.width}x{image.height} is more than the {max_pixels} pixels allowed"
+                )
+            image.load()
+            image = _to_8bit(image)
+            converted = image.convert("L" if channels == 1 else "RGB")
+    except ImageReadError:
+        raise
     except UnidentifiedImageError:
-        raise ImageReadError(path, "not an image file Pillow can read") from None
+        raise ImageReadError(name, "not an image file Pillow can read") from None
+    except Image.DecompressionBombError as error:
+        raise TooManyPixels(name, f"too many pixels ({error})") from None
     except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data
-        raise ImageReadError(path, f"corrupt or truncated image ({error})") from None
+        raise ImageReadError(name, f"corrupt or truncated image ({error})") from None
     array = np.asarray(converted, dtype=np.uint8)
     return array[:, :, None] if channels == 1 else array
 
