@@ -74,6 +74,8 @@ class Inspection:
             "width": width,
             "ms": round(self.ms, 3),
         }
+        if self.task == "cls":
+            data["class"] = self.verdict
         if self.probabilities is not None:
             data["probabilities"] = {k: round(v, 6) for k, v in self.probabilities.items()}
         if self.task == "seg":

@@ -38,7 +38,9 @@ def test_inspect_health_model_and_schema(neu_client):
     assert answer.status_code == 200
     body = answer.json()
     reference = Inspector("neu", threads=1).inspect(np.asarray(Image.open(io.BytesIO(png()))))
-    assert body["verdict"] == reference.verdict and abs(body["score"] - reference.score) < 1e-5
+    assert (
+        body["verdict"] == body["class"] == reference.verdict and abs(body["score"] - reference.score) < 1e-5
+    )
     assert body["model"] == "lw@0.35 (neu)" and body["image"] == "steel.png" and body["server_ms"] > 0
     assert neu_client.get("/v1/health").json()["status"] == "ok"
     model = neu_client.get("/v1/model").json()
