@@ -7,6 +7,9 @@ import argparse
 import json
 import sys
 
+#: The same names as lwcnn.profiling.bench.ENGINES (which imports torch; the parser must not).
+ENGINES = ("onnxruntime", "onnxruntime-int8", "torch")
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -14,16 +17,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="inference speed in ONNX Runtime and PyTorch",
         description=(
             "Median latency per forward pass and images/s for lw@0.35 and mobilenetv2@0.35 (classification "
-            "3x200x200, segmentation 3x512x512 with the same decoder), ONNX Runtime fp32 (lwcnn's export, "
-            "with its inference rewrites) and PyTorch eager (channels_last), 1 and 2 threads, batch 1 and 8. "
+            "3x200x200, segmentation 3x512x512 with the same decoder), ONNX Runtime fp32 and int8 (lwcnn's "
+            "export with its inference rewrites; int8 calibrated on random inputs) and PyTorch eager "
+            "(channels_last), 1 and 2 threads, batch 1 and 8. "
             "Engines run one at a time. Takes a few minutes."
         ),
     )
     parser.add_argument("--models", nargs="+", default=["lw@0.35", "mobilenetv2@0.35"], metavar="MODEL")
     parser.add_argument("--tasks", nargs="+", choices=("cls", "seg"), default=["cls", "seg"])
-    parser.add_argument(
-        "--engines", nargs="+", choices=("onnxruntime", "torch"), default=["onnxruntime", "torch"]
-    )
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--batch", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--runs", type=int, default=30, help="timed runs per configuration (default 30)")

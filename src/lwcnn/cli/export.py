@@ -1,9 +1,10 @@
-"""``lwcnn export``: a trained model as one self-contained ONNX file."""
+"""``lwcnn export``: a trained model as one self-contained ONNX file, optionally int8."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -13,7 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Write a trained model as one self-contained ONNX file (no external data) with dynamic batch "
             "and image size; the task, classes, input channels, preprocessing and threshold are stored "
-            "in its metadata (key 'lwcnn')."
+            "in its metadata (key 'lwcnn'). With --int8, quantise it (static, calibrated on training "
+            "images), report the test accuracy and the latency of both, and keep int8 only if it is faster."
         ),
     )
     parser.add_argument(
@@ -21,6 +23,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, help="ONNX file to write")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--int8", action="store_true", help="static int8 quantisation where it is faster")
+    parser.add_argument("--force-int8", action="store_true", help="with --int8: keep int8 even if slower")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="with --int8: the training data (default: the root the model was trained on)",
+    )
+    parser.add_argument(
+        "--calibration", default=None, help="with --int8: a folder of images to calibrate on instead"
+    )
+    parser.add_argument(
+        "--calibration-images", type=int, default=100, help="images to calibrate on (default 100)"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     parser.set_defaults(func=run)
 
@@ -28,12 +43,94 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from lwcnn.checkpoints import load_model
     from lwcnn.export import export_onnx
+    from lwcnn.fileio import atomic_write_bytes
 
     model, meta = load_model(args.weights)
-    data = export_onnx(model, args.out, meta, opset=args.opset)
-    summary = {"out": args.out, "bytes": len(data), "model": meta["model"]["name"], "task": meta["task"]}
+    data = export_onnx(model, None, meta, opset=args.opset)
+    summary: dict = {
+        "out": args.out,
+        "model": meta["model"]["name"],
+        "task": meta["task"],
+        "precision": "fp32",
+    }
+    if args.int8 or args.force_int8:
+        data = _int8(args, meta, data, summary)
+    atomic_write_bytes(args.out, data)
+    summary["bytes"] = len(data)
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"wrote {args.out} ({len(data) / 1024:.0f} KB): {summary['model']} {summary['task']}")
+        print(
+            f"wrote {args.out} ({len(data) / 1024:.0f} KB): "
+            f"{summary['model']} {summary['task']} {summary['precision']}"
+        )
     return 0
+
+
+def _int8(args: argparse.Namespace, meta: dict, fp32: bytes, summary: dict) -> bytes:
+    """Quantise; measure; return the bytes to write (int8 only where it pays, or when forced)."""
+    from lwcnn.data.images import read_image
+    from lwcnn.data.preprocessing import Preprocessing
+    from lwcnn.export.quantize import classification_accuracy, compare_latency, quantize_onnx
+
+    preprocessing = Preprocessing.from_dict(meta["preprocessing"])
+    calibration_paths, test = _calibration_and_test(args, meta)
+    if not calibration_paths:
+        raise ValueError(f"{args.weights}: no calibration images (give --data or --calibration)")
+    calibration = [preprocessing(read_image(p, preprocessing.channels)) for p in calibration_paths]
+    int8 = quantize_onnx(fp32, calibration)
+    shape = (1, preprocessing.channels, *preprocessing.size)
+    latency = compare_latency(fp32, int8, shape)
+    summary.update(calibration_images=len(calibration), fp32_ms=latency["fp32"], int8_ms=latency["int8"])
+    if test and meta["task"] == "cls":
+        paths, labels = test
+        images = [preprocessing(read_image(p, preprocessing.channels)) for p in paths]
+        summary["fp32_test_accuracy"] = classification_accuracy(fp32, images, labels)
+        summary["int8_test_accuracy"] = classification_accuracy(int8, images, labels)
+        summary["test_n"] = len(images)
+    keep = args.force_int8 or latency["int8"] < latency["fp32"]
+    summary["precision"] = "int8" if keep else "fp32"
+    if not args.json:
+        verdict = "kept int8" if keep else "int8 is not faster here: kept fp32 (--force-int8 keeps int8)"
+        line = (
+            f"int8: {latency['int8']:.2f} ms against fp32 {latency['fp32']:.2f} ms "
+            f"(1 thread, input {shape}); {verdict}"
+        )
+        if "int8_test_accuracy" in summary:
+            line += (
+                f"; test accuracy {summary['int8_test_accuracy']:.4f} int8 against "
+                f"{summary['fp32_test_accuracy']:.4f} fp32 on {summary['test_n']} images"
+            )
+        print(line)
+    return int8 if keep else fp32
+
+
+def _calibration_and_test(
+    args: argparse.Namespace, meta: dict
+) -> tuple[list[Path], tuple[list[Path], list[int]] | None]:
+    """Calibration images (evenly spread over the training part, or a folder's images) and the test
+    part with labels when the model's split and data are at hand."""
+    from lwcnn.data.classification import scan_classification
+    from lwcnn.data.images import is_image_file
+    from lwcnn.data.splits import Split
+
+    count = max(1, args.calibration_images)
+    test = None
+    if args.calibration:
+        folder = Path(args.calibration)
+        found = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+        calibration = found[:: max(1, len(found) // count)][:count]
+    else:
+        root = args.data or (meta.get("data") or {}).get("root")
+        if not root or not Path(root).is_dir() or "split" not in meta or meta["task"] != "cls":
+            raise ValueError(
+                f"{args.weights}: its training data is not at hand; give --data ROOT or --calibration FOLDER"
+            )
+        images = scan_classification(root, meta["data"].get("layout", "auto"))
+        split = Split.from_dict(meta["split"])
+        train = split.indices(images, "train")
+        calibration = [images.root / images.paths[i] for i in train[:: max(1, len(train) // count)][:count]]
+        if "test" in split.parts:
+            indices = split.indices(images, "test")
+            test = ([images.root / images.paths[i] for i in indices], [images.labels[i] for i in indices])
+    return calibration, test

@@ -1,5 +1,5 @@
-"""Inference speed of the deployable models in every engine: ONNX Runtime (the rewritten export)
-and PyTorch eager, 1 and 2 threads, batch 1 and 8. One engine at a time: a PyTorch and an ONNX
+"""Inference speed of the deployable models in every engine: ONNX Runtime (the rewritten export,
+fp32 and int8) and PyTorch eager, 1 and 2 threads, batch 1 and 8. One engine at a time: a PyTorch and an ONNX
 Runtime thread pool never run side by side."""
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from lwcnn.models import create_model
 #: The issue's configurations: NEU-size classification and 512x512 segmentation.
 BENCH_CASES = (("cls", 6, (3, 200, 200)), ("seg", 2, (3, 512, 512)))
 BENCH_MODELS = ("lw@0.35", "mobilenetv2@0.35")
-ENGINES = ("onnxruntime", "torch")
+ENGINES = ("onnxruntime", "onnxruntime-int8", "torch")
+#: Calibration images for the int8 rows: random inputs (speed does not depend on the values; the
+#: accuracy of int8 is measured by ``lwcnn export --int8`` on real images, not here).
+INT8_CALIBRATION_IMAGES = 8
 
 
 @dataclass
@@ -84,10 +87,19 @@ def run_bench(
             model = _trained_like(name, task, classes, shape)
             onnx_bytes = export_onnx(model, None, {"preprocessing": {"size": list(shape[1:])}})
             model = model.to(memory_format=torch.channels_last)  # the eager engine's layout
+            graphs = {"onnxruntime": onnx_bytes}
+            if "onnxruntime-int8" in engines:
+                from lwcnn.export.quantize import quantize_onnx
+
+                rng = np.random.default_rng(0)
+                calibration = [
+                    rng.standard_normal(shape).astype(np.float32) for _ in range(INT8_CALIBRATION_IMAGES)
+                ]
+                graphs["onnxruntime-int8"] = quantize_onnx(onnx_bytes, calibration)
             for engine in engines:
                 for thread_count in threads:
                     session = None
-                    if engine == "onnxruntime":
+                    if engine in graphs:
                         options = ort.SessionOptions()
                         options.intra_op_num_threads = thread_count
                         options.inter_op_num_threads = 1

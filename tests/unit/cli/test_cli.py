@@ -80,9 +80,8 @@ def test_bench_json_rows(capsys):
     args = ["bench", "--models", "lw@0.35", "--tasks", "cls", "--threads", "1", "--batch", "1", "2"]
     assert main([*args, "--runs", "2", "--budget", "0.1", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {(r["engine"], r["batch"]) for r in rows} == {
-        (e, b) for e in ("onnxruntime", "torch") for b in (1, 2)
-    }
+    engines = ("onnxruntime", "onnxruntime-int8", "torch")
+    assert {(r["engine"], r["batch"]) for r in rows} == {(e, b) for e in engines for b in (1, 2)}
     for row in rows:
         assert {"model", "task", "engine", "threads", "batch", "latency_ms", "images_per_s"} <= set(row)
         assert (
