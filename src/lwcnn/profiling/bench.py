@@ -105,7 +105,7 @@ def run_bench(
                         options.inter_op_num_threads = 1
                         options.log_severity_level = 3
                         session = ort.InferenceSession(
-                            onnx_bytes, options, providers=["CPUExecutionProvider"]
+                            graphs[engine], options, providers=["CPUExecutionProvider"]
                         )
                     else:
                         torch.set_num_threads(thread_count)
