@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _int8(args: argparse.Namespace, meta: dict, fp32: bytes, summary: dict) -> bytes:
-    """Quantise; measure; return the bytes to write (int8 only where it pays, or when forced)."""
+    """Quantise; measure; return the fastest graph (int8 only where it pays, unless forced)."""
     from lwcnn.data.images import read_image
     from lwcnn.data.preprocessing import Preprocessing
     from lwcnn.export.quantize import classification_accuracy, compare_latency, quantize_onnx
@@ -78,31 +78,31 @@ def _int8(args: argparse.Namespace, meta: dict, fp32: bytes, summary: dict) -> b
     if not calibration_paths:
         raise ValueError(f"{args.weights}: no calibration images (give --data or --calibration)")
     calibration = [preprocessing(read_image(p, preprocessing.channels)) for p in calibration_paths]
-    int8 = quantize_onnx(fp32, calibration)
+    graphs = {"fp32": fp32, "int8": quantize_onnx(fp32, calibration)}
+    if meta["task"] == "seg":  # mixed precision: int8 decoder, fp32 backbone
+        graphs["int8-decoder"] = quantize_onnx(fp32, calibration, scope="decoder")
     shape = (1, preprocessing.channels, *preprocessing.size)
-    latency = compare_latency(fp32, int8, shape)
-    summary.update(calibration_images=len(calibration), fp32_ms=latency["fp32"], int8_ms=latency["int8"])
+    latency = compare_latency(graphs, shape)
+    summary.update(calibration_images=len(calibration), **{f"{name}_ms": ms for name, ms in latency.items()})
     if test and meta["task"] == "cls":
         paths, labels = test
         images = [preprocessing(read_image(p, preprocessing.channels)) for p in paths]
-        summary["fp32_test_accuracy"] = classification_accuracy(fp32, images, labels)
-        summary["int8_test_accuracy"] = classification_accuracy(int8, images, labels)
+        for name, graph in graphs.items():
+            summary[f"{name}_test_accuracy"] = classification_accuracy(graph, images, labels)
         summary["test_n"] = len(images)
-    keep = args.force_int8 or latency["int8"] < latency["fp32"]
-    summary["precision"] = "int8" if keep else "fp32"
+    candidates = [n for n in graphs if n != "fp32"] if args.force_int8 else list(graphs)
+    chosen = min(candidates, key=latency.__getitem__)
+    summary["precision"] = chosen
     if not args.json:
-        verdict = "kept int8" if keep else "int8 is not faster here: kept fp32 (--force-int8 keeps int8)"
-        line = (
-            f"int8: {latency['int8']:.2f} ms against fp32 {latency['fp32']:.2f} ms "
-            f"(1 thread, input {shape}); {verdict}"
-        )
-        if "int8_test_accuracy" in summary:
-            line += (
-                f"; test accuracy {summary['int8_test_accuracy']:.4f} int8 against "
-                f"{summary['fp32_test_accuracy']:.4f} fp32 on {summary['test_n']} images"
-            )
+        timings = ", ".join(f"{name} {ms:.2f} ms" for name, ms in latency.items())
+        line = f"latency (1 thread, input {shape}): {timings}; kept {chosen}"
+        if chosen == "fp32":
+            line += " (int8 is not faster here; --force-int8 keeps the fastest int8)"
+        if "test_n" in summary:
+            accuracies = ", ".join(f"{n} {summary[f'{n}_test_accuracy']:.4f}" for n in graphs)
+            line += f"; test accuracy on {summary['test_n']} images: {accuracies}"
         print(line)
-    return int8 if keep else fp32
+    return graphs[chosen]
 
 
 def _calibration_and_test(

@@ -3,9 +3,10 @@ training images, and the measurement that decides whether it is worth shipping.
 
 int8 pays where convolutions are dense matrix products (MobileNetV2's expansions, the decoder's
 pointwise layers); the LW block's small depthwise kernels and the quantise/dequantise steps around
-them can make a model slower. So :func:`quantize_onnx` returns the int8 bytes and
-:func:`compare_latency` measures both graphs side by side; ``lwcnn export --int8`` keeps the int8
-file only when it is faster on this machine (or when told to).
+them can make a model slower. So :func:`quantize_onnx` returns the int8 bytes (of the whole model,
+or of a segmenter's decoder only) and :func:`compare_latency` measures the graphs side by side;
+``lwcnn export --int8`` keeps the fastest of fp32 and the int8 variants on this machine (or int8
+when told to).
 """
 
 from __future__ import annotations
@@ -34,9 +35,17 @@ class _Batches:
         return None if image is None else {INPUT_NAME: image[None].astype(np.float32)}
 
 
-def quantize_onnx(model: bytes, calibration: Iterable[np.ndarray]) -> bytes:
+#: What to quantise: every operator ONNX Runtime can, or only the segmentation decoder's (mixed
+#: precision: int8 for its dense 1x1 convolutions, fp32 for the depthwise-heavy LW backbone).
+SCOPES = ("all", "decoder")
+
+
+def quantize_onnx(model: bytes, calibration: Iterable[np.ndarray], scope: str = "all") -> bytes:
     """int8 weights (per channel) and uint8 activations calibrated (min-max) on ``calibration``,
-    preprocessed images as the model takes them. The metadata of ``model`` is kept."""
+    preprocessed images as the model takes them, over ``scope`` (:data:`SCOPES`). The metadata of
+    ``model`` is kept. Raises ``ValueError`` when the scope names no operator of the model."""
+    if scope not in SCOPES:
+        raise ValueError(f"int8 scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -46,6 +55,12 @@ def quantize_onnx(model: bytes, calibration: Iterable[np.ndarray]) -> bytes:
         fp32, prepared, int8 = (Path(folder) / f"{n}.onnx" for n in ("fp32", "prepared", "int8"))
         fp32.write_bytes(model)
         quant_pre_process(str(fp32), str(prepared))  # shape inference and graph clean-up first
+        nodes = None
+        if scope == "decoder":
+            graph = onnx.load(str(prepared)).graph
+            nodes = [n.name for n in graph.node if n.op_type == "Conv" and n.name.startswith("/decoder/")]
+            if not nodes:
+                raise ValueError("the model has no segmentation decoder to quantise")
         quantize_static(
             str(prepared),
             str(int8),
@@ -54,6 +69,7 @@ def quantize_onnx(model: bytes, calibration: Iterable[np.ndarray]) -> bytes:
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            nodes_to_quantize=nodes,
         )
         quantized = onnx.load(str(int8))
     del quantized.metadata_props[:]
@@ -62,9 +78,9 @@ def quantize_onnx(model: bytes, calibration: Iterable[np.ndarray]) -> bytes:
 
 
 def compare_latency(
-    fp32: bytes, int8: bytes, shape: tuple[int, ...], threads: int = 1, runs: int = 50
+    graphs: dict[str, bytes], shape: tuple[int, ...], threads: int = 1, runs: int = 50
 ) -> dict[str, float]:
-    """Median milliseconds of the two graphs on one input of ``shape``, timed alternately."""
+    """Median milliseconds of each graph on one input of ``shape``, timed alternately."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -73,7 +89,7 @@ def compare_latency(
     options.log_severity_level = 3
     sessions = {
         name: ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        for name, data in (("fp32", fp32), ("int8", int8))
+        for name, data in graphs.items()
     }
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     runners = {name: (lambda s=s: s.run(None, {INPUT_NAME: x})) for name, s in sessions.items()}

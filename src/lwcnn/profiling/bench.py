@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from lwcnn.export import export_onnx
+from lwcnn.export.quantize import quantize_onnx
 from lwcnn.models import create_model
 
 #: The issue's configurations: NEU-size classification and 512x512 segmentation.
 BENCH_CASES = (("cls", 6, (3, 200, 200)), ("seg", 2, (3, 512, 512)))
 BENCH_MODELS = ("lw@0.35", "mobilenetv2@0.35")
-ENGINES = ("onnxruntime", "onnxruntime-int8", "torch")
+ENGINES = ("onnxruntime", "onnxruntime-int8", "onnxruntime-int8-decoder", "torch")
 #: Calibration images for the int8 rows: random inputs (speed does not depend on the values; the
 #: accuracy of int8 is measured by ``lwcnn export --int8`` on real images, not here).
 INT8_CALIBRATION_IMAGES = 8
@@ -88,15 +89,17 @@ def run_bench(
             onnx_bytes = export_onnx(model, None, {"preprocessing": {"size": list(shape[1:])}})
             model = model.to(memory_format=torch.channels_last)  # the eager engine's layout
             graphs = {"onnxruntime": onnx_bytes}
+            rng = np.random.default_rng(0)
+            calibration = [
+                rng.standard_normal(shape).astype(np.float32) for _ in range(INT8_CALIBRATION_IMAGES)
+            ]
             if "onnxruntime-int8" in engines:
-                from lwcnn.export.quantize import quantize_onnx
-
-                rng = np.random.default_rng(0)
-                calibration = [
-                    rng.standard_normal(shape).astype(np.float32) for _ in range(INT8_CALIBRATION_IMAGES)
-                ]
                 graphs["onnxruntime-int8"] = quantize_onnx(onnx_bytes, calibration)
+            if "onnxruntime-int8-decoder" in engines and task == "seg":  # mixed: int8 decoder only
+                graphs["onnxruntime-int8-decoder"] = quantize_onnx(onnx_bytes, calibration, scope="decoder")
             for engine in engines:
+                if engine.startswith("onnxruntime") and engine not in graphs:
+                    continue  # int8-decoder: segmenters only
                 for thread_count in threads:
                     session = None
                     if engine in graphs:

@@ -57,3 +57,33 @@ def test_int8_without_data_is_a_clear_error(run_folder, tmp_path, capsys):
     assert main([*args, "--data", str(tmp_path / "nowhere")]) == 2
     assert "--calibration" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_segmenter_tries_mixed_precision_with_a_calibration_folder(tmp_path, capsys):
+    import torch
+    from PIL import Image
+
+    from lwcnn.checkpoints import save_model
+    from lwcnn.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("lw@0.35", task="seg", in_channels=1).eval()
+    preprocessing = {"channels": 1, "size": [64, 64], "mean": [0.5], "std": [0.25]}
+    save_model(
+        tmp_path / "seg",
+        model,
+        {"task": "seg", "classes": ["background", "defect"], "preprocessing": preprocessing},
+    )
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (64, 64), dtype=np.uint8)).save(
+            folder / f"{i}.png"
+        )
+    out = tmp_path / "seg.onnx"
+    args = ["export", "--weights", str(tmp_path / "seg.json"), "--out", str(out), "--int8", "--force-int8"]
+    assert main([*args, "--calibration", str(folder), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {"fp32_ms", "int8_ms", "int8-decoder_ms"} <= set(summary) and summary["calibration_images"] == 4
+    assert summary["precision"] == min(("int8", "int8-decoder"), key=lambda n: summary[f"{n}_ms"])
+    assert Inspector(out, threads=1).inspect(np.zeros((64, 64), np.uint8)).verdict in ("OK", "defective")
