@@ -120,3 +120,22 @@ def test_an_unexpected_failure_is_a_500_without_a_trace(monkeypatch):
     assert answer.status_code == 500 and answer.json() == {"error": "internal error"}
     monkeypatch.undo()
     assert upload(client, png()).status_code == 200
+
+
+def test_serve_command_takes_the_key_from_the_environment(monkeypatch, capsys):
+    import uvicorn
+
+    from lwcnn.cli import main
+
+    served = {}
+    monkeypatch.setattr(
+        uvicorn, "run", lambda app, host, port, **kw: served.update(app=app, host=host, port=port)
+    )
+    monkeypatch.setenv("LWCNN_API_KEY", "from-env")
+    assert main(["serve", "--port", "8123"]) == 0
+    assert served["host"] == "127.0.0.1" and served["port"] == 8123  # this machine only, by default
+    assert "an API key is required" in capsys.readouterr().out
+    client = TestClient(served["app"])
+    assert upload(client, png()).status_code == 401
+    assert upload(client, png(), **{"X-API-Key": "from-env"}).status_code == 200
+    assert main(["serve", "--port", "0"]) == 2  # a bad port is a one-line error
