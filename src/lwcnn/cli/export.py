@@ -111,14 +111,14 @@ def _calibration_and_test(
     """Calibration images (evenly spread over the training part, or a folder's images) and the test
     part with labels when the model's split and data are at hand."""
     from lwcnn.data.classification import scan_classification
-    from lwcnn.data.images import is_image_file
+    from lwcnn.data.images import find_images
     from lwcnn.data.splits import Split
 
     count = max(1, args.calibration_images)
     test = None
     if args.calibration:
         folder = Path(args.calibration)
-        found = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+        found = find_images(folder)
         calibration = found[:: max(1, len(found) // count)][:count]
     else:
         root = args.data or (meta.get("data") or {}).get("root")

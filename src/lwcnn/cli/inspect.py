@@ -66,14 +66,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def expand_paths(specs: list[str]) -> tuple[list[Path], list[str]]:
     """Image files named by files, folders (recursive, sorted) and glob patterns, and one-line
     problems for specs that name nothing."""
-    from lwcnn.data.images import is_image_file
+    from lwcnn.data.images import find_images
 
     files: list[Path] = []
     problems: list[str] = []
     for spec in specs:
         path = Path(spec).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+            found = find_images(path)
             if not found:
                 problems.append(f"{spec}: no images in this folder")
             files.extend(found)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lwcnn.data.images import ImageReadError, is_image_file, read_image
+from lwcnn.data.images import ImageReadError, find_images, is_image_file, read_image
 
 
 class DataError(Exception):
@@ -109,7 +109,7 @@ def scan_class_folders(root: str | Path) -> LabelledImages:
     paths: list[Path] = []
     labels: list[int] = []
     for index, class_dir in enumerate(class_dirs):
-        files = sorted(p for p in class_dir.rglob("*") if p.is_file() and is_image_file(p))
+        files = find_images(class_dir)
         if not files:
             raise DataError(f"{class_dir}: class folder has no images")
         paths += [p.relative_to(root) for p in files]

@@ -36,6 +36,11 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def find_images(folder: str | Path) -> list[Path]:
+    """The image files under ``folder`` (recursively, by extension), sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_file(p))
+
+
 def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
     """Read an image as a ``uint8`` array of shape (H, W, channels), ``channels`` 1 or 3.
 

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from lwcnn.data.classification import DataError
-from lwcnn.data.images import ImageReadError, is_image_file, read_image
+from lwcnn.data.images import ImageReadError, find_images, is_image_file, read_image
 
 
 @dataclass(frozen=True)
@@ -188,10 +188,10 @@ def scan_image_mask_folders(
         )
     masks: dict[Path, Path] = {}
     if mask_root.is_dir():
-        for mask in sorted(p for p in mask_root.rglob("*") if p.is_file() and is_image_file(p)):
+        for mask in find_images(mask_root):
             masks[mask.relative_to(mask_root).with_suffix("")] = mask
     samples = []
-    for image in sorted(p for p in image_root.rglob("*") if p.is_file() and is_image_file(p)):
+    for image in find_images(image_root):
         key = image.relative_to(image_root).with_suffix("")
         mask = masks.pop(key, None)
         group = key.parent.as_posix() if key.parent != Path(".") else ""
