@@ -25,6 +25,7 @@ from lwcnn.models import LW_KERNELS, create_model
 from lwcnn.models.layers import same_padding
 from lwcnn.models.lw import LWDepthwisePyramid
 from lwcnn.profiling.latency import time_alternately
+from lwcnn.runtime.backends import cpu_session
 from lwcnn.tables import format_table
 
 
@@ -63,9 +64,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
     rows = []
     for task, classes, shape, runs in (
         ("cls", 6, (1, 3, 200, 200), args.runs),
@@ -83,7 +81,7 @@ def main() -> None:
             "export (rewritten)": export_onnx(model, None, size),
         }
         sessions = {
-            name: ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            name: cpu_session(data, args.threads)
             for name, data in graphs.items()
         }
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)

@@ -81,16 +81,9 @@ def compare_latency(
     graphs: dict[str, bytes], shape: tuple[int, ...], threads: int = 1, runs: int = 50
 ) -> dict[str, float]:
     """Median milliseconds of each graph on one input of ``shape``, timed alternately."""
-    import onnxruntime as ort
+    from lwcnn.runtime.backends import cpu_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    sessions = {
-        name: ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        for name, data in graphs.items()
-    }
+    sessions = {name: cpu_session(data, threads) for name, data in graphs.items()}
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     runners = {name: (lambda s=s: s.run(None, {INPUT_NAME: x})) for name, s in sessions.items()}
     times = time_alternately(runners, runs, warmup=5)

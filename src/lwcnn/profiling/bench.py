@@ -16,6 +16,7 @@ import torch
 from lwcnn.export import export_onnx
 from lwcnn.export.quantize import quantize_onnx
 from lwcnn.models import create_model
+from lwcnn.runtime.backends import cpu_session
 
 #: The issue's configurations: NEU-size classification and 512x512 segmentation.
 BENCH_CASES = (("cls", 6, (3, 200, 200)), ("seg", 2, (3, 512, 512)))
@@ -77,8 +78,6 @@ def run_bench(
 ) -> list[BenchRow]:
     """Time every combination; each configuration stops after ``runs`` timed runs or ``budget_s``
     seconds (at least 5 runs). Returns one row per configuration."""
-    import onnxruntime as ort
-
     rows = []
     tasks, engines, threads, batches = list(tasks), list(engines), list(threads), list(batches)
     for name in models:
@@ -103,13 +102,7 @@ def run_bench(
                 for thread_count in threads:
                     session = None
                     if engine in graphs:
-                        options = ort.SessionOptions()
-                        options.intra_op_num_threads = thread_count
-                        options.inter_op_num_threads = 1
-                        options.log_severity_level = 3
-                        session = ort.InferenceSession(
-                            graphs[engine], options, providers=["CPUExecutionProvider"]
-                        )
+                        session = cpu_session(graphs[engine], thread_count)
                     else:
                         torch.set_num_threads(thread_count)
                     for batch in batches:

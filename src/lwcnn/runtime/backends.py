@@ -22,6 +22,21 @@ class Backend(Protocol):
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
+def cpu_session(model: str | bytes, threads: int | None = None):
+    """An ONNX Runtime CPU session: all graph optimisations, ``threads`` intra-op threads (None: one
+    per core), no inter-op pool, and quiet (its notices about hardware-specific layouts are not for
+    users). The one place sessions are configured: the engine and every benchmark use it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.inter_op_num_threads = 1
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 class OnnxRuntimeBackend:
     """An ONNX file (or its bytes) in an ONNX Runtime CPU session with ``threads`` intra-op threads
     (None: ONNX Runtime's default, one per core)."""
@@ -29,18 +44,10 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, model: str | Path | bytes, threads: int | None = None, source: str = "") -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.inter_op_num_threads = 1
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3  # warnings about hardware-specific layouts are not for users
         data = model if isinstance(model, bytes) else str(model)
         source = source or (str(model) if not isinstance(model, bytes) else "model")
         try:
-            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(data, threads)
         except Exception as error:  # onnxruntime raises its own exception types
             raise ValueError(
                 f"{source}: not an ONNX model ONNX Runtime can load ({_first_line(error)})"
