@@ -51,6 +51,8 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
         "channels_last": True,
         "init_from": None,  # fine-tuning: checkpoint of a model trained on another dataset
         "log_every": 10,  # steps between progress-bar updates of loss and accuracy
+        "accumulate": 1,  # micro-batches per step (gradient accumulation; batch_size stays the step's)
+        "sync_bn": False,  # distributed on GPUs: batch norm over the global batch (SyncBatchNorm)
     },
 }
 

@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
             hint = "no epoch was completed, nothing to resume"
         print(f"lwcnn train: interrupted; {hint}", file=sys.stderr)
         return 130
+    if not result.main:  # another rank of a distributed run: rank 0 reports
+        return 0
     summary = {
         "run": str(result.run_dir),
         "best_epoch": result.best.get("epoch"),

@@ -16,16 +16,23 @@ from lwcnn.evaluation.metrics import classification_metrics
 
 @torch.inference_mode()
 def predict_probabilities(
-    model: nn.Module, dataset: ClassificationDataset, batch_size: int = 64, channels_last: bool = False
+    model: nn.Module,
+    dataset: ClassificationDataset,
+    batch_size: int = 64,
+    channels_last: bool = False,
+    device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Softmax probabilities (N, classes) for every image of ``dataset``, in order, eval mode."""
+    """Softmax probabilities (N, classes) for every image of ``dataset``, in order, eval mode, with
+    the model on ``device``."""
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     outputs = []
     for images, _ in loader:
+        images = images.to(device)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        outputs.append(F.softmax(model(images).float(), dim=1).numpy())
+        with torch.no_grad():
+            outputs.append(F.softmax(model(images).float(), dim=1).cpu().numpy())
     return np.concatenate(outputs) if outputs else np.zeros((0, len(dataset.images.classes)), np.float32)
 
 

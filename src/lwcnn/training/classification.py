@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -35,6 +36,13 @@ from lwcnn.evaluation.classifier import predict_probabilities, score
 from lwcnn.evaluation.plots import plot_confusion, plot_learning_curves
 from lwcnn.fileio import atomic_write_text
 from lwcnn.models import create_model
+from lwcnn.training.distributed import (
+    DistContext,
+    check_agreement,
+    close_distributed,
+    init_distributed,
+    sum_over_ranks,
+)
 from lwcnn.training.schedule import Schedule, scaled_schedule
 
 METRIC_COLUMNS = ("epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
@@ -129,11 +137,22 @@ class TrainResult:
     best: dict[str, Any]
     test: dict[str, Any] | None
     skipped: list[str]
+    main: bool = True  # False on the other ranks of a distributed run (which write and report nothing)
 
 
 def train_classifier(
     config: Mapping[str, Any], resume: bool = False, show_progress: bool = True
 ) -> TrainResult:
+    """See :func:`_train`; under ``torchrun`` each process runs this and they train as one
+    (DistributedDataParallel; lwcnn.training.distributed)."""
+    context = init_distributed()
+    try:
+        return _train(config, resume, show_progress and context.is_main, context)
+    finally:
+        close_distributed(context)
+
+
+def _train(config: Mapping[str, Any], resume: bool, show_progress: bool, context: DistContext) -> TrainResult:
     """Train a classifier as ``config`` says, in the run folder ``config['out']``.
 
     The run folder receives ``config.yaml``, ``split.json``, ``metrics.csv``, ``best.*`` and
@@ -147,36 +166,64 @@ def train_classifier(
         if not resume_path.exists():
             raise FileNotFoundError(f"{resume_path}: nothing to resume (no completed epoch in {run_dir})")
         config = load_config(run_dir / "config.yaml", [f"out={run_dir}"])
-    elif resume_path.exists():
+    elif resume_path.exists():  # every rank checks: none has written anything yet
         raise FileExistsError(f"{run_dir}: already holds a run; use --resume to continue it or another out=")
     train_cfg = config["train"]
     threads = int(train_cfg["threads"]) or os.cpu_count() or 1
     torch.set_num_threads(threads)
+    main = context.is_main
     data = prepare_data(config, run_dir, show_progress)  # before any file is written: bad data leaves no run
-    run_dir.mkdir(parents=True, exist_ok=True)
-    data.split.save(run_dir / "split.json")
-    atomic_write_text(run_dir / "config.yaml", dump_config(config))
-    for line in data.skipped:
-        _info(f"skipped: {line}")
-
-    sampler = BalancedSampler(
-        data.train.images.labels, int(config["augment"]["per_class"]), int(train_cfg["seed"])
+    check_agreement(
+        context,
+        {
+            "config": dict(config),
+            "split": data.split.to_dict(),
+            "images": [[p.as_posix() for p in data.images.paths], list(data.images.labels)],
+        },
     )
-    batch_size = int(train_cfg["batch_size"])
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        data.split.save(run_dir / "split.json")
+        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+        for line in data.skipped:
+            _info(f"skipped: {line}")
+
+    batch_size = int(train_cfg["batch_size"])  # the global batch, over all processes
+    accumulate = max(1, int(train_cfg["accumulate"]))
+    per_rank = batch_size // context.world_size
+    if per_rank % accumulate:
+        raise ValueError(
+            f"train.batch_size {batch_size} over {context.world_size} process(es) gives {per_rank} images "
+            f"per process, not a multiple of train.accumulate={accumulate}"
+        )
+    sampler = BalancedSampler(
+        data.train.images.labels,
+        int(config["augment"]["per_class"]),
+        int(train_cfg["seed"]),
+        rank=context.rank,
+        world_size=context.world_size,
+        global_batch=batch_size,
+    )
     workers = int(train_cfg["workers"])
     loader = DataLoader(
         data.train,
-        batch_size=batch_size,
+        batch_size=per_rank,
         sampler=sampler,
         num_workers=workers,
         worker_init_fn=seed_worker,
-        drop_last=len(sampler) > batch_size,  # no tiny last batch for BN, unless that is all there is
+        # no tiny last batch for BN, unless that is all there is (distributed: the sampler cuts)
+        drop_last=not context.distributed and len(sampler) > batch_size,
     )
     steps_per_epoch = len(loader)
     epochs = int(train_cfg["epochs"])
     schedule = scaled_schedule(train_cfg, epochs * steps_per_epoch)
     classes = data.images.classes
     model = build_model(config, len(classes), schedule)
+    if train_cfg["sync_bn"]:
+        if not context.device.startswith("cuda"):
+            raise ValueError("train.sync_bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only)")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(context.device)
     channels_last = bool(train_cfg["channels_last"])
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -192,7 +239,12 @@ def train_classifier(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, step, best, history = state["epoch"], state["step"], state["best"], state["history"]
-        _info(f"resuming {run_dir} at epoch {start_epoch + 1}/{epochs}, step {step}")
+        if main:
+            _info(f"resuming {run_dir} at epoch {start_epoch + 1}/{epochs}, step {step}")
+    net = model  # what the loop calls; `model` stays the plain module that is saved and validated
+    if context.distributed:
+        device_ids = [context.local_rank] if context.device.startswith("cuda") else None
+        net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
     metadata = {
         "commit": git_commit(),  # the code this run started from, not whatever is checked out later
@@ -209,8 +261,8 @@ def train_classifier(
     for epoch in range(start_epoch, epochs):
         started = time.perf_counter()
         sampler.set_epoch(epoch)
-        data.train.set_epoch(int(train_cfg["seed"]), epoch)
-        model.train()
+        data.train.set_epoch(int(train_cfg["seed"]), epoch, context.rank)
+        net.train()
         loss_sum, correct, seen = 0.0, 0, 0
         bar = tqdm(
             loader,
@@ -220,23 +272,32 @@ def train_classifier(
             leave=False,
         )
         for images, labels in bar:
+            images, labels = images.to(context.device), labels.to(context.device)
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             for group in optimizer.param_groups:
                 group["lr"] = schedule.lr_at(step)
-            logits = model(images)
-            loss = F.cross_entropy(logits, labels)
-            total = loss + l2 * l2_penalty(model) if l2 else loss
             optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            micro_images, micro_labels = images.chunk(accumulate), labels.chunk(accumulate)
+            for index, (micro, micro_target) in enumerate(zip(micro_images, micro_labels, strict=True)):
+                last = index == len(micro_images) - 1
+                # gradients are all-reduced once per step, on the last micro-batch
+                with net.no_sync() if context.distributed and not last else contextlib.nullcontext():
+                    logits = net(micro)
+                    loss = F.cross_entropy(logits, micro_target)
+                    total = loss + l2 * l2_penalty(model) if l2 else loss
+                    (total / len(micro_images)).backward()
+                loss_sum += float(loss.detach()) * len(micro_target)
+                correct += int((logits.argmax(1) == micro_target).sum())
+                seen += len(micro_target)
             optimizer.step()
             step += 1
-            loss_sum += float(loss.detach()) * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-            seen += len(labels)
             if step % log_every == 0:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", step=step)
         bar.close()
+        loss_sum, correct, seen = sum_over_ranks(context, loss_sum, correct, seen)
+        if not main:  # rank 0 validates, logs and writes; the others go on to the next epoch
+            continue
         row: dict[str, Any] = {
             "epoch": epoch + 1,
             "step": step,
@@ -247,7 +308,10 @@ def train_classifier(
             "val_acc": None,
         }
         if data.val is not None:
-            val = score(predict_probabilities(model, data.val, channels_last=channels_last), data.val)
+            probabilities = predict_probabilities(
+                model, data.val, channels_last=channels_last, device=context.device
+            )
+            val = score(probabilities, data.val)
             row["val_loss"], row["val_acc"] = val["loss"], val["accuracy"]
         row["seconds"] = time.perf_counter() - started
         history.append(row)
@@ -279,6 +343,8 @@ def train_classifier(
         )
         _info(_epoch_line(row, epochs))
 
+    if not main:
+        return TrainResult(run_dir, best, None, data.skipped, main=False)
     plot_learning_curves(
         run_dir / "metrics.csv", run_dir / "learning_curves.png", title=f"{config['model']['name']}"
     )
