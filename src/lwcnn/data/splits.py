@@ -87,6 +87,11 @@ def stratified_split(images: LabelledImages, sizes: Mapping[str, float], seed: i
     if not sizes:
         raise ValueError("split sizes are empty")
     for name, size in sizes.items():
+        if isinstance(size, bool) or not isinstance(size, int | float):
+            raise ValueError(
+                f"split size {name}={size!r} is not a number (in YAML write {{train: 0.8, val: 0.2}}, "
+                "with a space after each colon)"
+            )
         if size <= 0 or (not float(size).is_integer() and size >= 1):
             raise ValueError(f"split size {name}={size}: use a per-class count >= 1 or a fraction in (0, 1)")
     parts: dict[str, list[str]] = {name: [] for name in sizes}

@@ -80,3 +80,10 @@ def test_real_neu_standard_split(neu_root):
     test = images.subset(split.indices(images, "test"))
     assert set(test.counts().values()) == {150}
     assert not set(split.parts["train"]) & set(split.parts["test"])
+
+
+def test_a_split_size_that_is_not_a_number_is_a_clear_error(tmp_path):
+    images = make_folders(tmp_path, {"a": 4, "b": 4})
+    # YAML "{train:2, val:1}" (no space after the colon) is the key "train:2" with no value
+    with pytest.raises(ValueError, match=r"split size train:2=None is not a number"):
+        stratified_split(images, {"train:2": None, "val": 1}, seed=0)
