@@ -55,6 +55,16 @@ def update_metrics(spec: str | Path, metrics: Mapping[str, Any]) -> None:
     atomic_write_json(path, meta)
 
 
+def update_metadata(spec: str | Path, fields: Mapping[str, Any]) -> Path:
+    """Set top-level metadata fields of a trained model (e.g. a calibrated threshold); the weights
+    file is left alone. Returns the metadata file."""
+    meta = read_metadata(spec)
+    path = Path(meta.pop("_path"))
+    meta.update(fields)
+    atomic_write_json(path, meta)
+    return path
+
+
 def read_metadata(spec: str | Path) -> dict[str, Any]:
     """The metadata of a trained model (bundled name, file or run folder)."""
     path = resolve_weights(spec)

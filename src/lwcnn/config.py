@@ -1,6 +1,7 @@
 """Training configuration: YAML files in ``configs/``, overridable with ``key=value`` arguments.
 
-A config is a nested mapping merged onto :data:`CLASSIFICATION_DEFAULTS`; unknown keys are errors
+A config is a nested mapping merged onto :data:`CLASSIFICATION_DEFAULTS` or, for ``task: seg``,
+:data:`SEGMENTATION_DEFAULTS`; unknown keys are errors
 (a typo must not silently train with a default). Overrides use dotted keys and YAML values:
 ``train.epochs=5 model.name=mobilenetv2@0.35 data.input_size=[128,128]``.
 """
@@ -57,6 +58,51 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: Every key a segmentation config may have, with its default: the classification recipe plus
+#: images at a scale, training crops, gradual training (Sections 3.4.2, 4.4.2) and the image decision.
+SEGMENTATION_DEFAULTS: dict[str, Any] = {
+    "task": "seg",
+    "out": "runs/seg",
+    "data": {
+        "root": None,  # folder of images with masks (required)
+        "layout": "auto",  # auto | kolektorsdd | dagm | masks (images/ + masks/)
+        "channels": 1,
+        "scale": 1.0,  # every image is resized by this factor first (training and inspection alike)
+        "input_size": [512, 512],  # working size (scaled pixels): larger images are tiled at inspection
+        "crop": [384, 384],  # training crops (scaled pixels); evaluation is always on whole images
+        # fractions/counts of defective and of defect-free images alike; or {folds: FILE, test_fold: K,
+        # val: 0.2} (cross-validation by group); or {val: 0.2} for data with its own train/test (DAGM)
+        "split": {"train": 0.7, "val": 0.1, "test": 0.2},
+        "split_seed": 0,
+        "cache": True,
+        "skip_bad": False,
+    },
+    "normalize": {"mean": [0.5], "std": [0.25]},
+    "model": {"name": "lw@0.35"},
+    "augment": {
+        "per_epoch": 256,  # training crops per epoch
+        "defective_fraction": 0.5,  # share of defective images once defect-free ones join (0: as they come)
+        "transforms": [],  # albumentations transforms, applied to image and mask together
+    },
+    "gradual": {
+        "enabled": True,
+        "zoom_steps": 0.2,  # zoom ratio falls from start_ratio to 1 over these steps (< 1: run fraction)
+        "clean_from": 0.5,  # defect-free images join at this step (< 1: fraction of the run)
+        "start_ratio": 3.6,
+    },
+    "decision": {
+        "threshold": 0.5,  # pixel defect probability
+        "min_area": 1,  # defect pixels that make an image defective (1: the paper's any-pixel rule)
+    },
+    "train": {
+        **CLASSIFICATION_DEFAULTS["train"],
+        "defect_weight": 1.0,  # cross-entropy weight of defect pixels (background: 1)
+    },
+}
+
+DEFAULTS_BY_TASK: dict[str, dict[str, Any]] = {"cls": CLASSIFICATION_DEFAULTS, "seg": SEGMENTATION_DEFAULTS}
+
+
 class ConfigError(ValueError):
     """A bad config file or override; ``str()`` is one line."""
 
@@ -64,10 +110,11 @@ class ConfigError(ValueError):
 def load_config(
     path: str | Path | None,
     overrides: Sequence[str] = (),
-    defaults: Mapping[str, Any] = CLASSIFICATION_DEFAULTS,
+    defaults: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Read ``path`` (YAML), merge it onto ``defaults``, apply ``key=value`` overrides."""
-    config = copy.deepcopy(dict(defaults))
+    """Read ``path`` (YAML), merge it onto ``defaults`` (by default those of the config's ``task``,
+    from the file or a ``task=`` override), apply ``key=value`` overrides."""
+    loaded: Any = {}
     if path is not None:
         path = Path(path)
         try:
@@ -78,6 +125,18 @@ def load_config(
             raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: a config must be a mapping of keys to values")
+    if defaults is None:
+        task = loaded.get("task", "cls")
+        for override in overrides:
+            if override.startswith("task="):
+                task = override.partition("=")[2]
+        if task not in DEFAULTS_BY_TASK:
+            raise ConfigError(
+                f"{path or 'override'}: task {task!r} is not one of {', '.join(DEFAULTS_BY_TASK)}"
+            )
+        defaults = DEFAULTS_BY_TASK[task]
+    config = copy.deepcopy(dict(defaults))
+    if loaded:
         _merge(config, loaded, defaults, prefix="", source=str(path))
     for override in overrides:
         key, sep, text = override.partition("=")
@@ -87,6 +146,10 @@ def load_config(
             value = yaml.safe_load(text) if text else None
         except yaml.YAMLError:
             value = text
+        if key.startswith("data.split.") and isinstance(config["data"].get("split"), dict):
+            # one entry of the split (e.g. data.split.test_fold=1) changes that entry, not the whole split
+            config["data"]["split"][key.removeprefix("data.split.")] = value
+            continue
         nested: dict[str, Any] = value
         for part in reversed(key.split(".")):
             nested = {part: nested}

@@ -12,11 +12,23 @@ import sys
 from collections.abc import Sequence
 
 from lwcnn import __version__
-from lwcnn.cli import bench, data, evaluate, export, inspect, models, predict, profile, serve, train
+from lwcnn.cli import (
+    bench,
+    calibrate,
+    data,
+    evaluate,
+    export,
+    inspect,
+    models,
+    predict,
+    profile,
+    serve,
+    train,
+)
 from lwcnn.data.classification import DataError
 from lwcnn.data.images import ImageReadError
 
-SUBCOMMANDS = (models, profile, bench, train, evaluate, predict, inspect, serve, export, data)
+SUBCOMMANDS = (models, profile, bench, train, evaluate, calibrate, predict, inspect, serve, export, data)
 
 
 class CLIError(Exception):

@@ -11,10 +11,13 @@ from pathlib import Path
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
-        help="accuracy, per-class precision/recall and confusion matrix of a trained model",
+        help="score a trained model: accuracy and confusion (classifier), TPR/TNR/mAcc/AP/IoU (segmenter)",
         description=(
-            "Evaluate a trained classifier on one part of the split it was trained with (so test images "
-            "are never training images), or on every image of --data with --split all."
+            "Evaluate a trained model on one part of the split it was trained with (so test images are "
+            "never training images), or on every image of --data with --split all. A classifier gets "
+            "accuracy, per-class precision/recall and a confusion matrix; a segmenter image-level TPR, "
+            "TNR, mAcc, accuracy, error escape rate and AP, and pixel IoU and Dice, on whole images "
+            "through the inspection engine."
         ),
     )
     parser.add_argument(
@@ -22,7 +25,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--split", default="test", help="part of the model's split (default: test), or 'all'")
-    parser.add_argument("--out", help="folder for the confusion matrix PNG and report JSON")
+    parser.add_argument(
+        "--out", help="folder for report.json and pictures (confusion matrix; segmenter: worst cases)"
+    )
+    parser.add_argument(
+        "--overlays", action="store_true", help="segmenter: a comparison picture of every image in --out"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
         "--skip-bad", action="store_true", help="skip unreadable images (reported) instead of stopping"
@@ -32,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lwcnn.checkpoints import load_model
+    from lwcnn.checkpoints import load_model, read_metadata
     from lwcnn.data.classification import scan_classification
     from lwcnn.data.datasets import ClassificationDataset
     from lwcnn.data.preprocessing import Preprocessing
@@ -42,9 +50,10 @@ def run(args: argparse.Namespace) -> int:
     from lwcnn.evaluation.plots import plot_confusion
     from lwcnn.fileio import atomic_write_json
 
+    meta = read_metadata(args.weights)
+    if meta["task"] == "seg":
+        return run_segmenter(args, meta)
     model, meta = load_model(args.weights)
-    if meta["task"] != "cls":
-        raise ValueError(f"{args.weights}: a {meta['task']} model; lwcnn evaluate handles classifiers so far")
     images = scan_classification(args.data, meta.get("data", {}).get("layout", "auto"))
     if list(images.classes) != meta["classes"]:
         raise ValueError(
@@ -89,4 +98,76 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {item['path']}: {item['true']} -> {item['predicted']} ({item['probability']:.3f})")
     if args.out:
         print(f"\nconfusion matrix and report written to {args.out}/")
+    return 0
+
+
+def split_images(meta: dict, data: str, part: str):
+    """The images of ``part`` of the model's own split in ``data`` (all of them for ``all``)."""
+    from lwcnn.data.segmentation import scan_segmentation
+    from lwcnn.data.splits import Split
+
+    images = scan_segmentation(data, meta.get("data", {}).get("layout", "auto"))
+    if part == "all":
+        return images
+    return images.subset(Split.from_dict(meta["split"]).indices(images, part))
+
+
+def run_segmenter(args: argparse.Namespace, meta: dict) -> int:
+    from lwcnn.evaluation.segmenter import (
+        evaluate_segmenter,
+        segmentation_report,
+        worst_cases,
+        write_pictures,
+    )
+    from lwcnn.fileio import atomic_write_json
+    from lwcnn.runtime.engine import Inspector
+
+    inspector = Inspector(args.weights)
+    images = split_images(meta, args.data, args.split)
+    outcomes, skipped = evaluate_segmenter(inspector, images, args.skip_bad, show_progress=not args.json)
+    for line in skipped:
+        print(f"lwcnn evaluate: skipped: {line}", file=sys.stderr)
+    report = {
+        "weights": str(args.weights),
+        "data": str(args.data),
+        "split": args.split,
+        "threshold": inspector.threshold,
+        "min_area": inspector.min_area,
+        **segmentation_report(outcomes, per_group=images.layout == "dagm"),
+        "images": [vars(o) for o in outcomes],
+        "skipped": skipped,
+    }
+    if args.out:
+        out = Path(args.out)
+        worst = worst_cases(outcomes)
+        if worst:
+            write_pictures(inspector, images, worst, out / "worst", sheet=out / "worst.png")
+        if args.overlays:
+            write_pictures(inspector, images, outcomes, out / "overlays")
+        atomic_write_json(out / "report.json", report)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    print(f"{args.split} split: {report['n']} images, {report['tp'] + report['fn']} defective")
+    names = {
+        "tpr": "TPR (defective found)",
+        "tnr": "TNR (defect-free passed)",
+        "macc": "mAcc",
+        "accuracy": "accuracy (Eq. 10)",
+        "escape_rate": "error escape rate",
+        "ap": "AP of the image score",
+        "iou": "pixel IoU (defective)",
+        "dice": "pixel Dice",
+    }
+    for key, name in names.items():
+        print(f"  {name:28s} {fmt(report[key])}")
+    missed = [o.path for o in outcomes if o.defective and not o.predicted]
+    false_alarms = [o.path for o in outcomes if not o.defective and o.predicted]
+    if missed:
+        print("missed: " + ", ".join(missed))
+    if false_alarms:
+        print("false alarms: " + ", ".join(false_alarms))
+    if args.out:
+        print(f"report and pictures of the worst cases written to {args.out}/")
     return 0

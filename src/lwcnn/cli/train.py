@@ -13,7 +13,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a model from a config",
         description=(
-            "Train a classifier as a YAML config says (see configs/). Any config key can be overridden "
+            "Train a classifier (task: cls) or a segmenter (task: seg) as a YAML config says "
+            "(see configs/). Any config key can be overridden "
             "as key=value, e.g. data.root=images/ train.epochs=10 model.name=lw@0.75. The run folder "
             "(out=...) receives the split, metrics, checkpoints and plots; an interrupted run continues "
             "with --resume RUN_FOLDER."
@@ -32,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lwcnn.config import load_config
-    from lwcnn.training.classification import train_classifier
+    from lwcnn.training import train_model
 
     overrides = list(args.overrides)
     if args.init_from:
@@ -42,13 +43,12 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config or overrides:
             raise ValueError("--resume continues a run with its own config: give no --config or overrides")
-        config = load_config(None, [f"out={args.resume}"])
+        saved = Path(args.resume) / "config.yaml"
+        config = load_config(saved if saved.is_file() else None, [f"out={args.resume}"])
     else:
         config = load_config(args.config, overrides)
-        if config["task"] != "cls":
-            raise ValueError(f"task {config['task']!r}: lwcnn train supports classification ('cls') so far")
     try:
-        result = train_classifier(config, resume=bool(args.resume), show_progress=not args.json)
+        result = train_model(config, resume=bool(args.resume), show_progress=not args.json)
     except KeyboardInterrupt:
         if (Path(config["out"]) / "resume.pt").exists():
             hint = f"continue with: lwcnn train --resume {config['out']}"
@@ -60,20 +60,36 @@ def run(args: argparse.Namespace) -> int:
         return 0
     summary = {
         "run": str(result.run_dir),
+        "task": config["task"],
         "best_epoch": result.best.get("epoch"),
-        "val_accuracy": result.best.get("val_acc") if result.best.get("val_acc", -1) >= 0 else None,
-        "test_accuracy": result.test["accuracy"] if result.test else None,
-        "test_n": result.test["n"] if result.test else None,
         "skipped_images": len(result.skipped),
         "weights": str(result.run_dir / "best.safetensors"),
     }
+    if config["task"] == "cls":
+        summary["val_accuracy"] = result.best.get("val_acc")
+        summary["test_accuracy"] = result.test["accuracy"] if result.test else None
+    else:
+        for key in ("ap", "macc", "iou"):
+            summary[f"val_{key}"] = result.best.get(f"val_{key}")
+            summary[f"test_{key}"] = result.test[key] if result.test else None
+    summary["test_n"] = result.test["n"] if result.test else None
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"run folder: {summary['run']}")
         print(f"best model: {summary['weights']} (epoch {summary['best_epoch']})")
-        if result.test:
+        if result.test and config["task"] == "cls":
             print(f"test accuracy: {result.test['accuracy']:.4f} on {result.test['n']} images")
+        elif result.test:
+            figures = ", ".join(
+                f"{k} {result.test[k]:.4f}"
+                for k in ("ap", "macc", "tpr", "tnr", "iou")
+                if result.test[k] is not None
+            )
+            print(
+                f"test: {figures} on {result.test['n']} images "
+                f"(worst cases: {result.run_dir / 'test_worst.png'})"
+            )
         if result.skipped:
             print(f"skipped {len(result.skipped)} unreadable image(s)")
     return 0

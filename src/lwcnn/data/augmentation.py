@@ -42,3 +42,16 @@ def apply_augmentation(augmentation: Any | None, image: np.ndarray) -> np.ndarra
         return image
     out = augmentation(image=image)["image"]
     return out[:, :, None] if out.ndim == 2 else out
+
+
+def apply_joint_augmentation(
+    augmentation: Any | None, image: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``augmentation`` to an image and its bool mask together: albumentations draws one
+    spatial transform for both (the mask with nearest-neighbour interpolation) and applies pixel
+    transforms (noise, blur, brightness) to the image only."""
+    if augmentation is None:
+        return image, mask
+    out = augmentation(image=image, mask=mask.astype(np.uint8))
+    augmented = out["image"]
+    return (augmented[:, :, None] if augmented.ndim == 2 else augmented), out["mask"] > 0

@@ -104,7 +104,7 @@ class ClassificationDataset(Dataset):
 def seed_worker(worker_id: int) -> None:
     """``DataLoader`` worker initialiser: a distinct, reproducible augmentation stream per worker."""
     info = torch.utils.data.get_worker_info()
-    if info is not None and isinstance(info.dataset, ClassificationDataset):
+    if info is not None and hasattr(info.dataset, "reseed"):  # classification and segmentation datasets
         info.dataset.reseed(worker=worker_id + 1)
 
 

@@ -14,16 +14,24 @@ from PIL import Image
 @dataclass(frozen=True)
 class Preprocessing:
     """How a model wants its input. ``size`` is (height, width); ``mean``/``std`` apply to 0..1 values,
-    one value per channel."""
+    one value per channel. ``scale`` (segmenters) resizes every image by that factor before the
+    network sees it, in training and inference alike; ``size`` is then the working size in scaled
+    pixels (classifiers resize to ``size`` instead)."""
 
     channels: int
     size: tuple[int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    scale: float = 1.0
 
     @classmethod
     def create(
-        cls, channels: int, size: Sequence[int], mean: Sequence[float], std: Sequence[float]
+        cls,
+        channels: int,
+        size: Sequence[int],
+        mean: Sequence[float],
+        std: Sequence[float],
+        scale: float = 1.0,
     ) -> Preprocessing:
         """Validate and broadcast a single mean/std value to every channel."""
         if channels not in (1, 3):
@@ -37,7 +45,9 @@ class Preprocessing:
             std_t = std_t * channels
         if len(mean_t) != channels or len(std_t) != channels or min(std_t) <= 0:
             raise ValueError(f"normalize needs 1 or {channels} means and positive stds")
-        return cls(channels, (int(size[0]), int(size[1])), mean_t, std_t)
+        if not 0.0 < float(scale) <= 4.0:
+            raise ValueError(f"scale must be in (0, 4], got {scale}")
+        return cls(channels, (int(size[0]), int(size[1])), mean_t, std_t, float(scale))
 
     def resize(self, image: np.ndarray) -> np.ndarray:
         """Resize an (H, W, C) uint8 image to ``size`` (bilinear); a no-op when it already fits."""
@@ -47,6 +57,28 @@ class Preprocessing:
         pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
         resized = np.asarray(pil.resize((width, height), Image.Resampling.BILINEAR))
         return resized[:, :, None] if resized.ndim == 2 else resized
+
+    def scaled_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) an image of this size has after :meth:`rescale`."""
+        return max(1, round(height * self.scale)), max(1, round(width * self.scale))
+
+    def rescale(self, image: np.ndarray) -> np.ndarray:
+        """Resize an (H, W, C) uint8 image by ``scale`` (bilinear); a no-op at scale 1."""
+        size = self.scaled_size(*image.shape[:2])
+        if size == image.shape[:2]:
+            return image
+        pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+        resized = np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+        return resized[:, :, None] if resized.ndim == 2 else resized
+
+    def rescale_mask(self, mask: np.ndarray) -> np.ndarray:
+        """Resize a bool mask (H, W) by ``scale``: a scaled pixel is defect if any part of it was
+        (area filter, then > 0), so that a crack one pixel wide survives halving."""
+        size = self.scaled_size(*mask.shape)
+        if size == mask.shape:
+            return mask
+        pil = Image.fromarray(mask.astype(np.uint8) * 255)
+        return np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BOX)) > 0
 
     def normalize(self, image: np.ndarray) -> np.ndarray:
         """(H, W, C) uint8 -> (C, H, W) float32, scaled to 0..1 and normalised."""
@@ -59,13 +91,16 @@ class Preprocessing:
         return self.normalize(self.resize(image))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "channels": self.channels,
             "size": list(self.size),
             "mean": list(self.mean),
             "std": list(self.std),
         }
+        if self.scale != 1.0:  # classifiers (and unscaled segmenters) keep the original form
+            data["scale"] = self.scale
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
-        return cls.create(data["channels"], data["size"], data["mean"], data["std"])
+        return cls.create(data["channels"], data["size"], data["mean"], data["std"], data.get("scale", 1.0))

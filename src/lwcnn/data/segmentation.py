@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image
@@ -44,8 +45,20 @@ class MaskedImages:
     samples: tuple[MaskedSample, ...]
     dropped_duplicates: tuple[Path, ...] = field(default=())
 
+    #: a segmenter's two classes: class 0 is the background, as the engine reads the logits
+    classes: ClassVar[tuple[str, ...]] = ("background", "defect")
+
     def __len__(self) -> int:
         return len(self.samples)
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The image paths (relative to ``root``), in sample order: what splits list."""
+        return tuple(s.image for s in self.samples)
+
+    def subset(self, indices: Sequence[int]) -> MaskedImages:
+        """The samples at ``indices``, in that order."""
+        return MaskedImages(self.root, self.layout, tuple(self.samples[i] for i in indices))
 
     def groups(self) -> list[str]:
         return sorted({s.group for s in self.samples})
@@ -72,6 +85,32 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
         mask_size, image_size = f"{array.shape[1]}x{array.shape[0]}", f"{size[1]}x{size[0]}"
         raise DataError(f"{path}: mask is {mask_size} but its image is {image_size} (width x height)")
     return array > 0
+
+
+def scan_segmentation(root: str | Path, layout: str = "auto") -> MaskedImages:
+    """Scan ``root`` in ``layout`` (kolektorsdd, dagm, masks), or guess it (``auto``): ``kosNN``
+    folders are KolektorSDD, ``ClassN`` folders (or a ``ClassN`` root) DAGM, an ``images/`` folder
+    image+mask folders."""
+    folder = _folder(root)
+    if layout == "auto":
+        names = {p.name for p in folder.iterdir() if p.is_dir()}
+        if any(re.fullmatch(r"kos\d+", n) for n in names):
+            layout = "kolektorsdd"
+        elif re.fullmatch(r"Class\d+", folder.name) or any(re.fullmatch(r"Class\d+", n) for n in names):
+            layout = "dagm"
+        elif "images" in names:
+            layout = "masks"
+        else:
+            raise DataError(
+                f"{folder}: cannot tell the layout (no kosNN, ClassN or images/ folders); "
+                "set data.layout to kolektorsdd, dagm or masks"
+            )
+    scanners = {"kolektorsdd": scan_kolektorsdd, "dagm": scan_dagm, "masks": scan_image_mask_folders}
+    if layout not in scanners:
+        raise DataError(
+            f"data.layout {layout!r}: a segmentation layout is one of auto, {', '.join(scanners)}"
+        )
+    return scanners[layout](folder)
 
 
 def read_sample(images: MaskedImages, index: int, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:

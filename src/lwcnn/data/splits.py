@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from lwcnn.data.classification import DataError, LabelledImages
+from lwcnn.data.segmentation import MaskedImages
 from lwcnn.fileio import atomic_write_json
 
 #: The NEU protocol: per class 150 training and 150 test images.
@@ -25,11 +26,11 @@ class Split:
     """Named parts (``train``, ``val``, ``test``...) of a labelled collection, as relative paths."""
 
     seed: int
-    sizes: dict[str, float]
+    sizes: dict[str, Any]  # part sizes as configured (segmentation: also the folds file and test fold)
     classes: tuple[str, ...]
     parts: dict[str, tuple[str, ...]]
 
-    def indices(self, images: LabelledImages, part: str) -> list[int]:
+    def indices(self, images: LabelledImages | MaskedImages, part: str) -> list[int]:
         """Indices into ``images`` of the files of ``part``; an error if a file is no longer there."""
         if part not in self.parts:
             raise DataError(f"split has no part {part!r} (it has {', '.join(self.parts)})")
@@ -87,13 +88,7 @@ def stratified_split(images: LabelledImages, sizes: Mapping[str, float], seed: i
     if not sizes:
         raise ValueError("split sizes are empty")
     for name, size in sizes.items():
-        if isinstance(size, bool) or not isinstance(size, int | float):
-            raise ValueError(
-                f"split size {name}={size!r} is not a number (in YAML write {{train: 0.8, val: 0.2}}, "
-                "with a space after each colon)"
-            )
-        if size <= 0 or (not float(size).is_integer() and size >= 1):
-            raise ValueError(f"split size {name}={size}: use a per-class count >= 1 or a fraction in (0, 1)")
+        _check_size(name, size)
     parts: dict[str, list[str]] = {name: [] for name in sizes}
     for label, class_name in enumerate(images.classes):
         files = sorted(p.as_posix() for p, y in zip(images.paths, images.labels, strict=True) if y == label)
@@ -162,3 +157,130 @@ def grouped_folds(groups: Sequence[str], defective: Sequence[bool], k: int, seed
         folds[target].append(name)
         load[target] = (load[target][0] + positives[name], load[target][1] + size[name])
     return [sorted(fold) for fold in folds]
+
+
+def segmentation_split(images: MaskedImages, sizes: Mapping[str, Any], seed: int) -> Split:
+    """A split of images with masks, in one of three forms:
+
+    - ``{folds: FILE, test_fold: K, val: 0.2}``: cross-validation folds of groups (KolektorSDD's
+      items; ``benchmarks/make_kolektorsdd_folds.py`` writes them): fold K is the test part; ``val``
+      (a fraction, optional) of the other groups, drawn by the seed, validates; the rest trains.
+    - ``{val: 0.2}`` on a dataset that defines its own train/test parts (DAGM): those parts, with a
+      fraction of the training images held out for validation.
+    - ``{train: 0.7, val: 0.1, test: 0.2}`` (fractions or counts): defective and defect-free images
+      are split alike; KolektorSDD by whole items, so an item's views stay on one side.
+    """
+    if "folds" in sizes:
+        return _fold_split(images, sizes, seed)
+    if any(s.part for s in images.samples) and "test" not in sizes:
+        unknown = set(sizes) - {"val"}
+        if unknown:
+            raise ValueError(f"split {dict(sizes)}: on {images.layout} data give only 'val' (or folds)")
+        own = {"train": [], "test": []}
+        for index, sample in enumerate(images.samples):
+            own["test" if sample.part == "test" else "train"].append(index)
+        parts = {"test": own["test"], "train": own["train"]}
+        if sizes.get("val"):
+            held = _stratified_indices(images, own["train"], {"val": sizes["val"]}, seed)
+            parts["val"] = held["val"]
+            parts["train"] = sorted(set(own["train"]) - set(held["val"]))
+        return _split_of(images, sizes, seed, parts)
+    for name, size in sizes.items():
+        _check_size(name, size)
+    if images.layout == "kolektorsdd":
+        groups = images.groups()
+        order = [groups[i] for i in np.random.default_rng(seed).permutation(len(groups))]
+        counts = _counts(len(groups), sizes, "items")
+        chosen, start = {}, 0
+        for name, count in counts.items():
+            chosen[name] = set(order[start : start + count])
+            start += count
+        parts = {
+            name: [i for i, s in enumerate(images.samples) if s.group in members]
+            for name, members in chosen.items()
+        }
+        return _split_of(images, sizes, seed, parts)
+    return _split_of(images, sizes, seed, _stratified_indices(images, range(len(images)), sizes, seed))
+
+
+def _fold_split(images: MaskedImages, sizes: Mapping[str, Any], seed: int) -> Split:
+    path = Path(str(sizes["folds"]))
+    try:
+        folds = json.loads(path.read_text(encoding="utf-8"))["folds"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{path}: not a readable folds file ({error})") from None
+    fold = int(sizes.get("test_fold", 0))
+    if not 0 <= fold < len(folds):
+        raise DataError(f"{path}: test_fold {fold} out of range (the file has {len(folds)} folds)")
+    known = set(images.groups())
+    unknown = sorted(set(g for f in folds for g in f) - known)
+    if unknown:
+        raise DataError(f"{path}: group {unknown[0]!r} of the folds is not in {images.root}")
+    test_groups = set(folds[fold])
+    rest = sorted(known - test_groups)
+    val_fraction = float(sizes.get("val") or 0)
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"split val={val_fraction}: a fraction of the training groups in [0, 1)")
+    order = [rest[i] for i in np.random.default_rng(seed).permutation(len(rest))]
+    val_groups = set(order[: round(val_fraction * len(rest))]) if val_fraction else set()
+    parts = {"train": [], "val": [], "test": []}
+    for index, sample in enumerate(images.samples):
+        name = "test" if sample.group in test_groups else "val" if sample.group in val_groups else "train"
+        parts[name].append(index)
+    if not parts["val"]:
+        del parts["val"]
+    return _split_of(images, {**sizes, "folds": path.as_posix()}, seed, parts)
+
+
+def _stratified_indices(
+    images: MaskedImages, indices: Sequence[int] | range, sizes: Mapping[str, float], seed: int
+) -> dict[str, list[int]]:
+    """Split ``indices`` into parts, defective and defect-free images each by ``sizes`` (counts or
+    rounded fractions; when fractions add up to 1 the last part takes the remainder, otherwise what
+    is left is in no part)."""
+    parts: dict[str, list[int]] = {name: [] for name in sizes}
+    whole = math.isclose(sum(sizes.values()), 1.0) and all(0 < v < 1 for v in sizes.values())
+    for kind, defective in (("defective", True), ("defect-free", False)):
+        members = sorted(i for i in indices if images.samples[i].defective == defective)
+        counts = {name: int(v) if v >= 1 else round(v * len(members)) for name, v in sizes.items()}
+        if whole:
+            last = list(sizes)[-1]
+            counts[last] = len(members) - sum(v for k, v in counts.items() if k != last)
+        if sum(counts.values()) > len(members) or min(counts.values()) < 0:
+            raise DataError(
+                f"{images.root}: {len(members)} {kind} images cannot make the split {dict(sizes)}"
+            )
+        rng = np.random.default_rng([seed, zlib.crc32(kind.encode("utf-8"))])
+        order = [members[i] for i in rng.permutation(len(members))]
+        start = 0
+        for name, count in counts.items():
+            parts[name] += order[start : start + count]
+            start += count
+    return parts
+
+
+def _split_of(
+    images: MaskedImages, sizes: Mapping[str, Any], seed: int, parts: Mapping[str, Sequence[int]]
+) -> Split:
+    for name in ("train",):
+        if not parts.get(name):
+            raise DataError(f"{images.root}: the split leaves the {name!r} part empty")
+    return Split(
+        seed=seed,
+        sizes=dict(sizes),
+        classes=tuple(images.classes),
+        parts={
+            name: tuple(sorted(images.samples[i].image.as_posix() for i in members))
+            for name, members in parts.items()
+        },
+    )
+
+
+def _check_size(name: str, size: Any) -> None:
+    if isinstance(size, bool) or not isinstance(size, int | float):
+        raise ValueError(
+            f"split size {name}={size!r} is not a number (in YAML write {{train: 0.8, val: 0.2}}, "
+            "with a space after each colon)"
+        )
+    if size <= 0 or (not float(size).is_integer() and size >= 1):
+        raise ValueError(f"split size {name}={size}: use a per-class count >= 1 or a fraction in (0, 1)")

@@ -27,31 +27,45 @@ def _save(fig, path: str | Path) -> Path:
     return Path(path)
 
 
-def plot_learning_curves(metrics_csv: str | Path, path: str | Path, title: str = "") -> Path:
-    """Loss and accuracy per epoch (training and validation) from a run's ``metrics.csv``."""
+#: The classifier's panels: (title, y label, metrics.csv columns).
+CLASSIFIER_CURVES = (
+    ("loss", "cross-entropy", ("train_loss", "val_loss")),
+    ("accuracy", "accuracy", ("train_acc", "val_acc")),
+)
+
+
+def plot_learning_curves(
+    metrics_csv: str | Path,
+    path: str | Path,
+    panels: Sequence[tuple[str, str, Sequence[str]]] = CLASSIFIER_CURVES,
+    title: str = "",
+) -> Path:
+    """One panel per (title, y label, columns) of a run's ``metrics.csv``, one line per column
+    against the epoch (empty cells, e.g. no validation, are left out)."""
     with open(metrics_csv, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     plt = _pyplot()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     epochs = [int(r["epoch"]) for r in rows]
-    for key, label, axis in (
-        ("train_loss", "train", ax_loss),
-        ("val_loss", "validation", ax_loss),
-        ("train_acc", "train", ax_acc),
-        ("val_acc", "validation", ax_acc),
-    ):
-        values = [float(r[key]) if r.get(key) not in (None, "") else None for r in rows]
-        points = [(e, v) for e, v in zip(epochs, values, strict=True) if v is not None]
-        if points:
-            axis.plot(*zip(*points, strict=True), marker=".", label=label)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for axis in (ax_loss, ax_acc):
+    for axis, (name, ylabel, columns) in zip(axes[0], panels, strict=True):
+        for key in columns:
+            values = [float(r[key]) if r.get(key) not in (None, "") else None for r in rows]
+            points = [(e, v) for e, v in zip(epochs, values, strict=True) if v is not None]
+            if points:
+                axis.plot(*zip(*points, strict=True), marker=".", label=_label(key))
+        axis.set(xlabel="epoch", ylabel=ylabel, title=name)
         axis.grid(alpha=0.3)
-        axis.legend()
+        if axis.lines:
+            axis.legend()
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def _label(column: str) -> str:
+    """``val_acc`` -> ``validation acc``, ``train_loss`` -> ``train loss``."""
+    part, _, rest = column.partition("_")
+    return f"{'validation' if part == 'val' else part} {rest}".strip()
 
 
 def plot_confusion(

@@ -80,14 +80,26 @@ class TorchBackend:
         self.model, self.metadata = load_model(weights)
         self.model.eval()
 
+    @classmethod
+    def from_model(cls, model: Any, metadata: dict[str, Any]) -> TorchBackend:
+        """A backend over a model in memory (training validates through the engine this way, so
+        that validation and inspection share one preprocessing and decision path)."""
+        import torch
+
+        backend = cls.__new__(cls)
+        backend._torch = torch
+        backend.model, backend.metadata = model, metadata
+        return backend
+
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+            x = x.to(next(self.model.parameters()).device)
             if self.metadata["task"] == "cls":
                 logits, maps = self.model.logits_and_class_maps(x)
-                return {"logits": logits.numpy(), "class_maps": maps.numpy()}
-            return {"logits": self.model(x).numpy()}
+                return {"logits": logits.cpu().numpy(), "class_maps": maps.cpu().numpy()}
+            return {"logits": self.model(x).float().cpu().numpy()}
 
 
 def _first_line(error: BaseException) -> str:

@@ -148,7 +148,7 @@ class Inspector:
     def __init__(
         self,
         weights: str | Path | None = None,
-        backend: str = "auto",
+        backend: str | Backend = "auto",
         threads: int | None = None,
         batch_size: int = 1,
         threshold: float | None = None,
@@ -158,8 +158,11 @@ class Inspector:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
-        self.backend = open_backend(weights, backend, threads)
-        self.weights = str(weights) if weights is not None else DEFAULT_MODEL
+        # a Backend object is used as it is (training validates its live model this way)
+        self.backend = open_backend(weights, backend, threads) if isinstance(backend, str) else backend
+        self.weights = (
+            str(weights) if weights is not None else DEFAULT_MODEL if isinstance(backend, str) else "model"
+        )
         meta = self.backend.metadata
         self.metadata = meta
         self.task: str = meta["task"]
@@ -295,12 +298,22 @@ class Inspector:
 
     # -- segmentation ----------------------------------------------------------------------------
     def defect_probability(self, image: np.ndarray) -> np.ndarray:
-        """Per-pixel defect probability (H, W) of a uint8 image in the model's channels: the whole
-        image in one pass when it fits the working size, else overlapping tiles of that size whose
-        probabilities are averaged where they overlap."""
-        height, width = image.shape[:2]
+        """Per-pixel defect probability (H, W) of a uint8 image in the model's channels: the image is
+        resized by the model's scale, run in one pass when it fits the working size, else in
+        overlapping tiles of that size whose probabilities are averaged where they overlap, and the
+        probability is brought back to the image's own size."""
+        native = image.shape[:2]
+        scaled = self.preprocessing.rescale(
+            image
+        )  # the model's scale; no other resizing (fully convolutional)
+        probability = self._tiled_probability(self.preprocessing.normalize(scaled))
+        if probability.shape != native:
+            probability = resize_bilinear(probability, native)
+        return probability
+
+    def _tiled_probability(self, x: np.ndarray) -> np.ndarray:
+        height, width = x.shape[-2:]
         tile_h, tile_w = self.preprocessing.size
-        x = self.preprocessing.normalize(image)  # no resizing: the segmenter is fully convolutional
         if height <= tile_h and width <= tile_w:
             return self._probability(x[None])[0]
         tops = _tile_starts(height, tile_h, self.tile_overlap)

@@ -50,19 +50,31 @@ class GradualSchedule:
 
 
 def zoom_crop(
-    image: np.ndarray, mask: np.ndarray, ratio: float, rng: np.random.Generator
+    image: np.ndarray,
+    mask: np.ndarray,
+    ratio: float,
+    rng: np.random.Generator,
+    window: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A window of ``1/ratio`` of the image's height and width that contains the defect: the whole
-    defect when it fits, else a random defect pixel. Returns (image crop, mask crop), to be resized
-    to the training size by the caller. ``ratio`` 1 (or an empty mask) returns the inputs."""
+    """A window of ``1/ratio`` of ``window`` (height, width; default the image's size) that
+    contains the defect: the whole defect when it fits, else a random defect pixel. Returns (image
+    crop, mask crop), to be resized to the training size by the caller. A defect-free mask gets a
+    random window; a window as large as the image returns the inputs."""
     height, width = mask.shape
-    if ratio <= 1.0 or not mask.any():
+    base_h, base_w = window or (height, width)
+    ratio = max(ratio, 1.0)
+    crop_h = min(height, max(1, round(base_h / ratio)))
+    crop_w = min(width, max(1, round(base_w / ratio)))
+    if (crop_h, crop_w) == (height, width):
         return image, mask
-    crop_h, crop_w = max(1, round(height / ratio)), max(1, round(width / ratio))
-    ys, xs = np.nonzero(mask)
-    pick = rng.integers(len(ys))
-    top = _origin(int(ys.min()), int(ys.max()), int(ys[pick]), crop_h, height, rng)
-    left = _origin(int(xs.min()), int(xs.max()), int(xs[pick]), crop_w, width, rng)
+    if not mask.any():
+        top = int(rng.integers(height - crop_h + 1))
+        left = int(rng.integers(width - crop_w + 1))
+    else:
+        ys, xs = np.nonzero(mask)
+        pick = rng.integers(len(ys))
+        top = _origin(int(ys.min()), int(ys.max()), int(ys[pick]), crop_h, height, rng)
+        left = _origin(int(xs.min()), int(xs.max()), int(xs[pick]), crop_w, width, rng)
     return image[top : top + crop_h, left : left + crop_w], mask[top : top + crop_h, left : left + crop_w]
 
 

@@ -1,0 +1,80 @@
+"""``lwcnn calibrate``: choose a segmenter's decision threshold for a target escape rate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="pick a segmenter's threshold for a target escape rate and store it in the model",
+        description=(
+            "Run a trained segmenter over a part of its own split (default: val), find the pixel "
+            "threshold that lets at most --escape-rate of the defective images through while passing "
+            "as many defect-free images as possible, and store it (and --min-area) in the model's "
+            "metadata, where lwcnn inspect, serve and export read it. Re-export ONNX files afterwards."
+        ),
+    )
+    parser.add_argument(
+        "--weights", required=True, help="trained segmenter: .safetensors, .json or run folder"
+    )
+    parser.add_argument("--data", required=True, help="dataset folder")
+    parser.add_argument(
+        "--split", default="val", help="part of the model's split to calibrate on (default: val)"
+    )
+    parser.add_argument(
+        "--escape-rate", type=float, default=0.0,
+        help="largest share of defective images allowed to pass as OK (default 0: catch them all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-area", type=int, help="defect pixels that make an image defective (default: the model's)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="report the threshold without storing it")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lwcnn.checkpoints import read_metadata, update_metadata
+    from lwcnn.cli.evaluate import split_images
+    from lwcnn.evaluation.segmenter import area_scores, calibrate_threshold
+    from lwcnn.runtime.engine import Inspector
+
+    meta = read_metadata(args.weights)
+    if meta["task"] != "seg":
+        raise ValueError(f"{args.weights}: a {meta['task']} model; calibrate sets a segmenter's threshold")
+    if str(args.weights).endswith(".onnx") or meta["_path"].startswith(str(_bundled())):
+        raise ValueError(f"{args.weights}: calibrate a trained model file or run folder, not a bundled model")
+    min_area = args.min_area if args.min_area is not None else int(meta.get("min_area") or 1)
+    if min_area < 1:
+        raise ValueError(f"--min-area must be at least 1 pixel, got {min_area}")
+    inspector = Inspector(args.weights, min_area=min_area)
+    images = split_images(meta, args.data, args.split)
+    scores, truth = area_scores(inspector, images, min_area, show_progress=not args.json)
+    result = {"weights": str(args.weights), "split": args.split, "min_area": min_area,
+              **calibrate_threshold(scores, truth, args.escape_rate)}  # fmt: skip
+    if not args.dry_run:
+        calibration = {k: result[k] for k in ("split", "escape_rate_target", "n", "defective", "tpr", "tnr")}
+        result["written"] = str(
+            update_metadata(
+                args.weights,
+                {"threshold": result["threshold"], "min_area": min_area, "calibration": calibration},
+            )
+        )
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(
+        f"threshold {result['threshold']:.6f} (min area {min_area} px) on {result['n']} {args.split} images "
+        f"({result['defective']} defective): TPR {result['tpr']:.4f}, TNR {result['tnr']:.4f}"
+    )
+    print(f"stored in {result['written']}" if not args.dry_run else "not stored (--dry-run)")
+    return 0
+
+
+def _bundled():
+    from lwcnn.weights import BUNDLED_DIR
+
+    return BUNDLED_DIR

@@ -1,0 +1,373 @@
+"""The training loop every task shares: run folder, resume, the paper's optimiser and schedule, BN
+settings, channels_last, gradient accumulation, DistributedDataParallel, per-epoch validation,
+best/last checkpoints written atomically, metrics CSV and learning curves.
+
+What differs between classification and segmentation (data, sampler, loss, validation metrics,
+which epoch is best, the final test) is a :class:`TrainingTask`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from lwcnn.checkpoints import (
+    git_commit,
+    load_matching_weights,
+    load_training_state,
+    save_model,
+    save_training_state,
+)
+from lwcnn.config import dump_config, load_config
+from lwcnn.data.datasets import seed_worker
+from lwcnn.data.preprocessing import Preprocessing
+from lwcnn.data.splits import Split
+from lwcnn.evaluation.plots import plot_learning_curves
+from lwcnn.fileio import atomic_write_text
+from lwcnn.models import create_model
+from lwcnn.training.distributed import (
+    DistContext,
+    check_agreement,
+    close_distributed,
+    init_distributed,
+    sum_over_ranks,
+)
+from lwcnn.training.schedule import Schedule, scaled_schedule
+
+
+@dataclass
+class PreparedData:
+    """What a run trains and validates on (``images`` is the scanned collection)."""
+
+    images: Any
+    split: Split
+    preprocessing: Preprocessing
+    train: Dataset
+    val: Dataset | None
+    test: Dataset | None
+    skipped: list[str]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best: dict[str, Any]
+    test: dict[str, Any] | None
+    skipped: list[str]
+    main: bool = True  # False on the other ranks of a distributed run (which write and report nothing)
+
+
+class TrainingTask:
+    """What one kind of model needs from the loop. Subclasses fill in every method."""
+
+    task = ""
+    #: metrics.csv columns, in order
+    columns: tuple[str, ...] = ()
+    #: the learning-curve panels: (title, y label, columns)
+    curves: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+    def prepare(self, config: Mapping[str, Any], run_dir: Path, show_progress: bool) -> PreparedData:
+        raise NotImplementedError
+
+    def agreement(self, data: PreparedData) -> Any:
+        """What every rank of a distributed run must agree on besides the config and split."""
+        raise NotImplementedError
+
+    def classes(self, data: PreparedData) -> list[str]:
+        raise NotImplementedError
+
+    def sampler(
+        self, config: Mapping[str, Any], data: PreparedData, context: DistContext, global_batch: int
+    ) -> Sampler:
+        raise NotImplementedError
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, tuple[float, ...]]:
+        """The micro-batch's loss (mean) and counts summed into the epoch's training figures."""
+        raise NotImplementedError
+
+    def train_figures(self, loss_sum: float, counts: Sequence[float], seen: int) -> dict[str, Any]:
+        """The epoch's training columns from the summed loss and counts."""
+        raise NotImplementedError
+
+    def epoch_figures(self, sampler: Sampler, step: int) -> dict[str, Any]:
+        """Extra columns describing the epoch (segmentation: the gradual-training phase)."""
+        return {}
+
+    def validate(self, model: nn.Module, data: PreparedData, metadata: Mapping[str, Any], device: str,
+                 channels_last: bool) -> dict[str, Any]:  # fmt: skip
+        raise NotImplementedError
+
+    def rank(self, row: Mapping[str, Any]) -> tuple[float, ...]:
+        """A row's standing: the highest is the best epoch (no validation: every epoch improves)."""
+        raise NotImplementedError
+
+    def metadata(self, config: Mapping[str, Any], data: PreparedData) -> dict[str, Any]:
+        """Task-specific model metadata (classes, threshold...)."""
+        raise NotImplementedError
+
+    def finish(self, config: Mapping[str, Any], run_dir: Path, data: PreparedData) -> dict[str, Any] | None:
+        """After training: score the best model on the test part (if any) and record it."""
+        raise NotImplementedError
+
+
+def run_training(
+    task: TrainingTask, config: Mapping[str, Any], resume: bool = False, show_progress: bool = True
+) -> TrainResult:
+    """Train ``task`` as ``config`` says; under ``torchrun`` each process runs this and they train as
+    one (DistributedDataParallel; lwcnn.training.distributed)."""
+    context = init_distributed()
+    try:
+        return _train(task, config, resume, show_progress and context.is_main, context)
+    finally:
+        close_distributed(context)
+
+
+def _train(
+    task: TrainingTask, config: Mapping[str, Any], resume: bool, show_progress: bool, context: DistContext
+) -> TrainResult:
+    """Train in the run folder ``config['out']``.
+
+    The run folder receives ``config.yaml``, ``split.json``, ``metrics.csv``, ``best.*`` and
+    ``last.*`` models, ``resume.pt`` (written at the end of every epoch), ``learning_curves.png`` and
+    the task's test pictures. With ``resume`` the run continues from its last completed epoch with the
+    same step count and schedule.
+    """
+    run_dir = Path(config["out"])
+    resume_path = run_dir / "resume.pt"
+    if resume:
+        if not resume_path.exists():
+            raise FileNotFoundError(f"{resume_path}: nothing to resume (no completed epoch in {run_dir})")
+        config = load_config(run_dir / "config.yaml", [f"out={run_dir}"])
+    elif resume_path.exists():  # every rank checks: none has written anything yet
+        raise FileExistsError(f"{run_dir}: already holds a run; use --resume to continue it or another out=")
+    train_cfg = config["train"]
+    torch.set_num_threads(int(train_cfg["threads"]) or os.cpu_count() or 1)
+    main = context.is_main
+    data = task.prepare(config, run_dir, show_progress)  # before any file is written: bad data leaves no run
+    check_agreement(
+        context, {"config": dict(config), "split": data.split.to_dict(), "images": task.agreement(data)}
+    )
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        data.split.save(run_dir / "split.json")
+        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+        for line in data.skipped:
+            info(f"skipped: {line}")
+
+    batch_size = int(train_cfg["batch_size"])  # the global batch, over all processes
+    accumulate = max(1, int(train_cfg["accumulate"]))
+    per_rank = batch_size // context.world_size
+    if per_rank % accumulate:
+        raise ValueError(
+            f"train.batch_size {batch_size} over {context.world_size} process(es) gives {per_rank} images "
+            f"per process, not a multiple of train.accumulate={accumulate}"
+        )
+    sampler = task.sampler(config, data, context, batch_size)
+    loader = DataLoader(
+        data.train,
+        batch_size=per_rank,
+        sampler=sampler,
+        num_workers=int(train_cfg["workers"]),
+        worker_init_fn=seed_worker,
+        # no tiny last batch for BN, unless that is all there is (distributed: the sampler cuts)
+        drop_last=not context.distributed and len(sampler) > batch_size,
+    )
+    steps_per_epoch = len(loader)
+    epochs = int(train_cfg["epochs"])
+    schedule = scaled_schedule(train_cfg, epochs * steps_per_epoch)
+    classes = task.classes(data)
+    model = build_model(config, task.task, len(classes), schedule)
+    if train_cfg["sync_bn"]:
+        if not context.device.startswith("cuda"):
+            raise ValueError("train.sync_bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only)")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(context.device)
+    channels_last = bool(train_cfg["channels_last"])
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if train_cfg["optimizer"] != "adam":
+        raise ValueError(
+            f"train.optimizer: only 'adam' (the paper's) is supported, got {train_cfg['optimizer']!r}"
+        )
+    optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
+
+    start_epoch, step, best, history = 0, 0, {"epoch": None, "rank": None}, []
+    if resume:
+        state = load_training_state(resume_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, step, best, history = state["epoch"], state["step"], state["best"], state["history"]
+        if main:
+            info(f"resuming {run_dir} at epoch {start_epoch + 1}/{epochs}, step {step}")
+    net = model  # what the loop calls; `model` stays the plain module that is saved and validated
+    if context.distributed:
+        device_ids = [context.local_rank] if context.device.startswith("cuda") else None
+        net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+    metadata = {
+        "commit": git_commit(),  # the code this run started from, not whatever is checked out later
+        "task": task.task,
+        "classes": list(classes),
+        "preprocessing": data.preprocessing.to_dict(),
+        "data": {"root": str(config["data"]["root"]), "layout": data.images.layout},
+        "split": data.split.to_dict(),
+        "config": config,
+        **task.metadata(config, data),
+    }
+    l2 = float(train_cfg["l2"])
+    log_every = max(1, int(train_cfg["log_every"]))
+    seed = int(train_cfg["seed"])
+    for epoch in range(start_epoch, epochs):
+        started = time.perf_counter()
+        sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+        data.train.set_epoch(seed, epoch, context.rank)  # type: ignore[attr-defined]
+        epoch_figures = task.epoch_figures(sampler, step)
+        net.train()
+        loss_sum, counts, seen = 0.0, None, 0
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch + 1}/{epochs}",
+            unit="step",
+            disable=None if show_progress else True,
+            leave=False,
+        )
+        for images, targets in bar:
+            images, targets = images.to(context.device), targets.to(context.device)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            for group in optimizer.param_groups:
+                group["lr"] = schedule.lr_at(step)
+            optimizer.zero_grad(set_to_none=True)
+            micro_images, micro_targets = images.chunk(accumulate), targets.chunk(accumulate)
+            for index, (micro, micro_target) in enumerate(zip(micro_images, micro_targets, strict=True)):
+                last = index == len(micro_images) - 1
+                # gradients are all-reduced once per step, on the last micro-batch
+                with net.no_sync() if context.distributed and not last else contextlib.nullcontext():
+                    loss, batch_counts = task.loss(net(micro), micro_target)
+                    total = loss + l2 * l2_penalty(model) if l2 else loss
+                    (total / len(micro_images)).backward()
+                loss_sum += float(loss.detach()) * len(micro_target)
+                counts = (
+                    batch_counts
+                    if counts is None
+                    else tuple(a + b for a, b in zip(counts, batch_counts, strict=True))
+                )
+                seen += len(micro_target)
+            optimizer.step()
+            step += 1
+            if step % log_every == 0:
+                figures = task.train_figures(loss_sum, counts or (), seen)
+                bar.set_postfix({k: f"{v:.4f}" for k, v in figures.items()} | {"step": step})
+        bar.close()
+        loss_sum, seen, *summed = sum_over_ranks(context, loss_sum, seen, *(counts or ()))
+        if not main:  # rank 0 validates, logs and writes; the others go on to the next epoch
+            continue
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": step,
+            "lr": schedule.lr_at(step),
+            **epoch_figures,
+            **task.train_figures(loss_sum, summed, int(seen)),
+        }
+        if data.val is not None:
+            row.update(task.validate(model, data, metadata, context.device, channels_last))
+        row["seconds"] = time.perf_counter() - started
+        history.append(row)
+        write_metrics_csv(run_dir / "metrics.csv", history, task.columns)
+        standing = list(task.rank(row))
+        epoch_meta = {**metadata, "metrics": {"epoch": epoch + 1, "step": step, **_rounded(row)}}
+        if best.get("rank") is None or standing > best["rank"]:
+            best = {"epoch": epoch + 1, "step": step, "rank": standing, **_rounded(row)}
+            save_model(run_dir / "best", model, epoch_meta)
+        save_model(run_dir / "last", model, epoch_meta)
+        save_training_state(
+            resume_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch + 1,
+                "step": step,
+                "best": best,
+                "history": history,
+            },
+        )
+        info(epoch_line(row, epochs))
+
+    if not main:
+        return TrainResult(run_dir, best, None, data.skipped, main=False)
+    plot_learning_curves(
+        run_dir / "metrics.csv",
+        run_dir / "learning_curves.png",
+        task.curves,
+        title=f"{config['model']['name']}",
+    )
+    test = task.finish(config, run_dir, data)
+    return TrainResult(run_dir, best, test, data.skipped)
+
+
+def build_model(config: Mapping[str, Any], task: str, num_classes: int, schedule: Schedule) -> nn.Module:
+    """The model of ``config``, BN set to the (scaled) recipe, initialised from ``train.init_from``."""
+    torch.manual_seed(int(config["train"]["seed"]))
+    model = create_model(
+        config["model"]["name"],
+        task=task,
+        num_classes=num_classes,
+        in_channels=int(config["data"]["channels"]),
+    )
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = schedule.bn_momentum
+            module.eps = float(config["train"]["bn_eps"])
+    init_from = config["train"].get("init_from")
+    if init_from:
+        fresh = load_matching_weights(model, init_from)
+        info(f"initialised from {init_from}; newly initialised: {', '.join(fresh) or 'nothing'}")
+    return model
+
+
+def l2_penalty(model: nn.Module) -> torch.Tensor:
+    """sum(w^2) / 2 over convolution kernels (4-D weights), TensorFlow's ``l2_loss``."""
+    return sum((p.pow(2).sum() for p in model.parameters() if p.dim() == 4), torch.zeros(())) / 2
+
+
+def info(message: str) -> None:
+    """A status line on stderr (stdout is kept for --json results), clear of progress bars."""
+    tqdm.write(message, file=sys.stderr)
+
+
+def write_metrics_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _rounded(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items() if k not in ("epoch", "step")
+    }
+
+
+def epoch_line(row: Mapping[str, Any], epochs: int) -> str:
+    """``epoch 3/40 step 84: train_loss 0.1234, val_acc 0.9876 (12 s)``: every figure of the row."""
+    figures = ", ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in row.items()
+        if k not in ("epoch", "step", "lr", "seconds") and v is not None
+    )
+    return f"epoch {row['epoch']}/{epochs} step {row['step']}: {figures} ({row['seconds']:.0f} s)"

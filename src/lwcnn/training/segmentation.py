@@ -1,0 +1,205 @@
+"""Training a segmenter: the segmentation parts of the shared loop (lwcnn.training.loop): images with
+masks at the model's scale, gradual training through the sampler, pixel cross-entropy, validation on
+whole images through the inspection engine (image-level AP, mAcc, pixel IoU)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from lwcnn.data.augmentation import build_augmentation
+from lwcnn.data.preprocessing import Preprocessing
+from lwcnn.data.segmentation import scan_segmentation
+from lwcnn.data.segmentation_dataset import SegmentationDataset, SegmentationSampler
+from lwcnn.data.splits import Split, segmentation_split
+from lwcnn.evaluation.segmenter import evaluate_segmenter, segmentation_report, worst_cases, write_pictures
+from lwcnn.models.heads import upsample_logits
+from lwcnn.runtime.backends import TorchBackend
+from lwcnn.runtime.engine import Inspector
+from lwcnn.training.distributed import DistContext
+from lwcnn.training.gradual import GradualSchedule
+from lwcnn.training.loop import PreparedData, TrainingTask, TrainResult, info, run_training
+
+
+def prepare_segmentation_data(
+    config: Mapping[str, Any], run_dir: Path, show_progress: bool = True
+) -> PreparedData:
+    """Scan the data, make (or reuse the run's) split, read every image and mask once (a bad image
+    or a mask of the wrong size stops the run before training; ``data.skip_bad`` skips unreadable
+    images instead)."""
+    data_cfg = config["data"]
+    if not data_cfg.get("root"):
+        raise ValueError("data.root is not set: give it in the config or as data.root=FOLDER")
+    images = scan_segmentation(data_cfg["root"], data_cfg["layout"])
+    split_path = run_dir / "split.json"
+    if split_path.exists():
+        split = Split.load(split_path)
+    else:
+        split = segmentation_split(images, data_cfg["split"], int(data_cfg["split_seed"]))
+    preprocessing = Preprocessing.create(
+        int(data_cfg["channels"]),
+        data_cfg["input_size"],
+        config["normalize"]["mean"],
+        config["normalize"]["std"],
+        float(data_cfg["scale"]),
+    )
+    crop = data_cfg.get("crop") or data_cfg["input_size"]
+    augmentation = build_augmentation(config["augment"]["transforms"], seed=int(config["train"]["seed"]))
+    cache = bool(data_cfg["cache"])
+    train = SegmentationDataset(
+        images.subset(split.indices(images, "train")), preprocessing, crop, augmentation, cache
+    )
+    # validation and test read whole images at their own size through the engine: nothing cached
+    val, test = (
+        SegmentationDataset(
+            images.subset(split.indices(images, part)), preprocessing, crop, None, cache=False
+        )
+        if split.parts.get(part)
+        else None
+        for part in ("val", "test")
+    )
+    skipped: list[str] = []
+    total = sum(len(d) for d in (train, val, test) if d is not None)
+    with tqdm(
+        total=total, desc="reading images", unit="img", disable=None if show_progress else True, leave=False
+    ) as bar:
+        for dataset in (train, val, test):
+            if dataset is not None:
+                skipped += [str(e) for e in dataset.load_all(bool(data_cfg["skip_bad"]), bar.update)]
+    return PreparedData(images, split, preprocessing, train, val, test, skipped)
+
+
+def gradual_schedule(config: Mapping[str, Any], total_steps: int) -> GradualSchedule | None:
+    """The run's gradual-training schedule (None when ``gradual.enabled`` is off)."""
+    gradual = config["gradual"]
+    if not gradual["enabled"]:
+        return None
+    return GradualSchedule.for_run(
+        float(gradual["zoom_steps"]), float(gradual["clean_from"]), total_steps, float(gradual["start_ratio"])
+    )
+
+
+class SegmentationTask(TrainingTask):
+    """Pixel cross-entropy (defect pixels weighted by ``train.defect_weight``) on crops; the best
+    epoch has the highest validation AP, then mAcc, then IoU."""
+
+    task = "seg"
+    columns = (
+        "epoch", "step", "lr", "phase", "zoom", "train_loss",
+        "val_ap", "val_macc", "val_tpr", "val_tnr", "val_iou", "seconds",
+    )  # fmt: skip
+    curves = (
+        ("loss", "pixel cross-entropy", ("train_loss",)),
+        ("validation (whole images)", "score", ("val_ap", "val_macc", "val_iou")),
+    )
+
+    def __init__(self) -> None:
+        self._weight: torch.Tensor | None = None
+
+    def prepare(self, config: Mapping[str, Any], run_dir: Path, show_progress: bool) -> PreparedData:
+        self._weight = torch.tensor([1.0, float(config["train"]["defect_weight"])])
+        return prepare_segmentation_data(config, run_dir, show_progress)
+
+    def agreement(self, data: PreparedData) -> Any:
+        return [[s.image.as_posix(), s.defective] for s in data.images.samples]
+
+    def classes(self, data: PreparedData) -> list[str]:
+        return list(data.images.classes)
+
+    def sampler(
+        self, config: Mapping[str, Any], data: PreparedData, context: DistContext, global_batch: int
+    ) -> SegmentationSampler:
+        per_epoch = int(config["augment"]["per_epoch"])
+        epochs = int(config["train"]["epochs"])
+        steps = max(1, per_epoch // global_batch) * epochs
+        return SegmentationSampler(
+            data.train.defective,  # type: ignore[attr-defined]
+            per_epoch,
+            global_batch,
+            int(config["train"]["seed"]),
+            gradual_schedule(config, steps),
+            float(config["augment"]["defective_fraction"]),
+            rank=context.rank,
+            world_size=context.world_size,
+        )
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, tuple[float, ...]]:
+        full = upsample_logits(logits, target.shape[-2:])
+        weight = self._weight.to(full.device) if self._weight is not None else None
+        return F.cross_entropy(full, target, weight=weight), ()
+
+    def train_figures(self, loss_sum: float, counts: Sequence[float], seen: int) -> dict[str, Any]:
+        return {"train_loss": loss_sum / max(seen, 1)}
+
+    def epoch_figures(self, sampler: Any, step: int) -> dict[str, Any]:
+        schedule = sampler.schedule
+        return {
+            "phase": sampler.phase(step),
+            "zoom": round(schedule.ratio(step), 3)
+            if schedule is not None and sampler.phase(step) == "zoom"
+            else 1.0,
+        }
+
+    def validate(self, model: nn.Module, data: PreparedData, metadata: Mapping[str, Any], device: str,
+                 channels_last: bool) -> dict[str, Any]:  # fmt: skip
+        assert data.val is not None
+        model.eval()
+        inspector = Inspector(backend=TorchBackend.from_model(model, dict(metadata)))
+        outcomes, _ = evaluate_segmenter(inspector, data.val.images)  # type: ignore[attr-defined]
+        report = segmentation_report(outcomes)
+        return {f"val_{k}": report[k] for k in ("ap", "macc", "tpr", "tnr", "iou")}
+
+    def rank(self, row: Mapping[str, Any]) -> tuple[float, ...]:
+        if row.get("val_ap") is None and row.get("val_macc") is None:
+            return (row["epoch"],)
+        return tuple(-1.0 if row.get(k) is None else row[k] for k in ("val_ap", "val_macc", "val_iou"))
+
+    def metadata(self, config: Mapping[str, Any], data: PreparedData) -> dict[str, Any]:
+        decision = config["decision"]
+        return {"threshold": float(decision["threshold"]), "min_area": int(decision["min_area"])}
+
+    def finish(self, config: Mapping[str, Any], run_dir: Path, data: PreparedData) -> dict[str, Any] | None:
+        if data.test is None:
+            return None
+        return evaluate_run_segmenter(run_dir / "best", data.test.images, run_dir)  # type: ignore[attr-defined]
+
+
+def train_segmenter(
+    config: Mapping[str, Any], resume: bool = False, show_progress: bool = True
+) -> TrainResult:
+    """Train a segmenter as ``config`` says (see :func:`lwcnn.training.loop.run_training`)."""
+    return run_training(SegmentationTask(), config, resume, show_progress)
+
+
+def evaluate_run_segmenter(model_path: Path, test_images: Any, run_dir: Path) -> dict[str, Any]:
+    """Score the run's best model on the test part through ONNX Runtime (as ``lwcnn inspect`` will
+    run it), record the figures in its metadata and draw the worst cases (``test_worst/``, with a
+    contact sheet ``test_worst.png``)."""
+    from lwcnn.checkpoints import update_metrics
+
+    inspector = Inspector(model_path)
+    outcomes, _ = evaluate_segmenter(inspector, test_images)
+    report = segmentation_report(outcomes)
+    update_metrics(
+        model_path, {f"test_{k}": report[k] for k in ("ap", "macc", "tpr", "tnr", "iou", "dice", "n")}
+    )
+    worst = worst_cases(outcomes)
+    if worst:
+        write_pictures(
+            inspector, test_images, worst, run_dir / "test_worst", sheet=run_dir / "test_worst.png"
+        )
+    info(
+        f"test: AP {_fmt(report['ap'])}, mAcc {_fmt(report['macc'])}, TPR {_fmt(report['tpr'])}, "
+        f"TNR {_fmt(report['tnr'])}, IoU {_fmt(report['iou'])} on {report['n']} images"
+    )
+    return report
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
