@@ -133,7 +133,7 @@ def run_segmenter(args: argparse.Namespace, meta: dict) -> int:
         "split": args.split,
         "threshold": inspector.threshold,
         "min_area": inspector.min_area,
-        **segmentation_report(outcomes, per_group=images.layout == "dagm"),
+        **segmentation_report(outcomes, per_group=images.layout in ("dagm", "voc")),
         "images": [vars(o) for o in outcomes],
         "skipped": skipped,
     }

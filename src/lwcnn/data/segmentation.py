@@ -41,7 +41,7 @@ class MaskedImages:
     """A collection of images with optional defect masks."""
 
     root: Path
-    layout: str  # "kolektorsdd", "dagm", "masks"
+    layout: str  # "kolektorsdd", "dagm", "masks", "voc"
     samples: tuple[MaskedSample, ...]
     dropped_duplicates: tuple[Path, ...] = field(default=())
 
@@ -98,14 +98,23 @@ def scan_segmentation(root: str | Path, layout: str = "auto") -> MaskedImages:
             layout = "kolektorsdd"
         elif re.fullmatch(r"Class\d+", folder.name) or any(re.fullmatch(r"Class\d+", n) for n in names):
             layout = "dagm"
+        elif "images" in names and "masks" in names:
+            layout = "masks"
+        elif names & {"ANNOTATIONS", "annotations", "Annotations"}:
+            layout = "voc"
         elif "images" in names:
             layout = "masks"
         else:
             raise DataError(
                 f"{folder}: cannot tell the layout (no kosNN, ClassN or images/ folders); "
-                "set data.layout to kolektorsdd, dagm or masks"
+                "set data.layout to kolektorsdd, dagm, masks or voc"
             )
-    scanners = {"kolektorsdd": scan_kolektorsdd, "dagm": scan_dagm, "masks": scan_image_mask_folders}
+    scanners = {
+        "kolektorsdd": scan_kolektorsdd,
+        "dagm": scan_dagm,
+        "masks": scan_image_mask_folders,
+        "voc": scan_voc,
+    }
     if layout not in scanners:
         raise DataError(
             f"data.layout {layout!r}: a segmentation layout is one of auto, {', '.join(scanners)}"
@@ -119,6 +128,15 @@ def read_sample(images: MaskedImages, index: int, channels: int = 1) -> tuple[np
     image = read_image(images.root / sample.image, channels)
     if sample.mask is None:
         return image, np.zeros(image.shape[:2], dtype=bool)
+    if sample.mask.suffix.lower() == ".xml":  # boxes as a coarse mask (the paper's Wood set)
+        path = images.root / sample.mask
+        size, boxes = boxes_from_voc(path)
+        if size != image.shape[:2]:
+            raise DataError(
+                f"{path}: annotation is for {size[1]}x{size[0]} but its image is "
+                f"{image.shape[1]}x{image.shape[0]} (width x height)"
+            )
+        return image, mask_from_boxes(size, boxes)
     return image, read_mask(images.root / sample.mask, image.shape[:2])
 
 
@@ -241,6 +259,33 @@ def scan_image_mask_folders(
     if not samples:
         raise DataError(f"{image_root}: no images")
     return MaskedImages(root, "masks", tuple(samples))
+
+
+def scan_voc(root: str | Path) -> MaskedImages:
+    """Images with Pascal VOC box annotations, the boxes becoming coarse masks (how the paper treats
+    the Wood set): ``IMAGES/`` (or ``images/``, ``JPEGImages/``) with ``ANNOTATIONS/`` (or
+    ``annotations/``, ``Annotations/``) holding ``NAME.xml`` per image (NEU-DET's layout). An image
+    without an annotation, or with no boxes in it, is defect-free. Each sample's group is its first
+    box's name (the defect class)."""
+    root = _folder(root)
+    image_dir = next((root / n for n in ("IMAGES", "images", "JPEGImages") if (root / n).is_dir()), None)
+    notes_dir = next(
+        (root / n for n in ("ANNOTATIONS", "annotations", "Annotations") if (root / n).is_dir()), None
+    )
+    if image_dir is None or notes_dir is None:
+        raise DataError(f"{root}: boxes layout needs IMAGES/ and ANNOTATIONS/ folders (Pascal VOC XML)")
+    samples = []
+    for image in find_images(image_dir):
+        note = notes_dir / image.relative_to(image_dir).with_suffix(".xml")
+        group, mask = "", None
+        if note.is_file():
+            _, boxes = boxes_from_voc(note)
+            if boxes:
+                group, mask = boxes[0][0], note.relative_to(root)
+        samples.append(MaskedSample(image.relative_to(root), mask, group))
+    if not samples:
+        raise DataError(f"{image_dir}: no images")
+    return MaskedImages(root, "voc", tuple(samples))
 
 
 def boxes_from_voc(path: str | Path) -> tuple[tuple[int, int], list[tuple[str, int, int, int, int]]]:

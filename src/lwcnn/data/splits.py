@@ -235,13 +235,17 @@ def _fold_split(images: MaskedImages, sizes: Mapping[str, Any], seed: int) -> Sp
 def _stratified_indices(
     images: MaskedImages, indices: Sequence[int] | range, sizes: Mapping[str, float], seed: int
 ) -> dict[str, list[int]]:
-    """Split ``indices`` into parts, defective and defect-free images each by ``sizes`` (counts or
-    rounded fractions; when fractions add up to 1 the last part takes the remainder, otherwise what
-    is left is in no part)."""
+    """Split ``indices`` into parts, the defective and the defect-free images of every group (DAGM
+    class, defect class, subfolder) each by ``sizes``: counts or rounded fractions; when fractions
+    add up to 1 the last part takes the remainder, otherwise what is left is in no part."""
     parts: dict[str, list[int]] = {name: [] for name in sizes}
     whole = math.isclose(sum(sizes.values()), 1.0) and all(0 < v < 1 for v in sizes.values())
-    for kind, defective in (("defective", True), ("defect-free", False)):
-        members = sorted(i for i in indices if images.samples[i].defective == defective)
+    strata = sorted({(images.samples[i].defective, images.samples[i].group) for i in indices})
+    for defective, group in strata:
+        kind = f"{'defective' if defective else 'defect-free'} {group}".strip()
+        members = sorted(
+            i for i in indices if (images.samples[i].defective, images.samples[i].group) == (defective, group)
+        )
         counts = {name: int(v) if v >= 1 else round(v * len(members)) for name, v in sizes.items()}
         if whole:
             last = list(sizes)[-1]

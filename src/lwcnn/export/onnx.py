@@ -27,7 +27,10 @@ CLASS_MAPS_NAME = "class_maps"
 DEFAULT_OPSET = 17
 
 #: What of a trained model's metadata goes into the ONNX file (not the split or the config).
-_KEPT = ("model", "task", "classes", "preprocessing", "threshold", "metrics", "commit", "lwcnn_version")
+_KEPT = (
+    "model", "task", "classes", "preprocessing", "threshold", "min_area", "ok_classes", "calibration",
+    "metrics", "commit", "lwcnn_version",
+)  # fmt: skip
 
 
 def onnx_metadata(model: nn.Module, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from lwcnn.data.segmentation import (
     scan_dagm,
     scan_image_mask_folders,
     scan_kolektorsdd,
+    scan_segmentation,
+    scan_voc,
 )
 from lwcnn.data.splits import grouped_folds
 from lwcnn.data.synth import DEFECT_KINDS, synthesize_dagm
@@ -140,6 +142,33 @@ def test_voc_boxes_become_coarse_masks(tmp_path):
     (tmp_path / "bad.xml").write_text("<annotation>")
     with pytest.raises(DataError, match=r"bad\.xml: not a Pascal VOC annotation"):
         boxes_from_voc(tmp_path / "bad.xml")
+
+
+def voc_xml(name: str, width: int, height: int, boxes: list[tuple[int, int, int, int]]) -> str:
+    objects = "".join(
+        f"<object><name>{name}</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax><ymax>{d}</ymax>"
+        "</bndbox></object>"
+        for a, b, c, d in boxes
+    )
+    return f"<annotation><size><width>{width}</width><height>{height}</height></size>{objects}</annotation>"
+
+
+def test_voc_layout_reads_boxes_as_masks_neu_det_style(tmp_path):
+    root = tmp_path / "det"
+    (root / "ANNOTATIONS").mkdir(parents=True)
+    write_image(root / "IMAGES" / "patches_1.jpg", size=(20, 10))
+    write_image(root / "IMAGES" / "scratches_2.jpg", size=(20, 10))
+    write_image(root / "IMAGES" / "clean_3.jpg", size=(20, 10))  # no annotation: defect-free
+    (root / "ANNOTATIONS" / "patches_1.xml").write_text(voc_xml("patches", 20, 10, [(1, 1, 5, 4), (10, 6, 12, 8)]))
+    (root / "ANNOTATIONS" / "scratches_2.xml").write_text(voc_xml("scratches", 20, 10, [(3, 2, 3, 9)]))
+    images = scan_segmentation(root)
+    assert images.layout == "voc" and len(images) == 3 and images.defective_count() == 2
+    assert [s.group for s in images.samples] == ["", "patches", "scratches"]
+    image, mask = read_sample(images, 1)
+    assert image.shape == (10, 20, 1) and mask.sum() == 5 * 4 + 3 * 3
+    (root / "ANNOTATIONS" / "scratches_2.xml").write_text(voc_xml("scratches", 30, 10, [(3, 2, 3, 9)]))
+    with pytest.raises(DataError, match=r"scratches_2\.xml: annotation is for 30x10 but its image is 20x10"):
+        read_sample(scan_voc(root), 2)
 
 
 def test_read_mask_of_a_corrupt_file(tmp_path):

@@ -58,12 +58,16 @@ def test_file_is_self_contained_with_metadata(tmp_path):
     model = with_statistics(create_model("lw@0.35", task="seg", in_channels=1))
     path = tmp_path / "seg.onnx"
     export_onnx(
-        model, path, {"task": "seg", "threshold": 0.5, "preprocessing": {"channels": 1}, "split": {"x": 1}}
-    )
+        model,
+        path,
+        {"task": "seg", "threshold": 0.5, "min_area": 20, "preprocessing": {"channels": 1, "scale": 0.5},
+         "split": {"x": 1}},
+    )  # fmt: skip
     assert [p.name for p in tmp_path.iterdir()] == ["seg.onnx"]  # no external data file
     proto = onnx.load(path)
     meta = json.loads({p.key: p.value for p in proto.metadata_props}[ONNX_METADATA_KEY])
     assert meta["task"] == "seg" and meta["threshold"] == 0.5 and meta["output_stride"] == 8
+    assert meta["min_area"] == 20 and meta["preprocessing"]["scale"] == 0.5  # the engine's decision and scale
     assert meta["model"]["in_channels"] == 1 and "split" not in meta
     inputs = proto.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in inputs] == ["batch", 1, "height", "width"]

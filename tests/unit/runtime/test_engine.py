@@ -80,6 +80,27 @@ def test_segmenter_whole_image_matches_pytorch(segmenter_onnx):
     assert np.allclose(inspector.defect_probability(image), expected, atol=1e-5)
 
 
+def test_a_scaled_segmenter_sees_the_image_at_its_scale_and_answers_at_full_size(tmp_path):
+    from .conftest import exported
+
+    path, model = exported(tmp_path, "seg", 1, (64, 64), threshold=0.5)
+    inspector = Inspector(path, threads=1)
+    half = Preprocessing.create(1, (64, 64), [0.5], [0.25], scale=0.5)
+    # the same model, told to work at half scale (as KolektorSDD's is trained)
+    inspector.preprocessing = half
+    image = steel_like(4, (100, 120))
+    small = half.rescale(image)
+    assert small.shape == (50, 60, 1)
+    x = torch.from_numpy(half.normalize(small))[None]
+    with torch.no_grad():
+        expected = 1 - torch.softmax(upsample_logits(model(x), (50, 60)), 1)[0, 0]
+        expected = upsample_logits(expected[None, None], (100, 120))[0, 0].numpy()
+    probability = inspector.defect_probability(image)
+    assert probability.shape == (100, 120)
+    assert np.allclose(probability, expected, atol=1e-5)
+    assert inspector.inspect(image).mask.shape == (100, 120)
+
+
 def test_large_images_are_tiled_with_overlap(segmenter_onnx):
     path, model = segmenter_onnx
     inspector = Inspector(path, threads=1, tile_overlap=16, batch_size=3)

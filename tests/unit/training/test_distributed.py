@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from lwcnn.data.datasets import BalancedSampler
+from lwcnn.data.synth import synthesize_dagm
 
 from ...synthetic import make_class_folders
 
@@ -68,6 +71,91 @@ def test_two_processes_equal_one_with_two_micro_batches(tmp_path):
         meta["metrics"]["step"] == json.loads((tmp_path / "one" / "last.json").read_text())["metrics"]["step"]
     )
     # the BN running statistics are rank 0's (DDP broadcasts them); they are not compared
+
+
+SEGMENTATION = [
+    "task=seg",
+    "model.name=lw@0.35",
+    "data.input_size=[64,64]",
+    "data.crop=[48,48]",
+    "data.split={val: 0.25}",
+    "augment.per_epoch=16",
+    "augment.transforms=[]",
+    "gradual.zoom_steps=0.25",
+    "gradual.clean_from=0.5",
+    "train.batch_size=8",
+    "train.workers=0",
+    "train.threads=1",
+    "train.lr=0.003",
+    "train.epochs=2",
+]
+
+
+def test_segmentation_two_processes_equal_one_with_two_micro_batches(tmp_path):
+    """The gradual-training schedule (zoom, whole, all) is the same distributed: the sampler gives
+    each rank its half of every global batch, crops included."""
+    data = synthesize_dagm(tmp_path / "data", classes=1, train=12, test=4, defective_fraction=0.5, size=64)
+    common = [*SEGMENTATION, f"data.root={data}"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "lwcnn",
+    ]
+    two = lwcnn("train", *common, f"out={tmp_path / 'two'}", "--json", launcher=torchrun)
+    assert two.returncode == 0, two.stderr[-2000:]
+    one = lwcnn("train", *common, "train.accumulate=2", f"out={tmp_path / 'one'}", "--json")
+    assert one.returncode == 0, one.stderr[-2000:]
+    a = load_file(tmp_path / "two" / "last.safetensors")
+    b = load_file(tmp_path / "one" / "last.safetensors")
+    weights = [k for k in a if "running" not in k and "num_batches" not in k]
+    assert weights and all(torch.allclose(a[k], b[k], atol=1e-6) for k in weights)
+    phases = [row.split(",")[3] for row in (tmp_path / "two" / "metrics.csv").read_text().splitlines()[1:]]
+    assert phases == ["zoom", "all"]
+
+
+def test_a_killed_distributed_run_resumes_to_the_same_weights(tmp_path):
+    """Kill every process of a torchrun launch once an epoch is saved; ``--resume`` under torchrun
+    (every rank reads resume.pt) ends with the weights of a run that was never stopped."""
+    data = make_class_folders(tmp_path / "data")
+    common = [*SETTINGS, f"data.root={data}", "train.epochs=6"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "lwcnn",
+    ]
+    straight = lwcnn("train", *common, f"out={tmp_path / 'straight'}", "--json", launcher=torchrun)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [*torchrun, "train", *common, f"out={killed}"],
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (killed / "resume.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    done = len((killed / "metrics.csv").read_text().splitlines()) - 1
+    assert 1 <= done < 6
+    resumed = lwcnn("train", "--resume", str(killed), "--json", launcher=torchrun)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    rows = (killed / "metrics.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    a, b = load_file(tmp_path / "straight" / "last.safetensors"), load_file(killed / "last.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a if "num_batches" not in k)
 
 
 def test_ranks_that_disagree_on_the_config_stop_with_a_clear_error(tmp_path):

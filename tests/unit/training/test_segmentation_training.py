@@ -1,0 +1,180 @@
+"""Training a segmenter end to end on generated DAGM-layout data: the run folder, gradual training
+in the metrics, evaluation through the engine reproducing the logged figures, calibration, resume,
+the CLI and the bad-input cases."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from lwcnn.cli import main
+from lwcnn.config import load_config
+from lwcnn.data.classification import DataError
+from lwcnn.data.segmentation_dataset import SegmentationSampler
+from lwcnn.data.synth import synthesize_dagm
+from lwcnn.training.segmentation import train_segmenter
+
+TINY = [
+    "task=seg",
+    "model.name=lw@0.35",
+    "data.input_size=[64,64]",
+    "data.crop=[48,48]",
+    "data.split={val: 0.25}",
+    "augment.per_epoch=16",
+    "augment.transforms=[{name: HorizontalFlip, p: 0.5}, {name: RandomBrightnessContrast, p: 0.5}]",
+    "gradual.zoom_steps=0.34",
+    "gradual.clean_from=0.67",
+    "train.batch_size=8",
+    "train.workers=0",
+    "train.threads=1",
+    "train.lr=0.003",
+    "train.log_every=1",
+]
+
+
+def tiny_config(data: Path, out: Path, *extra: str) -> dict:
+    return load_config(None, [*TINY, f"data.root={data}", f"out={out}", *extra])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return synthesize_dagm(
+        tmp_path_factory.mktemp("dagm"), classes=1, train=16, test=8, defective_fraction=0.5, size=64, seed=1
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "seg"
+    train_segmenter(tiny_config(data, out, "train.epochs=3"), show_progress=False)
+    return out
+
+
+def test_training_writes_a_complete_run_folder(trained):
+    for name in ("config.yaml", "split.json", "metrics.csv", "best.safetensors", "best.json", "last.json",
+                 "resume.pt", "learning_curves.png", "test_worst.png"):  # fmt: skip
+        assert (trained / name).is_file(), name
+    meta = json.loads((trained / "best.json").read_text())
+    assert meta["task"] == "seg" and meta["classes"] == ["background", "defect"]
+    assert meta["threshold"] == 0.5 and meta["min_area"] == 1
+    assert meta["preprocessing"]["size"] == [64, 64]
+    assert set(meta["split"]["parts"]) == {"train", "val", "test"}
+    assert len(meta["split"]["parts"]["test"]) == 8  # DAGM's own test part
+    assert {"test_ap", "test_macc", "test_iou", "test_n"} <= set(meta["metrics"])
+
+
+def test_metrics_follow_the_gradual_schedule(trained):
+    rows = (trained / "metrics.csv").read_text().splitlines()
+    assert rows[0].split(",")[:6] == ["epoch", "step", "lr", "phase", "zoom", "train_loss"]
+    # 3 epochs of 2 steps: zoom until step 2, whole images until step 4, then all images
+    assert [r.split(",")[3] for r in rows[1:]] == ["zoom", "whole", "all"]
+    assert float(rows[1].split(",")[4]) == pytest.approx(3.6)
+
+
+def test_evaluate_reproduces_the_logged_test_figures(trained, data, capsys, tmp_path):
+    logged = json.loads((trained / "best.json").read_text())["metrics"]
+    args = ["evaluate", "--weights", str(trained), "--data", str(data), "--json", "--out", str(tmp_path)]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("tpr", "tnr", "macc", "ap", "iou", "n"):
+        assert key in report
+    assert report["n"] == logged["test_n"] == 8
+    assert report["ap"] == pytest.approx(logged["test_ap"], abs=1e-6)
+    assert report["macc"] == pytest.approx(logged["test_macc"], abs=1e-6)
+    assert report["accuracy"] == pytest.approx(1 - (report["fn"] + report["fp"]) / report["n"])
+    assert report["escape_rate"] == pytest.approx(report["fn"] / report["n"])
+    assert set(report["tpr_per_group"]) == {"Class1"}
+    assert (tmp_path / "worst.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "report.json").is_file()
+
+
+def test_calibrate_stores_a_threshold_that_evaluate_then_uses(trained, data, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    assert main(["calibrate", "--weights", str(run), "--data", str(data), "--split", "val", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["tpr"] == 1.0  # escape rate 0: every defective validation image is caught
+    meta = json.loads((run / "best.json").read_text())
+    assert meta["threshold"] == pytest.approx(result["threshold"])
+    assert meta["calibration"]["split"] == "val"
+    assert main(["evaluate", "--weights", str(run), "--data", str(data), "--split", "val", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["threshold"] == pytest.approx(result["threshold"]) and report["tpr"] == 1.0
+
+
+def test_calibrate_refuses_a_classifier(tmp_path, capsys, data):
+    assert main(["calibrate", "--weights", "neu", "--data", str(data)]) == 2
+    assert "calibrate sets a segmenter's threshold" in capsys.readouterr().err
+
+
+def test_interrupted_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    train_segmenter(tiny_config(data, straight, "train.epochs=3"), show_progress=False)
+    interrupted = tmp_path / "interrupted"
+    original = SegmentationSampler.set_epoch
+
+    def interrupt_at_epoch_3(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        original(self, epoch)
+
+    monkeypatch.setattr(SegmentationSampler, "set_epoch", interrupt_at_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_segmenter(tiny_config(data, interrupted, "train.epochs=3"), show_progress=False)
+    monkeypatch.setattr(SegmentationSampler, "set_epoch", original)
+    assert main(["train", "--resume", str(interrupted), "--json"]) == 0  # the CLI finds the task in the run
+    rows = (interrupted / "metrics.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[1] for r in rows] == ["2", "4", "6"]
+    a, b = load_file(straight / "last.safetensors"), load_file(interrupted / "last.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_cli_trains_a_segmenter_from_overrides(data, tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = [
+        "train",
+        *TINY,
+        f"data.root={data}",
+        f"out={out}",
+        "train.epochs=1",
+        "gradual.enabled=false",
+        "--json",
+    ]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["task"] == "seg" and summary["test_n"] == 8 and "test_ap" in summary
+    assert (out / "metrics.csv").read_text().splitlines()[1].split(",")[3] == "all"
+
+
+def test_a_mask_of_the_wrong_size_stops_training_naming_the_file(data, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(data, broken)
+    label = sorted((broken / "Class1" / "Train" / "Label").glob("*_label.PNG"))[0]
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(label)
+    with pytest.raises(DataError, match=f"{label.name}: mask is 12x10 but its image is 64x64"):
+        train_segmenter(tiny_config(broken, tmp_path / "run", "train.epochs=1"), show_progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_without_defective_images_is_a_clear_error(tmp_path):
+    root = tmp_path / "clean"
+    (root / "images").mkdir(parents=True)
+    for k in range(6):
+        Image.fromarray(np.full((40, 40), 100 + k, np.uint8)).save(root / "images" / f"{k}.png")
+    config = tiny_config(root, tmp_path / "run", "train.epochs=1", "data.split={train: 0.5, val: 0.5}")
+    with pytest.raises(DataError, match="no defective images"):
+        train_segmenter(config, show_progress=False)
+
+
+def test_an_unknown_layout_is_a_clear_error(tmp_path):
+    (tmp_path / "data" / "stuff").mkdir(parents=True)
+    with pytest.raises(DataError, match="cannot tell the layout"):
+        train_segmenter(tiny_config(tmp_path / "data", tmp_path / "run"), show_progress=False)
