@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lwcnn.config import CLASSIFICATION_DEFAULTS, ConfigError, dump_config, load_config
@@ -60,3 +62,23 @@ def test_bad_configs_are_one_line_errors_naming_the_source(tmp_path, text, overr
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_every_committed_config_loads_with_its_task_defaults(path):
+    config = load_config(path)
+    assert config["task"] in ("cls", "seg")
+    if config["task"] == "seg":
+        assert {"gradual", "decision"} <= set(config) and "crop" in config["data"]
+    else:
+        assert "per_class" in config["augment"] and "gradual" not in config
+
+
+def test_one_split_entry_can_be_overridden_alone():
+    path = Path(__file__).resolve().parents[2] / "configs" / "kolektorsdd.yaml"
+    config = load_config(path, ["data.split.test_fold=2"])
+    assert config["data"]["split"]["test_fold"] == 2 and config["data"]["split"]["val"] == 0.15
+    with pytest.raises(ConfigError, match="unknown config key 'gradual'"):
+        load_config(None, ["gradual.enabled=false"])  # a classification config has no gradual training

@@ -159,7 +159,9 @@ def test_voc_layout_reads_boxes_as_masks_neu_det_style(tmp_path):
     write_image(root / "IMAGES" / "patches_1.jpg", size=(20, 10))
     write_image(root / "IMAGES" / "scratches_2.jpg", size=(20, 10))
     write_image(root / "IMAGES" / "clean_3.jpg", size=(20, 10))  # no annotation: defect-free
-    (root / "ANNOTATIONS" / "patches_1.xml").write_text(voc_xml("patches", 20, 10, [(1, 1, 5, 4), (10, 6, 12, 8)]))
+    (root / "ANNOTATIONS" / "patches_1.xml").write_text(
+        voc_xml("patches", 20, 10, [(1, 1, 5, 4), (10, 6, 12, 8)])
+    )
     (root / "ANNOTATIONS" / "scratches_2.xml").write_text(voc_xml("scratches", 20, 10, [(3, 2, 3, 9)]))
     images = scan_segmentation(root)
     assert images.layout == "voc" and len(images) == 3 and images.defective_count() == 2
