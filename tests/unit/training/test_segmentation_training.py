@@ -21,6 +21,7 @@ from lwcnn.data.segmentation_dataset import SegmentationSampler
 from lwcnn.data.synth import synthesize_dagm
 from lwcnn.training.segmentation import train_segmenter
 
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 TINY = [
     "task=seg",
     "model.name=lw@0.35",
@@ -178,3 +179,40 @@ def test_an_unknown_layout_is_a_clear_error(tmp_path):
     (tmp_path / "data" / "stuff").mkdir(parents=True)
     with pytest.raises(DataError, match="cannot tell the layout"):
         train_segmenter(tiny_config(tmp_path / "data", tmp_path / "run"), show_progress=False)
+
+
+def test_readme_walkthrough_on_an_image_mask_folder(tmp_path, capsys):
+    """The README's segmentation commands, on a folder of images/ and masks/ (configs/masks.yaml)."""
+    root = tmp_path / "my_parts"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(20):
+        image = rng.integers(60, 120, (64, 80), dtype=np.uint8)
+        if k % 2 == 0:
+            mask = np.zeros((64, 80), np.uint8)
+            mask[10 + k : 14 + k, 20 + k : 40 + k] = 255
+            image[mask > 0] = 240
+            Image.fromarray(mask).save(root / "masks" / f"{k:03d}.png")
+        Image.fromarray(image).save(root / "images" / f"{k:03d}.png")
+    run = tmp_path / "runs" / "my_seg"
+    small = [
+        "data.crop=[48,48]",
+        "augment.per_epoch=16",
+        "train.epochs=2",
+        "train.batch_size=8",
+        "train.workers=0",
+    ]
+    assert (
+        main(["train", "--config", str(CONFIGS / "masks.yaml"), f"data.root={root}", f"out={run}", *small])
+        == 0
+    )
+    assert main(["calibrate", "--weights", str(run), "--data", str(root), "--escape-rate", "0"]) == 0
+    assert "stored in" in capsys.readouterr().out
+    assert (
+        main(["evaluate", "--weights", str(run), "--data", str(root), "--out", str(tmp_path / "eval")]) == 0
+    )
+    assert "pixel IoU" in capsys.readouterr().out and (tmp_path / "eval" / "worst.png").is_file()
+    out = tmp_path / "inspection"
+    assert main(["inspect", str(root / "images"), "--weights", str(run), "--out", str(out)]) == 0
+    assert len(list((out / "overlays").iterdir())) == 20 and len(list((out / "masks").iterdir())) == 20
