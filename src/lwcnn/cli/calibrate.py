@@ -14,7 +14,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Run a trained segmenter over a part of its own split (default: val), find the pixel "
             "threshold that lets at most --escape-rate of the defective images through while passing "
             "as many defect-free images as possible, and store it (and --min-area) in the model's "
-            "metadata, where lwcnn inspect, serve and export read it. Re-export ONNX files afterwards."
+            "metadata, where lwcnn inspect, serve and export read it. The model's recorded test "
+            "figures are measured again at the new threshold (the test images play no part in "
+            "choosing it). Re-export ONNX files afterwards."
         ),
     )
     parser.add_argument(
@@ -63,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
                 {"threshold": result["threshold"], "min_area": min_area, "calibration": calibration},
             )
         )
+        if args.split != "test" and meta["split"]["parts"].get("test"):
+            from lwcnn.training.segmentation import record_test_figures
+
+            report, _, _ = record_test_figures(args.weights, split_images(meta, args.data, "test"))
+            result["test"] = {k: report[k] for k in ("n", "tpr", "tnr", "macc", "ap", "iou")}
     if args.json:
         print(json.dumps(result))
         return 0
@@ -71,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
         f"({result['defective']} defective): TPR {result['tpr']:.4f}, TNR {result['tnr']:.4f}"
     )
     print(f"stored in {result['written']}" if not args.dry_run else "not stored (--dry-run)")
+    if "test" in result:
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in result["test"].items() if k != "n" and v is not None)
+        print(
+            f"test split at this threshold (recorded in the model): {figures} on {result['test']['n']} images"
+        )
     return 0
 
 

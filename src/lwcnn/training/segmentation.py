@@ -181,14 +181,7 @@ def evaluate_run_segmenter(model_path: Path, test_images: Any, run_dir: Path) ->
     """Score the run's best model on the test part through ONNX Runtime (as ``lwcnn inspect`` will
     run it), record the figures in its metadata and draw the worst cases (``test_worst/``, with a
     contact sheet ``test_worst.png``)."""
-    from lwcnn.checkpoints import update_metrics
-
-    inspector = Inspector(model_path)
-    outcomes, _ = evaluate_segmenter(inspector, test_images)
-    report = segmentation_report(outcomes)
-    update_metrics(
-        model_path, {f"test_{k}": report[k] for k in ("ap", "macc", "tpr", "tnr", "iou", "dice", "n")}
-    )
+    report, outcomes, inspector = record_test_figures(model_path, test_images)
     worst = worst_cases(outcomes)
     if worst:
         write_pictures(
@@ -199,6 +192,21 @@ def evaluate_run_segmenter(model_path: Path, test_images: Any, run_dir: Path) ->
         f"TNR {_fmt(report['tnr'])}, IoU {_fmt(report['iou'])} on {report['n']} images"
     )
     return report
+
+
+def record_test_figures(model_path: str | Path, test_images: Any) -> tuple[dict[str, Any], list, Inspector]:
+    """Score a trained segmenter on its test images at its current threshold and record ``test_*``
+    figures in its metadata, with ``test_threshold`` and ``test_min_area`` (the decision they were
+    measured at; ``lwcnn calibrate`` records them again after changing it)."""
+    from lwcnn.checkpoints import update_metrics
+
+    inspector = Inspector(model_path)
+    outcomes, _ = evaluate_segmenter(inspector, test_images)
+    report = segmentation_report(outcomes)
+    figures = {f"test_{k}": report[k] for k in ("ap", "macc", "tpr", "tnr", "iou", "dice", "n")}
+    figures |= {"test_threshold": inspector.threshold, "test_min_area": inspector.min_area}
+    update_metrics(model_path, figures)
+    return report, outcomes, inspector
 
 
 def _fmt(value: float | None) -> str:

@@ -108,6 +108,13 @@ def test_calibrate_stores_a_threshold_that_evaluate_then_uses(trained, data, tmp
     assert main(["evaluate", "--weights", str(run), "--data", str(data), "--split", "val", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["threshold"] == pytest.approx(result["threshold"]) and report["tpr"] == 1.0
+    # the recorded test figures were measured again at the new threshold
+    assert meta["metrics"]["test_threshold"] == pytest.approx(result["threshold"])
+    assert main(["evaluate", "--weights", str(run), "--data", str(data), "--json"]) == 0
+    test = json.loads(capsys.readouterr().out)
+    assert (
+        meta["metrics"]["test_macc"] == pytest.approx(test["macc"]) == pytest.approx(result["test"]["macc"])
+    )
 
 
 def test_calibrate_refuses_a_classifier(tmp_path, capsys, data):
@@ -216,3 +223,16 @@ def test_readme_walkthrough_on_an_image_mask_folder(tmp_path, capsys):
     out = tmp_path / "inspection"
     assert main(["inspect", str(root / "images"), "--weights", str(run), "--out", str(out)]) == 0
     assert len(list((out / "overlays").iterdir())) == 20 and len(list((out / "masks").iterdir())) == 20
+
+
+def test_a_corrupt_image_stops_training_or_is_skipped_and_counted(data, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(data, broken)
+    bad = sorted((broken / "Class1" / "Train").glob("*.PNG"))[1]
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(Exception, match=f"{bad.name}: corrupt"):
+        train_segmenter(tiny_config(broken, tmp_path / "stopped", "train.epochs=1"), show_progress=False)
+    assert not (tmp_path / "stopped").exists()
+    config = tiny_config(broken, tmp_path / "skipped", "train.epochs=1", "data.skip_bad=true")
+    result = train_segmenter(config, show_progress=False)
+    assert len(result.skipped) == 1 and bad.name in result.skipped[0]
