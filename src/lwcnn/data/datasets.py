@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
+from tqdm import tqdm
 
 from lwcnn.data.augmentation import apply_augmentation
 from lwcnn.data.classification import DataError, LabelledImages
@@ -21,41 +22,23 @@ def derive_seed(*parts: int | str) -> int:
     return zlib.crc32(":".join(str(p) for p in parts).encode("utf-8"))
 
 
-class ClassificationDataset(Dataset):
-    """Images resized to the model's input, optionally augmented, normalised; yields (tensor, label).
+class ImageDataset(Dataset):
+    """What every training dataset shares: a scanned collection (``images``, with ``subset``), an
+    optional in-memory cache of what :meth:`read` returns, reading everything up front
+    (:meth:`load_all`), and an augmentation stream seeded per epoch, worker and rank."""
 
-    With ``cache`` every image is read once by :meth:`load_all` (which also finds unreadable files
-    before training starts) and kept, resized, in memory.
-    """
-
-    def __init__(
-        self,
-        images: LabelledImages,
-        preprocessing: Preprocessing,
-        augmentation: Any | None = None,
-        cache: bool = True,
-    ) -> None:
+    def __init__(self, images: Any, augmentation: Any | None, cache: bool) -> None:
         self.images = images
-        self.preprocessing = preprocessing
         self.augmentation = augmentation
         self.cache = cache
-        self._cache: dict[int, np.ndarray] = {}
-        self.seed = 0
-        self.epoch = 0
-        self.rank = 0
+        self._cache: dict[int, Any] = {}
+        self.seed = self.epoch = self.rank = 0
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def read(self, index: int) -> np.ndarray:
-        """The resized uint8 image at ``index``."""
-        image = self._cache.get(index)
-        if image is None:
-            path = self.images.root / self.images.paths[index]
-            image = self.preprocessing.resize(read_image(path, self.preprocessing.channels))
-            if self.cache:
-                self._cache[index] = image
-        return image
+    def read(self, index: int) -> Any:
+        raise NotImplementedError
 
     def load_all(
         self, skip_bad: bool = False, progress: Callable[[int], None] | None = None
@@ -75,14 +58,15 @@ class ClassificationDataset(Dataset):
             if progress is not None:
                 progress(1)
         if bad:
-            cached = {new: self._cache[old] for new, old in enumerate(keep) if old in self._cache}
+            self._cache = {new: self._cache[old] for new, old in enumerate(keep) if old in self._cache}
             self.images = self.images.subset(keep)
-            self._cache = cached
-            if not self.images.paths or len(set(self.images.labels)) < len(self.images.classes):
-                raise DataError(
-                    f"{self.images.root}: after skipping {len(bad)} bad image(s) a class has none left"
-                )
+            self.check_after_skipping(len(bad))
         return bad
+
+    def check_after_skipping(self, skipped: int) -> None:
+        """Raise :class:`DataError` when skipping bad images left too little to train on."""
+        if not len(self.images):
+            raise DataError(f"{self.images.root}: after skipping {skipped} bad image(s) none are left")
 
     def set_epoch(self, seed: int, epoch: int, rank: int = 0) -> None:
         """Make this epoch's augmentation depend only on (seed, epoch) (and the loading worker and,
@@ -96,15 +80,66 @@ class ClassificationDataset(Dataset):
             extra = (self.rank,) if self.rank else ()
             self.augmentation.set_random_seed(derive_seed(self.seed, self.epoch, worker, *extra))
 
+
+class ClassificationDataset(ImageDataset):
+    """Images resized to the model's input, optionally augmented, normalised; yields (tensor, label).
+
+    With ``cache`` every image is read once by :meth:`load_all` (which also finds unreadable files
+    before training starts) and kept, resized, in memory.
+    """
+
+    def __init__(
+        self,
+        images: LabelledImages,
+        preprocessing: Preprocessing,
+        augmentation: Any | None = None,
+        cache: bool = True,
+    ) -> None:
+        super().__init__(images, augmentation, cache)
+        self.preprocessing = preprocessing
+
+    def read(self, index: int) -> np.ndarray:
+        """The resized uint8 image at ``index``."""
+        image = self._cache.get(index)
+        if image is None:
+            path = self.images.root / self.images.paths[index]
+            image = self.preprocessing.resize(read_image(path, self.preprocessing.channels))
+            if self.cache:
+                self._cache[index] = image
+        return image
+
+    def check_after_skipping(self, skipped: int) -> None:
+        if not self.images.paths or len(set(self.images.labels)) < len(self.images.classes):
+            raise DataError(
+                f"{self.images.root}: after skipping {skipped} bad image(s) a class has none left"
+            )
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = apply_augmentation(self.augmentation, self.read(index))
         return torch.from_numpy(self.preprocessing.normalize(image)), self.images.labels[index]
 
 
+def read_parts(
+    datasets: Sequence[ImageDataset | None], skip_bad: bool, show_progress: bool = True
+) -> list[str]:
+    """Read every image of every dataset once, with one progress bar, before training starts, so a
+    bad image stops the run before any step (or with ``skip_bad`` is skipped). Returns the one-line
+    errors of the skipped images."""
+    present = [d for d in datasets if d is not None]
+    skipped: list[str] = []
+    total = sum(len(d) for d in present)
+    with tqdm(
+        total=total, desc="reading images", unit="img", disable=None if show_progress else True, leave=False
+    ) as bar:
+        for dataset in present:
+            skipped += [str(e) for e in dataset.load_all(skip_bad, bar.update)]
+    return skipped
+
+
 def seed_worker(worker_id: int) -> None:
     """``DataLoader`` worker initialiser: a distinct, reproducible augmentation stream per worker."""
     info = torch.utils.data.get_worker_info()
-    if info is not None and hasattr(info.dataset, "reseed"):  # classification and segmentation datasets
+    if info is not None and isinstance(info.dataset, ImageDataset):
         info.dataset.reseed(worker=worker_id + 1)
 
 

@@ -3,18 +3,17 @@ gradual training (which images, and how far zoomed, at every step)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Sampler
 
 from lwcnn.data.augmentation import apply_joint_augmentation
 from lwcnn.data.classification import DataError
-from lwcnn.data.datasets import derive_seed
-from lwcnn.data.images import ImageReadError
+from lwcnn.data.datasets import ImageDataset
 from lwcnn.data.preprocessing import Preprocessing
 from lwcnn.data.segmentation import MaskedImages, read_sample
 from lwcnn.training.gradual import GradualSchedule, zoom_crop
@@ -24,12 +23,13 @@ from lwcnn.training.gradual import GradualSchedule, zoom_crop
 SampleRequest = tuple[int, float, int]
 
 
-class SegmentationDataset(Dataset):
+class SegmentationDataset(ImageDataset):
     """Images and masks at the model's scale, cut to training crops of ``crop`` (height, width),
     jointly augmented, normalised; yields (image tensor (C, h, w), mask tensor (h, w) int64).
 
     An image smaller than the crop is padded by reflection (its mask with background). With
-    ``cache`` every scaled image and mask is read once by :meth:`load_all` and kept in memory.
+    ``cache`` every scaled image and mask is read once by :meth:`load_all` and kept in memory. A
+    mask that does not fit its image is always an error (a labelling mistake, not a broken file).
     """
 
     def __init__(
@@ -40,16 +40,9 @@ class SegmentationDataset(Dataset):
         augmentation: Any | None = None,
         cache: bool = True,
     ) -> None:
-        self.images = images
+        super().__init__(images, augmentation, cache)
         self.preprocessing = preprocessing
         self.crop = (int(crop[0]), int(crop[1]))
-        self.augmentation = augmentation
-        self.cache = cache
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.seed = self.epoch = self.rank = 0
-
-    def __len__(self) -> int:
-        return len(self.images)
 
     @property
     def defective(self) -> list[bool]:
@@ -64,41 +57,6 @@ class SegmentationDataset(Dataset):
             if self.cache:
                 self._cache[index] = cached
         return cached
-
-    def load_all(
-        self, skip_bad: bool = False, progress: Callable[[int], None] | None = None
-    ) -> list[ImageReadError]:
-        """Read every image and mask once. An unreadable image raises its :class:`ImageReadError`
-        (or with ``skip_bad`` is dropped and returned); a mask that does not fit its image is always
-        an error (a labelling mistake, not a broken file)."""
-        bad: list[ImageReadError] = []
-        keep: list[int] = []
-        for index in range(len(self.images)):
-            try:
-                self.read(index)
-                keep.append(index)
-            except ImageReadError as error:
-                if not skip_bad:
-                    raise
-                bad.append(error)
-            if progress is not None:
-                progress(1)
-        if bad:
-            self._cache = {new: self._cache[old] for new, old in enumerate(keep) if old in self._cache}
-            self.images = self.images.subset(keep)
-            if not self.images.samples:
-                raise DataError(f"{self.images.root}: after skipping {len(bad)} bad image(s) none are left")
-        return bad
-
-    def set_epoch(self, seed: int, epoch: int, rank: int = 0) -> None:
-        """The augmentation stream of this epoch (as :class:`ClassificationDataset`'s)."""
-        self.seed, self.epoch, self.rank = seed, epoch, rank
-        self.reseed(worker=0)
-
-    def reseed(self, worker: int) -> None:
-        if self.augmentation is not None:
-            extra = (self.rank,) if self.rank else ()
-            self.augmentation.set_random_seed(derive_seed(self.seed, self.epoch, worker, *extra))
 
     def sample(self, request: SampleRequest | int) -> tuple[np.ndarray, np.ndarray]:
         """The crop (uint8 image, bool mask) a request asks for, before augmentation."""

@@ -10,11 +10,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from lwcnn.data.augmentation import build_augmentation
 from lwcnn.data.classification import DataError, scan_classification
-from lwcnn.data.datasets import BalancedSampler, ClassificationDataset
+from lwcnn.data.datasets import BalancedSampler, ClassificationDataset, read_parts
 from lwcnn.data.preprocessing import Preprocessing
 from lwcnn.data.splits import Split, stratified_split
 from lwcnn.evaluation.classifier import predict_probabilities, score
@@ -57,14 +56,7 @@ def prepare_data(config: Mapping[str, Any], run_dir: Path, show_progress: bool =
         else None
         for part in ("val", "test")
     )
-    skipped: list[str] = []
-    total = sum(len(d) for d in (train, val, test) if d is not None)
-    with tqdm(
-        total=total, desc="reading images", unit="img", disable=None if show_progress else True, leave=False
-    ) as bar:
-        for dataset in (train, val, test):
-            if dataset is not None:
-                skipped += [str(e) for e in dataset.load_all(bool(data_cfg["skip_bad"]), bar.update)]
+    skipped = read_parts([train, val, test], bool(data_cfg["skip_bad"]), show_progress)
     return PreparedData(images, split, preprocessing, train, val, test, skipped)
 
 

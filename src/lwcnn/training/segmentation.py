@@ -11,9 +11,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from lwcnn.data.augmentation import build_augmentation
+from lwcnn.data.datasets import read_parts
 from lwcnn.data.preprocessing import Preprocessing
 from lwcnn.data.segmentation import scan_segmentation
 from lwcnn.data.segmentation_dataset import SegmentationDataset, SegmentationSampler
@@ -64,14 +64,7 @@ def prepare_segmentation_data(
         else None
         for part in ("val", "test")
     )
-    skipped: list[str] = []
-    total = sum(len(d) for d in (train, val, test) if d is not None)
-    with tqdm(
-        total=total, desc="reading images", unit="img", disable=None if show_progress else True, leave=False
-    ) as bar:
-        for dataset in (train, val, test):
-            if dataset is not None:
-                skipped += [str(e) for e in dataset.load_all(bool(data_cfg["skip_bad"]), bar.update)]
+    skipped = read_parts([train, val, test], bool(data_cfg["skip_bad"]), show_progress)
     return PreparedData(images, split, preprocessing, train, val, test, skipped)
 
 
