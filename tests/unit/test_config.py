@@ -79,6 +79,6 @@ def test_every_committed_config_loads_with_its_task_defaults(path):
 def test_one_split_entry_can_be_overridden_alone():
     path = Path(__file__).resolve().parents[2] / "configs" / "kolektorsdd.yaml"
     config = load_config(path, ["data.split.test_fold=2"])
-    assert config["data"]["split"]["test_fold"] == 2 and config["data"]["split"]["val"] == 0.15
+    assert config["data"]["split"]["test_fold"] == 2 and config["data"]["split"]["val"] == 0.2
     with pytest.raises(ConfigError, match="unknown config key 'gradual'"):
         load_config(None, ["gradual.enabled=false"])  # a classification config has no gradual training

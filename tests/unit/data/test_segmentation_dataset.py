@@ -207,3 +207,17 @@ def test_dagm_split_keeps_its_own_test_part():
     assert len(split.parts["val"]) == 2 and len(split.parts["train"]) == 6
     with pytest.raises(ValueError, match="give only 'val'"):
         segmentation_split(images, {"train": 0.5, "val": 0.5}, seed=0)
+
+
+def test_random_crops_reach_the_image_borders(tmp_path):
+    """Inspection sees every image's border rows; training crops must too, not once in hundreds."""
+    images = scan_image_mask_folders(make_masked_folder(tmp_path / "d", size=(200, 48)))
+    dataset = SegmentationDataset(images, GRAY, crop=(80, 48))
+    coverage = np.zeros(200)
+    for seed in range(400):
+        image, _ = dataset.sample((1, 0.0, seed))
+        source = dataset.read(1)[0][:, :, 0]
+        top = next(t for t in range(121) if np.array_equal(source[t : t + 80], image[:, :, 0]))
+        coverage[top : top + 80] += 1
+    middle = coverage[80:120].mean()
+    assert coverage[0] > 0.4 * middle and coverage[-1] > 0.4 * middle
