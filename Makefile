@@ -8,9 +8,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint clean-venv
 
-# The main job: inspect the bundled sample images with the bundled model (ONNX Runtime).
+# The main job: inspect the bundled sample images with the bundled models (ONNX Runtime): NEU steel
+# with the classifier, KolektorSDD commutators with the segmenter.
 demo: $(STAMP)
-	$(BIN)/lwcnn inspect samples/neu --out inspection
+	$(BIN)/lwcnn inspect samples/neu --out inspection/neu
+	$(BIN)/lwcnn inspect samples/kolektorsdd --weights kolektorsdd --out inspection/kolektorsdd
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
