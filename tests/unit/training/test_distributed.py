@@ -37,6 +37,18 @@ SETTINGS = [
 ]
 
 
+#: Two processes on this machine, as a user launches them.
+TORCHRUN = [
+    sys.executable,
+    "-m",
+    "torch.distributed.run",
+    "--standalone",
+    "--nproc_per_node=2",
+    "-m",
+    "lwcnn",
+]
+
+
 def lwcnn(
     *args: str, env: dict | None = None, launcher: list[str] | None = None
 ) -> subprocess.CompletedProcess:
@@ -44,33 +56,28 @@ def lwcnn(
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
 
 
+def assert_same_weights(run_a, run_b) -> None:
+    """The learned tensors of two runs' last models agree (BN running statistics are rank 0's
+    under DDP, which broadcasts them, so they are not compared)."""
+    a, b = load_file(run_a / "last.safetensors"), load_file(run_b / "last.safetensors")
+    weights = [k for k in a if "running" not in k and "num_batches" not in k]
+    assert weights and all(torch.allclose(a[k], b[k], atol=1e-6) for k in weights)
+
+
 def test_two_processes_equal_one_with_two_micro_batches(tmp_path):
     data = make_class_folders(tmp_path / "data")
     common = [*SETTINGS, f"data.root={data}"]
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "lwcnn",
-    ]
-    two = lwcnn("train", *common, f"out={tmp_path / 'two'}", "--json", launcher=torchrun)
+    two = lwcnn("train", *common, f"out={tmp_path / 'two'}", "--json", launcher=TORCHRUN)
     assert two.returncode == 0, two.stderr[-2000:]
     reports = [json.loads(line) for line in two.stdout.splitlines() if line.startswith("{")]
     assert len(reports) == 1  # rank 0 reports, the other rank stays quiet
     one = lwcnn("train", *common, "train.accumulate=2", f"out={tmp_path / 'one'}", "--json")
     assert one.returncode == 0, one.stderr[-2000:]
-    a = load_file(tmp_path / "two" / "last.safetensors")
-    b = load_file(tmp_path / "one" / "last.safetensors")
-    weights = [k for k in a if "running" not in k and "num_batches" not in k]
-    assert weights and all(torch.allclose(a[k], b[k], atol=1e-6) for k in weights)
+    assert_same_weights(tmp_path / "two", tmp_path / "one")
     meta = json.loads((tmp_path / "two" / "last.json").read_text())
     assert (
         meta["metrics"]["step"] == json.loads((tmp_path / "one" / "last.json").read_text())["metrics"]["step"]
     )
-    # the BN running statistics are rank 0's (DDP broadcasts them); they are not compared
 
 
 SEGMENTATION = [
@@ -96,23 +103,11 @@ def test_segmentation_two_processes_equal_one_with_two_micro_batches(tmp_path):
     each rank its half of every global batch, crops included."""
     data = synthesize_dagm(tmp_path / "data", classes=1, train=12, test=4, defective_fraction=0.5, size=64)
     common = [*SEGMENTATION, f"data.root={data}"]
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "lwcnn",
-    ]
-    two = lwcnn("train", *common, f"out={tmp_path / 'two'}", "--json", launcher=torchrun)
+    two = lwcnn("train", *common, f"out={tmp_path / 'two'}", "--json", launcher=TORCHRUN)
     assert two.returncode == 0, two.stderr[-2000:]
     one = lwcnn("train", *common, "train.accumulate=2", f"out={tmp_path / 'one'}", "--json")
     assert one.returncode == 0, one.stderr[-2000:]
-    a = load_file(tmp_path / "two" / "last.safetensors")
-    b = load_file(tmp_path / "one" / "last.safetensors")
-    weights = [k for k in a if "running" not in k and "num_batches" not in k]
-    assert weights and all(torch.allclose(a[k], b[k], atol=1e-6) for k in weights)
+    assert_same_weights(tmp_path / "two", tmp_path / "one")
     phases = [row.split(",")[3] for row in (tmp_path / "two" / "metrics.csv").read_text().splitlines()[1:]]
     assert phases == ["zoom", "all"]
 
@@ -122,20 +117,11 @@ def test_a_killed_distributed_run_resumes_to_the_same_weights(tmp_path):
     (every rank reads resume.pt) ends with the weights of a run that was never stopped."""
     data = make_class_folders(tmp_path / "data")
     common = [*SETTINGS, f"data.root={data}", "train.epochs=6"]
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "lwcnn",
-    ]
-    straight = lwcnn("train", *common, f"out={tmp_path / 'straight'}", "--json", launcher=torchrun)
+    straight = lwcnn("train", *common, f"out={tmp_path / 'straight'}", "--json", launcher=TORCHRUN)
     assert straight.returncode == 0, straight.stderr[-2000:]
     killed = tmp_path / "killed"
     process = subprocess.Popen(
-        [*torchrun, "train", *common, f"out={killed}"],
+        [*TORCHRUN, "train", *common, f"out={killed}"],
         cwd=REPO,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
@@ -150,7 +136,7 @@ def test_a_killed_distributed_run_resumes_to_the_same_weights(tmp_path):
         process.wait(timeout=60)
     done = len((killed / "metrics.csv").read_text().splitlines()) - 1
     assert 1 <= done < 6
-    resumed = lwcnn("train", "--resume", str(killed), "--json", launcher=torchrun)
+    resumed = lwcnn("train", "--resume", str(killed), "--json", launcher=TORCHRUN)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = (killed / "metrics.csv").read_text().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4, 5, 6]
