@@ -26,7 +26,10 @@ def run(args: argparse.Namespace) -> int:
 
     inspector = Inspector(args.weights)
     if inspector.task != "cls":
-        raise ValueError(f"{args.weights}: a {inspector.task} model; lwcnn predict classifies")
+        raise ValueError(
+            f"{args.weights}: a {inspector.task} model; lwcnn predict classifies "
+            "(lwcnn inspect runs segmenters)"
+        )
     results, failures = [], 0
     for result in inspector.inspect_paths(args.images):
         if isinstance(result, InspectionFailure):
