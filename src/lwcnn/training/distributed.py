@@ -61,10 +61,14 @@ def init_distributed() -> DistContext:
     return DistContext(rank, world_size, local_rank, device)
 
 
-def close_distributed(context: DistContext) -> None:
-    """Leave the process group. No barrier: after the last epoch rank 0 still evaluates and writes
-    while the others are done, and a rank that failed must not wait for the others."""
+def close_distributed(context: DistContext, finished: bool = True) -> None:
+    """Leave the process group. A run that finished waits at a barrier first, so that all ranks
+    tear down gloo together: after the last epoch rank 0 still evaluates and writes, and a rank
+    that leaves while its peer is connected can abort in gloo's teardown (seen once in CI as a
+    SIGABRT of rank 1). A rank that failed leaves at once and must not wait for the others."""
     if context.distributed and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -129,10 +129,13 @@ def run_training(
     """Train ``task`` as ``config`` says; under ``torchrun`` each process runs this and they train as
     one (DistributedDataParallel; lwcnn.training.distributed)."""
     context = init_distributed()
+    finished = False
     try:
-        return _train(task, config, resume, show_progress and context.is_main, context)
+        result = _train(task, config, resume, show_progress and context.is_main, context)
+        finished = True
+        return result
     finally:
-        close_distributed(context)
+        close_distributed(context, finished)
 
 
 def _train(
