@@ -141,7 +141,10 @@ def write_pictures(
     sheet_width: int = 1600,
 ) -> list[Path]:
     """A comparison picture (:func:`comparison_picture`) per outcome in ``folder`` and, with
-    ``sheet``, a contact sheet of them all in a grid ``sheet_width`` pixels wide. Returns the files."""
+    ``sheet``, a contact sheet of them all in a grid ``sheet_width`` pixels wide. Returns the files.
+
+    The pictured images are read and inspected again: keeping every image's mask through an
+    evaluation would hold a whole dataset of masks in memory to draw a dozen of them."""
     folder = Path(folder)
     where = {s.image.as_posix(): i for i, s in enumerate(images.samples)}
     written, pictures = [], []
