@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -43,11 +44,12 @@ def run(args: argparse.Namespace) -> int:
     from lwcnn.cli.evaluate import split_images
     from lwcnn.evaluation.segmenter import area_scores, calibrate_threshold
     from lwcnn.runtime.engine import Inspector
+    from lwcnn.weights import BUNDLED_DIR
 
     meta = read_metadata(args.weights)
     if meta["task"] != "seg":
         raise ValueError(f"{args.weights}: a {meta['task']} model; calibrate sets a segmenter's threshold")
-    if str(args.weights).endswith(".onnx") or meta["_path"].startswith(str(_bundled())):
+    if Path(meta["_path"]).parent == BUNDLED_DIR:
         raise ValueError(f"{args.weights}: calibrate a trained model file or run folder, not a bundled model")
     min_area = args.min_area if args.min_area is not None else int(meta.get("min_area") or 1)
     if min_area < 1:
@@ -84,9 +86,3 @@ def run(args: argparse.Namespace) -> int:
             f"test split at this threshold (recorded in the model): {figures} on {result['test']['n']} images"
         )
     return 0
-
-
-def _bundled():
-    from lwcnn.weights import BUNDLED_DIR
-
-    return BUNDLED_DIR

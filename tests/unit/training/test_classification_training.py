@@ -22,6 +22,8 @@ from lwcnn.data.datasets import BalancedSampler
 from lwcnn.training.classification import train_classifier
 from tests.synthetic import make_class_folders
 
+from .interrupt import interrupted_at_epoch
+
 TINY = [
     "model.name=lw@0.35",
     "data.input_size=[32,32]",
@@ -113,17 +115,8 @@ def test_interrupted_training_resumes_to_the_same_weights(data, tmp_path, monkey
     train_classifier(tiny_config(data, straight, "train.epochs=3"), show_progress=False)
 
     interrupted = tmp_path / "interrupted"
-    original = BalancedSampler.set_epoch
-
-    def interrupt_at_epoch_3(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        original(self, epoch)
-
-    monkeypatch.setattr(BalancedSampler, "set_epoch", interrupt_at_epoch_3)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_at_epoch(monkeypatch, BalancedSampler, 2):  # epochs 1 and 2 complete
         train_classifier(tiny_config(data, interrupted, "train.epochs=3"), show_progress=False)
-    monkeypatch.setattr(BalancedSampler, "set_epoch", original)
     assert len((interrupted / "metrics.csv").read_text().splitlines()) == 1 + 2
 
     train_classifier(load_config(None, [f"out={interrupted}"]), resume=True, show_progress=False)

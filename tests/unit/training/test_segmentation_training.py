@@ -21,6 +21,8 @@ from lwcnn.data.segmentation_dataset import SegmentationSampler
 from lwcnn.data.synth import synthesize_dagm
 from lwcnn.training.segmentation import train_segmenter
 
+from .interrupt import interrupted_at_epoch
+
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 TINY = [
     "task=seg",
@@ -126,17 +128,8 @@ def test_interrupted_training_resumes_to_the_same_weights(data, tmp_path, monkey
     straight = tmp_path / "straight"
     train_segmenter(tiny_config(data, straight, "train.epochs=3"), show_progress=False)
     interrupted = tmp_path / "interrupted"
-    original = SegmentationSampler.set_epoch
-
-    def interrupt_at_epoch_3(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        original(self, epoch)
-
-    monkeypatch.setattr(SegmentationSampler, "set_epoch", interrupt_at_epoch_3)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_at_epoch(monkeypatch, SegmentationSampler, 2):  # epochs 1 and 2 complete
         train_segmenter(tiny_config(data, interrupted, "train.epochs=3"), show_progress=False)
-    monkeypatch.setattr(SegmentationSampler, "set_epoch", original)
     assert main(["train", "--resume", str(interrupted), "--json"]) == 0  # the CLI finds the task in the run
     rows = (interrupted / "metrics.csv").read_text().splitlines()[1:]
     assert [r.split(",")[1] for r in rows] == ["2", "4", "6"]
