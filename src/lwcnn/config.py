@@ -54,6 +54,8 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
         "log_every": 10,  # steps between progress-bar updates of loss and accuracy
         "accumulate": 1,  # micro-batches per step (gradient accumulation; batch_size stays the step's)
         "sync_bn": False,  # distributed on GPUs: batch norm over the global batch (SyncBatchNorm)
+        "ema": 0.0,  # validate and save a moving average of the weights, this decay per step (0: off)
+        "label_smoothing": 0.0,  # classification: target mass spread over the other classes
     },
 }
 
@@ -95,7 +97,7 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
         "min_area": 1,  # defect pixels that make an image defective (1: the paper's any-pixel rule)
     },
     "train": {
-        **CLASSIFICATION_DEFAULTS["train"],
+        **{k: v for k, v in CLASSIFICATION_DEFAULTS["train"].items() if k != "label_smoothing"},
         "defect_weight": 1.0,  # cross-entropy weight of defect pixels (background: 1)
     },
 }

@@ -71,7 +71,11 @@ class ClassificationTask(TrainingTask):
         ("accuracy", "accuracy", ("train_acc", "val_acc")),
     )
 
+    label_smoothing = 0.0
+
     def prepare(self, config: Mapping[str, Any], run_dir: Path, show_progress: bool) -> PreparedData:
+        # the run's config (a resumed run's own, not the caller's): the loss depends on it
+        self.label_smoothing = float(config["train"]["label_smoothing"])
         return prepare_data(config, run_dir, show_progress)
 
     def agreement(self, data: PreparedData) -> Any:
@@ -93,7 +97,8 @@ class ClassificationTask(TrainingTask):
         )
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, tuple[float, ...]]:
-        return F.cross_entropy(logits, target), (int((logits.argmax(1) == target).sum()),)
+        loss = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+        return loss, (int((logits.argmax(1) == target).sum()),)
 
     def train_figures(self, loss_sum: float, counts: Sequence[float], seen: int) -> dict[str, Any]:
         return {

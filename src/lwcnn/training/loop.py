@@ -38,6 +38,7 @@ from lwcnn.data.splits import Split
 from lwcnn.evaluation.plots import plot_learning_curves
 from lwcnn.fileio import atomic_write_text
 from lwcnn.models import create_model
+from lwcnn.training.averaging import WeightAverage
 from lwcnn.training.distributed import (
     DistContext,
     check_agreement,
@@ -206,16 +207,20 @@ def _train(
             f"train.optimizer: only 'adam' (the paper's) is supported, got {train_cfg['optimizer']!r}"
         )
     optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
+    average = WeightAverage(model, float(train_cfg["ema"])) if train_cfg["ema"] else None
+    kept = average.module if average else model  # what is validated and saved
 
     start_epoch, step, best, history = 0, 0, {"epoch": None, "rank": None}, []
     if resume:
         state = load_training_state(resume_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if average:
+            average.load_state_dict(state["average"])
         start_epoch, step, best, history = state["epoch"], state["step"], state["best"], state["history"]
         if main:
             info(f"resuming {run_dir} at epoch {start_epoch + 1}/{epochs}, step {step}")
-    net = model  # what the loop calls; `model` stays the plain module that is saved and validated
+    net = model  # what the loop calls; `model` stays the plain module (saved and validated unless ema)
     if context.distributed:
         device_ids = [context.local_rank] if context.device.startswith("cuda") else None
         net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
@@ -270,6 +275,8 @@ def _train(
                 )
                 seen += len(micro_target)
             optimizer.step()
+            if average:
+                average.update(model, step)
             step += 1
             if step % log_every == 0:
                 figures = task.train_figures(loss_sum, counts or (), seen)
@@ -286,7 +293,7 @@ def _train(
             **task.train_figures(loss_sum, summed, int(seen)),
         }
         if data.val is not None:
-            row.update(task.validate(model, data, metadata, context.device, channels_last))
+            row.update(task.validate(kept, data, metadata, context.device, channels_last))
         row["seconds"] = time.perf_counter() - started
         history.append(row)
         write_metrics_csv(run_dir / "metrics.csv", history, task.columns)
@@ -294,13 +301,14 @@ def _train(
         epoch_meta = {**metadata, "metrics": {"epoch": epoch + 1, "step": step, **_rounded(row)}}
         if best.get("rank") is None or standing > best["rank"]:
             best = {"epoch": epoch + 1, "step": step, "rank": standing, **_rounded(row)}
-            save_model(run_dir / "best", model, epoch_meta)
-        save_model(run_dir / "last", model, epoch_meta)
+            save_model(run_dir / "best", kept, epoch_meta)
+        save_model(run_dir / "last", kept, epoch_meta)
         save_training_state(
             resume_path,
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
+                **({"average": average.state_dict()} if average else {}),
                 "epoch": epoch + 1,
                 "step": step,
                 "best": best,

@@ -110,13 +110,14 @@ def test_predict_prints_class_and_probability(trained, data, capsys):
     assert result["class"] in ("checker", "horizontal", "vertical") and 0 < result["probability"] <= 1
 
 
-def test_interrupted_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("recipe", [[], ["train.ema=0.8", "train.label_smoothing=0.1"]], ids=["plain", "ema"])
+def test_interrupted_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch, recipe):
     straight = tmp_path / "straight"
-    train_classifier(tiny_config(data, straight, "train.epochs=3"), show_progress=False)
+    train_classifier(tiny_config(data, straight, "train.epochs=3", *recipe), show_progress=False)
 
     interrupted = tmp_path / "interrupted"
     with interrupted_at_epoch(monkeypatch, BalancedSampler, 2):  # epochs 1 and 2 complete
-        train_classifier(tiny_config(data, interrupted, "train.epochs=3"), show_progress=False)
+        train_classifier(tiny_config(data, interrupted, "train.epochs=3", *recipe), show_progress=False)
     assert len((interrupted / "metrics.csv").read_text().splitlines()) == 1 + 2
 
     train_classifier(load_config(None, [f"out={interrupted}"]), resume=True, show_progress=False)
