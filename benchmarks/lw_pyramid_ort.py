@@ -80,10 +80,7 @@ def main() -> None:
             "8 branches": export_onnx(eight_branch_copy(model), None, rewrite=False),
             "export (rewritten)": export_onnx(model, None, size),
         }
-        sessions = {
-            name: cpu_session(data, args.threads)
-            for name, data in graphs.items()
-        }
+        sessions = {name: cpu_session(data, args.threads) for name, data in graphs.items()}
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         outputs = [s.run(None, {"image": x})[0] for s in sessions.values()]
         assert all(np.max(np.abs(outputs[0] - o)) < 1e-4 for o in outputs[1:]), "the graphs disagree"

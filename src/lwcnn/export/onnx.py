@@ -100,7 +100,6 @@ def export_onnx(
     return data
 
 
-
 class _WithClassMaps(nn.Module):
     """A classifier whose forward returns its logits and class activation maps (two ONNX outputs)."""
 
