@@ -22,12 +22,17 @@ class WeightAverage:
     random initialisation."""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"train.ema: the decay must lie between 0 and 1 (0: off), got {decay}")
-        self.decay = decay
+        self.decay = self.checked(decay)
         self.module = copy.deepcopy(model).eval()
         for parameter in self.module.parameters():
             parameter.requires_grad_(False)
+
+    @staticmethod
+    def checked(decay: float) -> float:
+        """``decay`` if it lies strictly between 0 and 1, else a ValueError naming ``train.ema``."""
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"train.ema: the decay must lie between 0 and 1 (0: off), got {decay}")
+        return decay
 
     def decay_at(self, step: int) -> float:
         """The decay used for the update after ``step`` optimiser steps (counting from 0)."""

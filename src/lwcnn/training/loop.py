@@ -158,6 +158,11 @@ def _train(
     elif resume_path.exists():  # every rank checks: none has written anything yet
         raise FileExistsError(f"{run_dir}: already holds a run; use --resume to continue it or another out=")
     train_cfg = config["train"]
+    precision = train_cfg["precision"]
+    if precision not in ("fp32", "bf16"):  # recipe errors before anything is read or written
+        raise ValueError(f"train.precision: 'fp32' or 'bf16', got {precision!r}")
+    if train_cfg["ema"]:
+        WeightAverage.checked(float(train_cfg["ema"]))
     torch.set_num_threads(int(train_cfg["threads"]) or os.cpu_count() or 1)
     main = context.is_main
     data = task.prepare(config, run_dir, show_progress)  # before any file is written: bad data leaves no run
@@ -236,6 +241,7 @@ def _train(
         **task.metadata(config, data),
     }
     l2 = float(train_cfg["l2"])
+    device_kind = context.device.split(":")[0]  # autocast's device type: cpu or cuda
     log_every = max(1, int(train_cfg["log_every"]))
     seed = int(train_cfg["seed"])
     for epoch in range(start_epoch, epochs):
@@ -264,7 +270,8 @@ def _train(
                 last = index == len(micro_images) - 1
                 # gradients are all-reduced once per step, on the last micro-batch
                 with net.no_sync() if context.distributed and not last else contextlib.nullcontext():
-                    loss, batch_counts = task.loss(net(micro), micro_target)
+                    with torch.autocast(device_kind, torch.bfloat16, enabled=precision == "bf16"):
+                        loss, batch_counts = task.loss(net(micro), micro_target)
                     total = loss + l2 * l2_penalty(model) if l2 else loss
                     (total / len(micro_images)).backward()
                 loss_sum += float(loss.detach()) * len(micro_target)

@@ -110,7 +110,11 @@ def test_predict_prints_class_and_probability(trained, data, capsys):
     assert result["class"] in ("checker", "horizontal", "vertical") and 0 < result["probability"] <= 1
 
 
-@pytest.mark.parametrize("recipe", [[], ["train.ema=0.8", "train.label_smoothing=0.1"]], ids=["plain", "ema"])
+@pytest.mark.parametrize(
+    "recipe",
+    [[], ["train.ema=0.8", "train.label_smoothing=0.1", "train.precision=bf16"]],
+    ids=["paper", "beyond-paper"],
+)
 def test_interrupted_training_resumes_to_the_same_weights(data, tmp_path, monkeypatch, recipe):
     straight = tmp_path / "straight"
     train_classifier(tiny_config(data, straight, "train.epochs=3", *recipe), show_progress=False)
@@ -239,8 +243,10 @@ def make_neu_with_bad_prefix(root: Path) -> None:
             ["augment.transforms=[{name: NoSuchTransform}]"],
             "has no transform 'NoSuchTransform'",
         ),
+        (lambda root: None, ["train.precision=fp16"], "train.precision: 'fp32' or 'bf16', got 'fp16'"),
+        (lambda root: None, ["train.ema=1.0"], "train.ema: the decay must lie between 0 and 1"),
     ],
-    ids=["empty-class", "too-few", "unknown-prefix", "config-typo", "bad-transform"],
+    ids=["empty-class", "too-few", "unknown-prefix", "config-typo", "bad-transform", "precision", "ema"],
 )
 def test_bad_data_and_config_fail_before_training(tmp_path, setup, extra, message):
     root = make_class_folders(tmp_path / "data")
