@@ -165,6 +165,8 @@ def _train(
         WeightAverage.checked(float(train_cfg["ema"]))
     torch.set_num_threads(int(train_cfg["threads"]) or os.cpu_count() or 1)
     main = context.is_main
+    if main and precision == "bf16" and context.device == "cpu" and cpu_has_native_bf16() is False:
+        info("train.precision=bf16: this CPU has no AVX512-BF16 or AMX; bf16 is likely slower than fp32")
     data = task.prepare(config, run_dir, show_progress)  # before any file is written: bad data leaves no run
     check_agreement(
         context, {"config": dict(config), "split": data.split.to_dict(), "images": task.agreement(data)}
@@ -354,6 +356,15 @@ def build_model(config: Mapping[str, Any], task: str, num_classes: int, schedule
         fresh = load_matching_weights(model, init_from)
         info(f"initialised from {init_from}; newly initialised: {', '.join(fresh) or 'nothing'}")
     return model
+
+
+def cpu_has_native_bf16() -> bool | None:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); None where unknown."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:  # not Linux
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def l2_penalty(model: nn.Module) -> torch.Tensor:

@@ -133,6 +133,15 @@ def test_interrupted_training_resumes_to_the_same_weights(data, tmp_path, monkey
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_it_is_warned(data, tmp_path, monkeypatch, capsys, native):
+    monkeypatch.setattr("lwcnn.training.loop.cpu_has_native_bf16", lambda: native)
+    config = tiny_config(data, tmp_path / "run", "train.epochs=1", "train.precision=bf16")
+    train_classifier(config, show_progress=False)
+    warned = "no AVX512-BF16 or AMX" in capsys.readouterr().err
+    assert warned is not native
+
+
 def test_killed_training_resumes_from_its_last_epoch(data, tmp_path):
     out = tmp_path / "killed"
     args = [
