@@ -51,7 +51,7 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
         "workers": 1,  # data-loading processes (0: load in the training process)
         "channels_last": True,
         # bf16: forward pass and loss in bfloat16 autocast (weights, optimiser and validation stay fp32);
-        # ~1.7x faster training steps on CPUs with AVX512-BF16 or AMX, on recent GPUs too
+        # faster training on CPUs with AVX512-BF16 or AMX (docs/training.md), on recent GPUs too
         "precision": "fp32",
         "init_from": None,  # fine-tuning: checkpoint of a model trained on another dataset
         "log_every": 10,  # steps between progress-bar updates of loss and accuracy
