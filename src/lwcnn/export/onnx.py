@@ -61,12 +61,11 @@ def export_onnx(
     classifier, (N, classes, H/stride, W/stride) for a segmenter).
 
     With ``rewrite`` (the default) the graph is that of :func:`~lwcnn.export.rewrites.for_inference`
-    (same outputs, faster in ONNX Runtime), tuned for the metadata's input size when it has one."""
+    (same outputs, faster in ONNX Runtime)."""
     model = model.eval()
     meta = onnx_metadata(model, metadata)
     if rewrite:
-        size = (metadata or {}).get("preprocessing", {}).get("size")
-        model = for_inference(model, tuple(size) if size else None)
+        model = for_inference(model)
     outputs = [OUTPUT_NAME]
     if model.spec.task == "cls":
         model, outputs = _WithClassMaps(model), [OUTPUT_NAME, CLASS_MAPS_NAME]

@@ -2,13 +2,30 @@
 it faster in ONNX Runtime. Applied to a copy at export time; training never sees them.
 
 The LW pyramid trains as one grouped 5x5 convolution with eight outputs per input channel
-(:class:`~lwcnn.models.lw.LWDepthwisePyramid`). ONNX Runtime's blocked (NCHWc) CPU kernels only
-take depthwise convolutions with one output per input channel, so that grouped convolution runs in
-its generic, slow path: in lw@0.35 it is about 60% of a NEU classification. The rewrite computes the
-same eight maps with depthwise convolutions of multiplier one, which stay in the blocked layout, and
-reorders the pyramid's output channels kernel-major (``k * C + c`` instead of ``c * 8 + k``); the
-following batch norm and 1x1 projection get their channels permuted to match, so the block computes
-exactly the same function.
+(:class:`~lwcnn.models.lw.LWDepthwisePyramid`). ONNX Runtime's fast CPU convolutions work in a
+blocked layout (NCHWc: channels in blocks of 16 with AVX-512, 8 with AVX2), and keep a tensor in it
+only when every operator on the way can: depthwise convolutions with *one* output per input
+channel, dense convolutions, element-wise sums, and concatenations of whole channel blocks. Anything
+else (the grouped 5x5 convolution, a ``Tile``, a concatenation of 8-channel pieces) runs in the
+plain layout with a reorder before and after. Measured with ``lwcnn bench``'s profile of lw@0.35
+(ONNX Runtime 1.32, AVX-512): the grouped convolution was about 60% of a NEU classification, and
+after a first rewrite to multiplier-1 convolutions over a repeated input, the ``Tile``, its reorders
+and the unaligned concatenations were still about 40%.
+
+So the export rebuilds the LW backbone (:class:`LWInferenceBackbone`):
+
+- each kernel (or pair of kernels, below) is its own depthwise convolution with one output per
+  channel, in the smallest odd window that holds it (5x1, 1x5, 3x1, 1x3, 3x3: 33 -> 41 taps per
+  channel instead of 8 x 25), with BN and ReLU6 folded in; their maps are concatenated kernel-major
+  (``k * C + c``) and the projection's input channels are permuted to match;
+- a block whose channel count is not a multiple of :data:`NCHWC_BLOCK` (lw@0.35 has 8 and 24) gets
+  its input *doubled*: the layer before it writes every channel twice (``[x, x]``, a 1x1
+  convolution with its rows repeated, which ONNX Runtime pads to a whole block anyway). On ``[x, x]``
+  a depthwise convolution computes two kernels at once, one on each copy, so the block needs four
+  convolutions whose outputs are whole blocks, and no ``Tile``; the layer after a doubled map reads
+  one copy (zero weights on the other) and residual sums add doubled maps to doubled maps.
+
+Every other layer (stems, decoders, heads) is left as trained: ONNX Runtime folds their BN itself.
 """
 
 from __future__ import annotations
@@ -19,108 +36,184 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lwcnn.models.lw import LW_KERNELS, LWBottleneck, LWDepthwisePyramid
+from lwcnn.models.layers import ConvBNAct
+from lwcnn.models.lw import LW_KERNELS, LWBackbone, LWBottleneck
 
-#: Kernels (indices into LW_KERNELS) that fit a 3x3 window; the other two are the 5x1 and 1x5.
-_SMALL = tuple(i for i, (kh, kw) in enumerate(LW_KERNELS) if kh <= 3 and kw <= 3)
-_LONG = tuple(i for i in range(len(LW_KERNELS)) if i not in _SMALL)
+#: Channels per block of ONNX Runtime's NCHWc layout with AVX-512 (AVX2 has 8, which every lwcnn
+#: channel count, a multiple of 8, already fills; there doubling costs a little and changes nothing).
+NCHWC_BLOCK = 16
+
+#: On a doubled input each depthwise convolution computes two kernels, one per copy; pairs chosen
+#: to share a small window: (5x1, 3x1) in 5x1, (1x5, 1x3) in 1x5, (2x1, 1x2) and (2x2, 3x3) in 3x3.
+KERNEL_PAIRS: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
+    ((5, 1), (3, 1)),
+    ((1, 5), (1, 3)),
+    ((2, 1), (1, 2)),
+    ((2, 2), (3, 3)),
+)
 
 
-class KernelMajorPyramid(nn.Module):
-    """The LW pyramid's eight maps in kernel-major channel order: the 5x1 and 1x5 kernels as
-    depthwise convolutions of their own shape, the six small kernels as one depthwise 3x3
-    convolution over the input repeated six times (their 'same' placements inside a 3x3 window)."""
+def _odd(size: int) -> int:
+    return size if size % 2 else size + 1
 
-    def __init__(self, pyramid: LWDepthwisePyramid, bn: nn.BatchNorm2d) -> None:
+
+def _kernel_groups(paired: bool) -> list[tuple[tuple[int, ...], tuple[int, int]]]:
+    """(indices into LW_KERNELS, window) for each depthwise convolution of a block: one per kernel,
+    or one per pair of :data:`KERNEL_PAIRS` when the input is doubled."""
+    if not paired:
+        return [((k,), (_odd(kh), _odd(kw))) for k, (kh, kw) in enumerate(LW_KERNELS)]
+    groups = []
+    for pair in KERNEL_PAIRS:
+        indices = tuple(LW_KERNELS.index(shape) for shape in pair)
+        window = (max(_odd(kh) for kh, _ in pair), max(_odd(kw) for _, kw in pair))
+        groups.append((indices, window))
+    return groups
+
+
+class LWInferenceBlock(nn.Module):
+    """An LW bottleneck in the form ONNX Runtime runs fastest (module docstring): same function.
+
+    ``doubled_input``: the input is ``[x, x]`` (2C channels); ``doubled_output``: write ``[y, y]``.
+    """
+
+    def __init__(self, block: LWBottleneck, doubled_input: bool, doubled_output: bool) -> None:
         super().__init__()
-        channels, window, kernels = pyramid.channels, pyramid.window, len(LW_KERNELS)
-        self.channels, self.stride = channels, pyramid.stride
+        pyramid, bn = block.pyramid, block.bn
+        channels, kernels, window = pyramid.channels, len(LW_KERNELS), pyramid.window
+        self.stride, self.doubled_input = pyramid.stride, doubled_input
+        self.use_residual = block.use_residual
+        self.groups = _kernel_groups(paired=doubled_input)
         with torch.no_grad():
-            # BN folded in: scale the kernels, shift as a bias (both indexed [c, k] like the maps)
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
             shift = (bn.bias - bn.running_mean * scale).reshape(channels, kernels)
-            scale = scale.reshape(channels, kernels)
-            full = pyramid.kernel().reshape(channels, kernels, window, window) * scale[:, :, None, None]
-            self.long = nn.ParameterList(
-                nn.Parameter(pyramid.weights[i].detach() * scale[:, i, None, None, None], requires_grad=False)
-                for i in _LONG
-            )
-            self.long_bias = nn.ParameterList(
-                nn.Parameter(shift[:, i].clone(), requires_grad=False) for i in _LONG
-            )
-            small = full[:, list(_SMALL), 1:4, 1:4].transpose(0, 1)  # (6, C, 3, 3)
-            self.small = nn.Parameter(small.reshape(-1, 1, 3, 3).clone(), requires_grad=False)
-            self.small_bias = nn.Parameter(
-                shift[:, list(_SMALL)].transpose(0, 1).reshape(-1).clone(), requires_grad=False
-            )
-
-    #: The order of the output's kernel blocks, as indices into LW_KERNELS.
-    order = _LONG + _SMALL
+            # (C, 8, 5, 5): every kernel at its 'same' placement in the 5x5 window, BN scale folded
+            full = pyramid.kernel().reshape(channels, kernels, window, window)
+            full = full * scale.reshape(channels, kernels)[:, :, None, None]
+            centre = window // 2
+            for index, (indices, (h, w)) in enumerate(self.groups):
+                rows = slice(centre - h // 2, centre - h // 2 + h)
+                cols = slice(centre - w // 2, centre - w // 2 + w)
+                cut, rest = full[:, list(indices), rows, cols], full[:, list(indices)].clone()
+                rest[:, :, rows, cols] = 0
+                assert not rest.any(), "a kernel tap outside its window"
+                # channel i * C + c: kernel indices[i] on input channel c (copy i of a doubled input)
+                self.register_buffer(f"weight{index}", cut.transpose(0, 1).reshape(-1, 1, h, w).clone())
+                bias = shift[:, list(indices)].transpose(0, 1).reshape(-1)
+                self.register_buffer(f"bias{index}", bias.clone())
+            order = [k for indices, _ in self.groups for k in indices]
+            # new projection input j = (kernel order[j // C], channel j % C) = old channel c * 8 + k
+            permutation = [c * kernels + k for k in order for c in range(channels)]
+            self.project = copy.deepcopy(block.project)
+            conv = _conv_of(self.project)
+            conv.weight.copy_(conv.weight[:, permutation].clone())
+            if doubled_output:
+                _double_outputs(self.project)
+        self.channels_per_conv = channels * len(self.groups[0][0])
 
     def forward(self, x: Tensor) -> Tensor:
-        outs = [
-            F.conv2d(x, weight, bias, stride=self.stride,
-                     padding=(weight.shape[2] // 2, weight.shape[3] // 2), groups=self.channels).clamp(0, 6)
-            for weight, bias in zip(self.long, self.long_bias, strict=True)
-        ]  # fmt: skip
-        repeated = x.repeat(1, len(_SMALL), 1, 1)
-        small = F.conv2d(repeated, self.small, self.small_bias, stride=self.stride, padding=1,
-                         groups=self.small.shape[0])  # fmt: skip
-        outs.append(small.clamp(0, 6))
-        return torch.cat(outs, dim=1)
+        maps = []
+        for index, (_, (h, w)) in enumerate(self.groups):
+            weight, bias = getattr(self, f"weight{index}"), getattr(self, f"bias{index}")
+            maps.append(
+                F.conv2d(x, weight, bias, stride=self.stride, padding=(h // 2, w // 2),
+                         groups=self.channels_per_conv).clamp(0, 6)
+            )  # fmt: skip
+        out = self.project(torch.cat(maps, dim=1))
+        return out + x if self.use_residual else out
 
 
-def _permute_bottleneck(block: LWBottleneck) -> None:
-    channels = block.pyramid.channels
-    block.pyramid = KernelMajorPyramid(block.pyramid, block.bn)
-    block.bn, block.act = nn.Identity(), nn.Identity()  # folded into the pyramid
-    # new channel j = (kernel order[j // C], input channel j % C) = old channel c * 8 + k
-    perm = torch.tensor([c * len(LW_KERNELS) + k for k in KernelMajorPyramid.order for c in range(channels)])
-    with torch.no_grad():
-        conv = next(m for m in block.project if isinstance(m, nn.Conv2d))
-        conv.weight.copy_(conv.weight[:, perm].clone())
+class LWInferenceBackbone(nn.Module):
+    """The LW backbone rebuilt for inference (module docstring); returns the same features."""
+
+    def __init__(self, backbone: LWBackbone, block: int = NCHWC_BLOCK) -> None:
+        super().__init__()
+        self.feature_strides, self.feature_channels = backbone.feature_strides, backbone.feature_channels
+        self.out_channels, self.width = backbone.out_channels, backbone.width
+        self._taps = backbone._taps
+        originals = list(backbone.blocks)
+        blocks: list[nn.Module] = []
+        doubled_input = False
+        self._doubled: list[bool] = []
+        for index, original in enumerate(originals):
+            following = originals[index + 1] if index + 1 < len(originals) else None
+            out_channels = _out_channels(original)
+            # double the maps of unaligned width that an LW block reads or writes (an LW block's
+            # residual adds its input, so its output is doubled when its input is)
+            touches_lw = isinstance(original, LWBottleneck) or isinstance(following, LWBottleneck)
+            doubled_output = out_channels % block != 0 and touches_lw
+            if isinstance(original, LWBottleneck):
+                blocks.append(LWInferenceBlock(original, doubled_input, doubled_output))
+            else:
+                rebuilt = copy.deepcopy(original)
+                with torch.no_grad():
+                    if doubled_input:
+                        _read_first_copy(rebuilt)
+                    if doubled_output:
+                        _double_outputs(rebuilt)
+                blocks.append(rebuilt)
+            self._doubled.append(doubled_output)
+            doubled_input = doubled_output
+        self.blocks = nn.ModuleList(blocks)
+        self._tap_channels = {i: _out_channels(originals[i]) for i in self._taps}
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features: list[Tensor] = []
+        for index, block in enumerate(self.blocks):
+            x = block(x)
+            if index in self._tap_channels:
+                features.append(x[:, : self._tap_channels[index]] if self._doubled[index] else x)
+        return features
 
 
-#: Above this many input pixels a block keeps the grouped convolution: repeating (and re-laying out)
-#: a large input six times costs more than the generic kernel saves. Measured with lw@0.35 in ONNX
-#: Runtime 1.32, one thread: rewriting the first LW block (input 100x100) of a 200x200 classifier
-#: gains, rewriting it at 256x256 (a 512x512 segmenter) loses; every later block gains.
-LARGE_INPUT_PIXELS = 128 * 128
-
-
-def for_inference(model: nn.Module, input_size: tuple[int, int] | None = None) -> nn.Module:
-    """An eval-mode copy of ``model`` with the inference rewrites applied (same outputs).
-
-    ``input_size`` (height, width), the size the model will mostly see, lets the rewrite skip LW
-    blocks whose input would be larger than :data:`LARGE_INPUT_PIXELS`; without it every block is
-    rewritten."""
+def for_inference(model: nn.Module, block: int = NCHWC_BLOCK) -> nn.Module:
+    """An eval-mode copy of ``model`` with the inference rewrites applied (same outputs): every LW
+    backbone in it replaced by an :class:`LWInferenceBackbone` (channel ``block`` of the blocked
+    layout to align to). Models without an LW backbone come back unchanged."""
     model = copy.deepcopy(model).eval()
-    blocks = [m for m in model.modules() if isinstance(m, LWBottleneck)]
-    pixels = _input_pixels(model, blocks, input_size) if input_size else {}
-    for block in blocks:
-        if isinstance(block.pyramid, LWDepthwisePyramid) and pixels.get(id(block), 0) <= LARGE_INPUT_PIXELS:
-            _permute_bottleneck(block)
+    for name, module in list(model.named_modules()):
+        if isinstance(module, LWBackbone):
+            rebuilt = LWInferenceBackbone(module, block).eval()
+            if not name:
+                return rebuilt
+            parent_name, _, attribute = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, attribute, rebuilt)
     return model
 
 
-def _input_pixels(model: nn.Module, blocks: list[nn.Module], input_size: tuple[int, int]) -> dict[int, int]:
-    """Pixels of each block's input (keyed by ``id`` of the block in ``model``) for one image of
-    ``input_size``, found by a pass of a copy on the meta device (no memory, no arithmetic)."""
-    seen: dict[int, int] = {}
-    meta = copy.deepcopy(model).to("meta")
-    meta_blocks = [m for m in meta.modules() if isinstance(m, LWBottleneck)]
+def _out_channels(block: nn.Module) -> int:
+    return block.project.out_channels if isinstance(block, LWBottleneck) else block.out_channels
 
-    def record(key: int):
-        return lambda module, args: seen.__setitem__(key, args[0].shape[-2] * args[0].shape[-1])
 
-    handles = [
-        copy_.register_forward_pre_hook(record(id(block)))
-        for copy_, block in zip(meta_blocks, blocks, strict=True)
-    ]
-    try:
-        with torch.no_grad():
-            meta(torch.empty(1, model.spec.in_channels, *input_size, device="meta"))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return seen
+def _conv_of(layer: ConvBNAct) -> nn.Conv2d:
+    return next(m for m in layer if isinstance(m, nn.Conv2d))
+
+
+def _double_outputs(layer: ConvBNAct) -> None:
+    """Make a conv + BN (+ activation) write every output channel twice: ``[y, y]``."""
+    for position, module in enumerate(layer):
+        if isinstance(module, nn.Conv2d):
+            assert module.groups == 1 and module.bias is None
+            doubled = nn.Conv2d(module.in_channels, 2 * module.out_channels, module.kernel_size,
+                                module.stride, module.padding, module.dilation, bias=False)  # fmt: skip
+            doubled.weight.copy_(torch.cat([module.weight, module.weight]))
+        elif isinstance(module, nn.BatchNorm2d):
+            doubled = nn.BatchNorm2d(2 * module.num_features, eps=module.eps)
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(doubled, name).copy_(torch.cat([getattr(module, name)] * 2))
+        else:
+            continue
+        layer[position] = doubled.eval()
+    layer.out_channels *= 2
+
+
+def _read_first_copy(layer: ConvBNAct) -> None:
+    """Make a convolution read a doubled input ``[x, x]``: the first copy's weights, zeros for the
+    second."""
+    position, conv = next((i, m) for i, m in enumerate(layer) if isinstance(m, nn.Conv2d))
+    assert conv.groups == 1
+    wide = nn.Conv2d(2 * conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                     conv.padding, conv.dilation, bias=conv.bias is not None)  # fmt: skip
+    wide.weight.copy_(torch.cat([conv.weight, torch.zeros_like(conv.weight)], dim=1))
+    if conv.bias is not None:
+        wide.bias.copy_(conv.bias)
+    layer[position] = wide
