@@ -1,6 +1,8 @@
 """ONNX Runtime latency of the LW depthwise pyramid as one grouped 5x5 convolution (how lwcnn
-trains it), as eight separate depthwise convolutions (the paper's drawing), and as lwcnn's export
-writes it (kernel-major multiplier-1 depthwise convolutions, lwcnn.export.rewrites); same weights.
+trains it), as eight separate depthwise convolutions (the paper's drawing), as lwcnn's first export
+wrote it (multiplier-1 depthwise convolutions over the input repeated six times with ``Tile``,
+kept here as the baseline of the current one) and as lwcnn's export writes it now (whole channel
+blocks throughout, lwcnn.export.rewrites); same weights.
 
     python benchmarks/lw_pyramid_ort.py [--runs 200] [--threads 1]
 
@@ -56,6 +58,63 @@ def eight_branch_copy(model: nn.Module) -> nn.Module:
     return model
 
 
+class TiledPyramid(nn.Module):
+    """lwcnn's first export of the pyramid (commit a3c1736): BN and ReLU6 folded, the 5x1 and 1x5
+    kernels as depthwise convolutions of their own shape, the six small ones as one depthwise 3x3
+    over the input tiled six times; output channels kernel-major, projection permuted to match."""
+
+    small = tuple(i for i, (kh, kw) in enumerate(LW_KERNELS) if kh <= 3 and kw <= 3)
+    long = tuple(i for i, (kh, kw) in enumerate(LW_KERNELS) if kh > 3 or kw > 3)
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        pyramid, bn, kernels = block.pyramid, block.bn, len(LW_KERNELS)
+        channels = self.channels = pyramid.channels
+        self.stride = pyramid.stride
+        with torch.no_grad():
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            shift = (bn.bias - bn.running_mean * scale).reshape(channels, kernels)
+            full = pyramid.kernel().reshape(channels, kernels, 5, 5) * scale.reshape(channels, kernels, 1, 1)
+            self.long_w = [pyramid.weights[i] * scale.reshape(channels, kernels)[:, i, None, None, None]
+                           for i in self.long]  # fmt: skip
+            self.long_b = [shift[:, i].clone() for i in self.long]
+            self.small_w = full[:, list(self.small), 1:4, 1:4].transpose(0, 1).reshape(-1, 1, 3, 3).clone()
+            self.small_b = shift[:, list(self.small)].transpose(0, 1).reshape(-1).clone()
+            order = self.long + self.small
+            permutation = [c * kernels + k for k in order for c in range(channels)]
+            conv = next(m for m in block.project if isinstance(m, nn.Conv2d))
+            conv.weight.copy_(conv.weight[:, permutation].clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [
+            F.conv2d(x, w, b, stride=self.stride, padding=(w.shape[2] // 2, w.shape[3] // 2),
+                     groups=self.channels).clamp(0, 6)
+            for w, b in zip(self.long_w, self.long_b, strict=True)
+        ]  # fmt: skip
+        tiled = x.repeat(1, len(self.small), 1, 1)
+        small = F.conv2d(tiled, self.small_w, self.small_b, stride=self.stride, padding=1,
+                         groups=self.small_w.shape[0])  # fmt: skip
+        return torch.cat([*outs, small.clamp(0, 6)], dim=1)
+
+
+def tiled_copy(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:
+    """The first export: a block whose input exceeded 128x128 pixels at the working size kept the
+    grouped convolution (tiling a large input six times cost more than it saved)."""
+    model = copy.deepcopy(model).eval()
+    blocks = [m for m in model.modules() if isinstance(getattr(m, "pyramid", None), LWDepthwisePyramid)]
+    pixels: dict[int, int] = {}
+    hooks = [b.register_forward_pre_hook(lambda m, a: pixels.__setitem__(id(m), a[0][0, 0].numel()))
+             for b in blocks]  # fmt: skip
+    with torch.no_grad():
+        model(torch.zeros(input_shape))
+    for hook in hooks:
+        hook.remove()
+    for block in blocks:
+        if pixels[id(block)] <= 128 * 128:
+            block.pyramid, block.bn, block.act = TiledPyramid(block), nn.Identity(), nn.Identity()
+    return model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -78,6 +137,7 @@ def main() -> None:
         graphs = {
             "fused 5x5": export_onnx(model, None, rewrite=False),
             "8 branches": export_onnx(eight_branch_copy(model), None, rewrite=False),
+            "first export (Tile)": export_onnx(tiled_copy(model, shape), None, rewrite=False),
             "export (rewritten)": export_onnx(model, None, size),
         }
         sessions = {name: cpu_session(data, args.threads) for name, data in graphs.items()}
