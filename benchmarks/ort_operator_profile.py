@@ -29,8 +29,12 @@ from lwcnn.models import create_model
 from lwcnn.tables import format_table
 
 
-def kernel_times(model: bytes, x: np.ndarray, runs: int, threads: int, warmup: int = 10) -> dict[str, float]:
-    """Mean microseconds per run spent in each operator type's kernels (warm-up runs left out)."""
+def kernel_times(
+    model: bytes, x: np.ndarray, runs: int, threads: int, warmup: int = 10
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean microseconds per run spent in each operator type's kernels, and in each part of the
+    model (``backbone``, ``decoder``, the rest: the head, and ONNX Runtime's layout reorders, whose
+    names say nothing of where they sit); warm-up runs left out."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -46,13 +50,16 @@ def kernel_times(model: bytes, x: np.ndarray, runs: int, threads: int, warmup: i
             events = json.load(handle)
     seen: collections.Counter[str] = collections.Counter()
     totals: dict[str, float] = collections.defaultdict(float)
+    parts: dict[str, float] = collections.defaultdict(float)
     for event in events:
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
             seen[event["name"]] += 1
             if seen[event["name"]] > warmup:  # each node's first runs are the warm-up
                 op = event["args"]["op_name"]
                 totals["Reorder*" if op.startswith("Reorder") else op] += event["dur"]
-    return {op: total / runs for op, total in totals.items()}
+                part = event["name"].split("/")[1] if event["name"].startswith("/") else ""
+                parts[part if part in ("backbone", "decoder") else "head, reorders"] += event["dur"]
+    return {op: t / runs for op, t in totals.items()}, {part: t / runs for part, t in parts.items()}
 
 
 def main() -> None:
@@ -76,10 +83,12 @@ def main() -> None:
         "export (rewritten)": export_onnx(model, None),
     }
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    rows = []
+    rows, part_rows = [], []
     for graph, data in graphs.items():
-        times = kernel_times(data, x, runs, args.threads)
+        times, parts = kernel_times(data, x, runs, args.threads)
         total = sum(times.values())
+        for part, spent in sorted(parts.items()):
+            part_rows.append({"graph": graph, "part": part, "us": spent, "share": 100 * spent / total})
         for op, spent in sorted(times.items(), key=lambda item: -item[1]):
             if spent / total >= 0.005:
                 rows.append({"graph": graph, "op": op, "us": spent, "share": 100 * spent / total})
@@ -93,6 +102,8 @@ def main() -> None:
         ("share", "share (%)", ".1f"),
     ]
     print(format_table(rows, columns))
+    print()
+    print(format_table(part_rows, [("graph", "graph"), ("part", "part"), *columns[2:]]))
 
 
 if __name__ == "__main__":
