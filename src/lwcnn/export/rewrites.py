@@ -7,17 +7,18 @@ blocked layout (NCHWc: channels in blocks of 16 with AVX-512, 8 with AVX2), and 
 only when every operator on the way can: depthwise convolutions with *one* output per input
 channel, dense convolutions, element-wise sums, and concatenations of whole channel blocks. Anything
 else (the grouped 5x5 convolution, a ``Tile``, a concatenation of 8-channel pieces) runs in the
-plain layout with a reorder before and after. Measured with ``lwcnn bench``'s profile of lw@0.35
-(ONNX Runtime 1.32, AVX-512): the grouped convolution was about 60% of a NEU classification, and
-after a first rewrite to multiplier-1 convolutions over a repeated input, the ``Tile``, its reorders
-and the unaligned concatenations were still about 40%.
+plain layout with a reorder before and after. In ONNX Runtime's profile of lw@0.35 classifying a
+3x200x200 image (``benchmarks/ort_operator_profile.py``, ONNX Runtime 1.32, AVX-512) the grouped
+convolution was 64% of the kernel time, and after a first rewrite to multiplier-1 convolutions
+over a repeated input, the ``Tile``, its reorders and the unaligned concatenations were still 41%.
 
 So the export rebuilds the LW backbone (:class:`LWInferenceBackbone`):
 
 - each kernel (or pair of kernels, below) is its own depthwise convolution with one output per
-  channel, in the smallest odd window that holds it (5x1, 1x5, 3x1, 1x3, 3x3: 33 -> 41 taps per
-  channel instead of 8 x 25), with BN and ReLU6 folded in; their maps are concatenated kernel-major
-  (``k * C + c``) and the projection's input channels are permuted to match;
+  channel, in the smallest odd window that holds it (5x1, 1x5, 3x1, 1x3 or 3x3: 40 multiply-adds
+  per input channel and pixel for the kernels' 33, 56 when pairs share a window, against the
+  grouped convolution's 8 x 25), with BN and ReLU6 folded in; their maps are concatenated
+  kernel-major (``k * C + c``) and the projection's input channels are permuted to match;
 - a block whose channel count is not a multiple of :data:`NCHWC_BLOCK` (lw@0.35 has 8 and 24) gets
   its input *doubled*: the layer before it writes every channel twice (``[x, x]``, a 1x1
   convolution with its rows repeated, which ONNX Runtime pads to a whole block anyway). On ``[x, x]``
