@@ -7,7 +7,10 @@ blocks throughout, lwcnn.export.rewrites); same weights.
     python benchmarks/lw_pyramid_ort.py [--runs 200] [--threads 1]
 
 lw@0.35, classification 3x200x200 (6 classes) and segmentation 3x512x512, batch 1, ONNX Runtime
-fp32 on the CPU; the graphs are timed alternately, ten runs at a time; medians and ratio.
+fp32 on the CPU; the graphs are timed alternately, ten runs at a time; medians and ratio. Use one
+thread: with more, the idle sessions' thread pools keep spinning while another session runs and
+slow it down (every graph measured slower with 2 threads than with 1); `lwcnn bench` times
+multi-threaded sessions one at a time.
 """
 
 from __future__ import annotations
