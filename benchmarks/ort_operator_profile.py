@@ -22,8 +22,8 @@ import tempfile
 import numpy as np
 import onnxruntime as ort
 import torch
+from lw_pyramid_ort import tiled_copy  # a sibling script: run this one as benchmarks/...py
 
-from benchmarks.lw_pyramid_ort import tiled_copy
 from lwcnn.export import export_onnx
 from lwcnn.models import create_model
 from lwcnn.tables import format_table
