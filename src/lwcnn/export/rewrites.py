@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lwcnn.models.layers import ConvBNAct
-from lwcnn.models.lw import LW_KERNELS, LWBackbone, LWBottleneck
+from lwcnn.models.lw import LW_KERNELS, LWBackbone, LWBottleneck, block_out_channels
 
 #: Channels per block of ONNX Runtime's NCHWc layout with AVX-512 (AVX2 has 8, which every lwcnn
 #: channel count, a multiple of 8, already fills; there doubling costs a little and changes nothing).
@@ -81,7 +81,7 @@ class LWInferenceBlock(nn.Module):
         super().__init__()
         pyramid, bn = block.pyramid, block.bn
         channels, kernels, window = pyramid.channels, len(LW_KERNELS), pyramid.window
-        self.stride, self.doubled_input = pyramid.stride, doubled_input
+        self.stride = pyramid.stride
         self.use_residual = block.use_residual
         self.groups = _kernel_groups(paired=doubled_input)
         with torch.no_grad():
@@ -105,7 +105,7 @@ class LWInferenceBlock(nn.Module):
             # new projection input j = (kernel order[j // C], channel j % C) = old channel c * 8 + k
             permutation = [c * kernels + k for k in order for c in range(channels)]
             self.project = copy.deepcopy(block.project)
-            conv = _conv_of(self.project)
+            conv = self.project[_conv_position(self.project)]
             conv.weight.copy_(conv.weight[:, permutation].clone())
             if doubled_output:
                 _double_outputs(self.project)
@@ -130,14 +130,15 @@ class LWInferenceBackbone(nn.Module):
         super().__init__()
         self.feature_strides, self.feature_channels = backbone.feature_strides, backbone.feature_channels
         self.out_channels, self.width = backbone.out_channels, backbone.width
-        self._taps = backbone._taps
         originals = list(backbone.blocks)
         blocks: list[nn.Module] = []
         doubled_input = False
-        self._doubled: list[bool] = []
+        #: block index of each feature the backbone returns -> channels to keep (None: all; a doubled
+        #: map gives its first copy)
+        self._taps: dict[int, int | None] = {}
         for index, original in enumerate(originals):
             following = originals[index + 1] if index + 1 < len(originals) else None
-            out_channels = _out_channels(original)
+            out_channels = block_out_channels(original)
             # double the maps of unaligned width that an LW block reads or writes (an LW block's
             # residual adds its input, so its output is doubled when its input is)
             touches_lw = isinstance(original, LWBottleneck) or isinstance(following, LWBottleneck)
@@ -152,17 +153,18 @@ class LWInferenceBackbone(nn.Module):
                     if doubled_output:
                         _double_outputs(rebuilt)
                 blocks.append(rebuilt)
-            self._doubled.append(doubled_output)
+            if index in backbone._taps:
+                self._taps[index] = out_channels if doubled_output else None
             doubled_input = doubled_output
         self.blocks = nn.ModuleList(blocks)
-        self._tap_channels = {i: _out_channels(originals[i]) for i in self._taps}
 
     def forward(self, x: Tensor) -> list[Tensor]:
         features: list[Tensor] = []
         for index, block in enumerate(self.blocks):
             x = block(x)
-            if index in self._tap_channels:
-                features.append(x[:, : self._tap_channels[index]] if self._doubled[index] else x)
+            if index in self._taps:
+                keep = self._taps[index]
+                features.append(x if keep is None else x[:, :keep])
         return features
 
 
@@ -181,12 +183,8 @@ def for_inference(model: nn.Module, block: int = NCHWC_BLOCK) -> nn.Module:
     return model
 
 
-def _out_channels(block: nn.Module) -> int:
-    return block.project.out_channels if isinstance(block, LWBottleneck) else block.out_channels
-
-
-def _conv_of(layer: ConvBNAct) -> nn.Conv2d:
-    return next(m for m in layer if isinstance(m, nn.Conv2d))
+def _conv_position(layer: ConvBNAct) -> int:
+    return next(i for i, m in enumerate(layer) if isinstance(m, nn.Conv2d))
 
 
 def _double_outputs(layer: ConvBNAct) -> None:
@@ -210,7 +208,8 @@ def _double_outputs(layer: ConvBNAct) -> None:
 def _read_first_copy(layer: ConvBNAct) -> None:
     """Make a convolution read a doubled input ``[x, x]``: the first copy's weights, zeros for the
     second."""
-    position, conv = next((i, m) for i, m in enumerate(layer) if isinstance(m, nn.Conv2d))
+    position = _conv_position(layer)
+    conv = layer[position]
     assert conv.groups == 1
     wide = nn.Conv2d(2 * conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
                      conv.padding, conv.dilation, bias=conv.bias is not None)  # fmt: skip

@@ -149,7 +149,7 @@ class LWBackbone(Backbone):
         self.blocks = nn.ModuleList(blocks)
         # Paper block numbers are 1-based: block 4 is index 3, block 5 index 4.
         self._taps = (3, 4, len(blocks) - 1)
-        self.feature_channels = tuple(_out_channels(blocks[i]) for i in self._taps)
+        self.feature_channels = tuple(block_out_channels(blocks[i]) for i in self._taps)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         features: list[Tensor] = []
@@ -160,7 +160,8 @@ class LWBackbone(Backbone):
         return features
 
 
-def _out_channels(block: nn.Module) -> int:
+def block_out_channels(block: nn.Module) -> int:
+    """Output channels of one of :class:`LWBackbone`'s blocks (an LW bottleneck or a conv layer)."""
     if isinstance(block, LWBottleneck):
         return block.project.out_channels
     assert isinstance(block, ConvBNAct)
