@@ -102,6 +102,9 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
     "train": {
         **{k: v for k, v in CLASSIFICATION_DEFAULTS["train"].items() if k != "label_smoothing"},
         "defect_weight": 1.0,  # cross-entropy weight of defect pixels (background: 1)
+        # weight of the image-level term: binary cross-entropy of each crop's highest pixel defect
+        # logit against "the crop holds a defect" (0: pixel cross-entropy alone)
+        "image_loss": 0.0,
     },
 }
 
