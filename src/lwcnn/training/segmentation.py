@@ -105,7 +105,7 @@ class SegmentationTask(TrainingTask):
         "val_ap", "val_macc", "val_tpr", "val_tnr", "val_iou", "seconds",
     )  # fmt: skip
     curves = (
-        ("loss", "pixel cross-entropy", ("train_loss",)),
+        ("loss", "training loss", ("train_loss",)),
         ("validation (whole images)", "score", ("val_ap", "val_macc", "val_iou")),
     )
 

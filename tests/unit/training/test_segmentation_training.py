@@ -229,3 +229,24 @@ def test_a_corrupt_image_stops_training_or_is_skipped_and_counted(data, tmp_path
     config = tiny_config(broken, tmp_path / "skipped", "train.epochs=1", "data.skip_bad=true")
     result = train_segmenter(config, show_progress=False)
     assert len(result.skipped) == 1 and bad.name in result.skipped[0]
+
+
+def test_image_loss_is_the_cross_entropy_of_each_crops_highest_defect_probability():
+    from lwcnn.training.segmentation import defect_logit, image_loss
+
+    logits = torch.randn(2, 3, 5, 4)
+    target = torch.zeros(2, 5, 4, dtype=torch.long)
+    target[0, 2, 1] = 2  # crop 0 holds a defect pixel (of the second defect class), crop 1 none
+    p_defect = 1 - torch.softmax(logits, dim=1)[:, 0]
+    assert torch.allclose(torch.sigmoid(defect_logit(logits)), p_defect, atol=1e-6)
+    highest = p_defect.flatten(1).amax(dim=1)
+    expected = -(torch.log(highest[0]) + torch.log(1 - highest[1])) / 2
+    assert torch.allclose(image_loss(logits, target), expected, atol=1e-5)
+
+
+def test_image_loss_trains_and_a_negative_weight_is_refused(data, tmp_path):
+    out = tmp_path / "run"
+    train_segmenter(tiny_config(data, out, "train.epochs=1", "train.image_loss=0.5"), show_progress=False)
+    assert (out / "best.safetensors").is_file()
+    with pytest.raises(ValueError, match="image_loss"):
+        train_segmenter(tiny_config(data, tmp_path / "bad", "train.image_loss=-1"), show_progress=False)
