@@ -257,3 +257,14 @@ def test_image_loss_enters_the_training_loss_and_a_negative_weight_is_refused(da
     assert first_epoch_loss("2.0") > first_epoch_loss("0") + 0.5
     with pytest.raises(ValueError, match="image_loss"):
         train_segmenter(tiny_config(data, tmp_path / "bad", "train.image_loss=-1"), show_progress=False)
+
+
+def test_the_best_epoch_comes_from_the_last_phase_of_gradual_training():
+    from lwcnn.training.segmentation import SegmentationTask
+
+    task = SegmentationTask()
+    perfect_early = {"epoch": 2, "phase": "whole", "val_ap": 1.0, "val_macc": 1.0, "val_iou": 0.5}
+    weaker_late = {"epoch": 5, "phase": "all", "val_ap": 0.8, "val_macc": 0.7, "val_iou": 0.3}
+    better_late = {"epoch": 6, "phase": "all", "val_ap": 0.9, "val_macc": 0.7, "val_iou": 0.3}
+    assert task.rank(weaker_late) > task.rank(perfect_early)
+    assert task.rank(better_late) > task.rank(weaker_late)
