@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from lwcnn.export import export_onnx
+from lwcnn.export.onnx import DEFAULT_OPSET
 from lwcnn.export.quantize import quantize_onnx
 from lwcnn.export.rewrites import for_inference
 from lwcnn.profiling.bench import INT8_CALIBRATION_IMAGES, _median_ms, _trained_like
@@ -61,7 +62,7 @@ def backbone_onnx(segmenter: nn.Module) -> bytes:
             input_names=["image"],
             output_names=["features", "shortcut"],
             dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}},
-            opset_version=17,
+            opset_version=DEFAULT_OPSET,
             do_constant_folding=True,
             dynamo=False,
         )
