@@ -14,7 +14,7 @@ from torch.utils.data import Sampler
 from lwcnn.data.augmentation import apply_joint_augmentation
 from lwcnn.data.classification import DataError
 from lwcnn.data.datasets import ImageDataset
-from lwcnn.data.preprocessing import Preprocessing
+from lwcnn.data.preprocessing import Preprocessing, pad_to_stride
 from lwcnn.data.segmentation import MaskedImages, read_sample
 from lwcnn.training.gradual import GradualSchedule, zoom_crop
 
@@ -71,6 +71,8 @@ class SegmentationDataset(ImageDataset):
 
     def __getitem__(self, request: SampleRequest | int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = apply_joint_augmentation(self.augmentation, *self.sample(request))
+        # a crop that is not a multiple of the network's stride is padded as inspection pads images
+        image, mask = pad_to_stride(image, axes=(0, 1)), pad_to_stride(mask, axes=(0, 1))
         return (
             torch.from_numpy(self.preprocessing.normalize(image)),
             torch.from_numpy(mask.astype(np.int64)),

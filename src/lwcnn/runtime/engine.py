@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lwcnn.data.images import ImageReadError, read_image
-from lwcnn.data.preprocessing import Preprocessing
+from lwcnn.data.preprocessing import Preprocessing, pad_to_stride
 from lwcnn.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
 from lwcnn.runtime.regions import Region, find_regions, resize_bilinear
 from lwcnn.weights import BUNDLED_DIR, resolve_weights
@@ -331,8 +331,11 @@ class Inspector:
         return total / count
 
     def _probability(self, batch: np.ndarray) -> np.ndarray:
-        logits = self.backend.run(batch)["logits"]
-        full = resize_bilinear(logits, batch.shape[-2:])
+        height, width = batch.shape[-2:]
+        # the network runs on multiples of its stride, as it was trained (pad_to_stride says why)
+        padded = pad_to_stride(batch, axes=(-2, -1))
+        logits = self.backend.run(padded)["logits"]
+        full = resize_bilinear(logits, padded.shape[-2:])[..., :height, :width]
         # P(defect) = 1 - P(background), class 0 being the background
         return 1.0 - _softmax(full, axis=1)[:, 0]
 

@@ -7,7 +7,7 @@ import pytest
 
 from lwcnn.data.augmentation import apply_augmentation, build_augmentation
 from lwcnn.data.datasets import BalancedSampler
-from lwcnn.data.preprocessing import Preprocessing
+from lwcnn.data.preprocessing import NETWORK_STRIDE, Preprocessing, pad_to_stride
 
 
 def test_preprocessing_resizes_scales_and_normalises():
@@ -74,3 +74,17 @@ def test_augmentation_from_config_is_seeded_and_keeps_channels():
 def test_augmentation_errors_name_the_transform(spec, message):
     with pytest.raises(ValueError, match=message):
         build_augmentation(spec)
+
+
+def test_pad_to_stride_reflects_at_the_bottom_and_right_only():
+    image = np.arange(50 * 63, dtype=np.float32).reshape(1, 1, 50, 63)
+    padded = pad_to_stride(image, axes=(-2, -1))
+    assert padded.shape == (1, 1, 64, 64) and NETWORK_STRIDE == 32
+    assert np.array_equal(padded[..., :50, :63], image)  # the image itself is untouched, at the origin
+    assert np.array_equal(padded[..., 50, :63], image[..., 48, :])  # row 50 mirrors row 48
+    assert np.array_equal(padded[..., :50, 63], image[..., :, 61])
+    assert pad_to_stride(padded, axes=(-2, -1)) is padded  # already a multiple: no copy
+    mask = np.zeros((40, 1), bool)
+    mask[39] = True
+    assert pad_to_stride(mask, axes=(0, 1)).shape == (64, 32)  # a side of one pixel is repeated
+    assert pad_to_stride(mask, axes=(0, 1))[39:, 0].all()

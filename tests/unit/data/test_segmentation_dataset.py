@@ -103,6 +103,19 @@ def test_images_smaller_than_the_crop_are_padded(tmp_path):
     assert image.shape == (32, 48, 1) and mask.shape == (32, 48) and mask.sum() == 24
 
 
+def test_crops_reach_the_network_padded_to_its_stride_as_inspection_pads_images(tmp_path):
+    """A crop whose sides are not multiples of 32 (200 x 200 for NEU-DET's whole images) trains on
+    the same reflected border that the engine adds at inspection, its mask reflected with it."""
+    images = scan_image_mask_folders(make_masked_folder(tmp_path / "d", size=(60, 80)))
+    dataset = SegmentationDataset(images, GRAY, crop=(40, 70))
+    image, mask = dataset.sample((0, 0.0, 3))
+    x, y = dataset[(0, 0.0, 3)]
+    assert tuple(x.shape) == (1, 64, 96) and tuple(y.shape) == (64, 96)
+    assert np.allclose(x.numpy()[:, :40, :70], GRAY.normalize(image))
+    assert np.array_equal(y.numpy()[:40, :70], mask)
+    assert np.array_equal(y.numpy()[40, :70], mask[38])  # reflected, as the image is
+
+
 def test_joint_augmentation_keeps_masks_on_their_defects():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 100, (48, 64, 1), dtype=np.uint8)
