@@ -28,7 +28,7 @@ from lwcnn.export import export_onnx
 from lwcnn.export.onnx import DEFAULT_OPSET
 from lwcnn.export.quantize import quantize_onnx
 from lwcnn.export.rewrites import for_inference
-from lwcnn.profiling.bench import INT8_CALIBRATION_IMAGES, _median_ms, _trained_like
+from lwcnn.profiling.bench import INT8_CALIBRATION_IMAGES, median_ms, trained_like
 from lwcnn.runtime.backends import cpu_session
 from lwcnn.tables import format_table
 
@@ -81,7 +81,7 @@ def main() -> None:
     calibration = [rng.standard_normal(SHAPE).astype(np.float32) for _ in range(INT8_CALIBRATION_IMAGES)]
     graphs: dict[tuple[str, str, str], bytes] = {}
     for name in MODELS:
-        segmenter = _trained_like(name, "seg", 2, SHAPE)
+        segmenter = trained_like(name, "seg", 2, SHAPE)
         whole = export_onnx(segmenter, None)
         backbone = backbone_onnx(segmenter)
         graphs[(name, "onnxruntime", "whole")] = whole
@@ -94,7 +94,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for key, data in graphs.items():
             session = cpu_session(data, args.threads)
-            median, _ = _median_ms(lambda s=session: s.run(None, {"image": x}), args.runs, 5, 60.0)
+            median, _ = median_ms(lambda s=session: s.run(None, {"image": x}), args.runs, 5, 60.0)
             times[key].append(median)
             del session
             gc.collect()

@@ -45,7 +45,9 @@ class BenchRow:
         return asdict(self)
 
 
-def _median_ms(run: Callable[[], object], runs: int, warmup: int, budget_s: float) -> tuple[float, int]:
+def median_ms(run: Callable[[], object], runs: int, warmup: int, budget_s: float) -> tuple[float, int]:
+    """Median wall time of ``run`` in milliseconds after ``warmup`` calls, and how many runs were
+    timed: ``runs`` of them, or fewer (at least 5) once ``budget_s`` seconds have passed."""
     for _ in range(warmup):
         run()
     times: list[float] = []
@@ -57,7 +59,9 @@ def _median_ms(run: Callable[[], object], runs: int, warmup: int, budget_s: floa
     return statistics.median(times), len(times)
 
 
-def _trained_like(name: str, task: str, classes: int, shape: tuple[int, int, int]) -> torch.nn.Module:
+def trained_like(name: str, task: str, classes: int, shape: tuple[int, int, int]) -> torch.nn.Module:
+    """A factory model with random weights but batch-norm statistics from a forward pass, in eval
+    mode: the graph and arithmetic of a trained model, which is all that timing depends on."""
     torch.manual_seed(0)
     model = create_model(name, task=task, num_classes=classes, in_channels=shape[0])
     with torch.no_grad():  # realistic BN statistics (folded by the export either way)
@@ -84,7 +88,7 @@ def run_bench(
         for task, classes, shape in BENCH_CASES:
             if task not in tasks:
                 continue
-            model = _trained_like(name, task, classes, shape)
+            model = trained_like(name, task, classes, shape)
             onnx_bytes = export_onnx(model, None, {"preprocessing": {"size": list(shape[1:])}})
             model = model.to(memory_format=torch.channels_last)  # the eager engine's layout
             graphs = {"onnxruntime": onnx_bytes}
@@ -116,7 +120,7 @@ def run_bench(
                                 with torch.inference_mode():
                                     return m(t)
 
-                        latency, count = _median_ms(run, runs, warmup, budget_s)
+                        latency, count = median_ms(run, runs, warmup, budget_s)
                         row = BenchRow(name, task, "x".join(map(str, shape)), engine, thread_count, batch,
                                        count, latency, 1000.0 * batch / latency)  # fmt: skip
                         rows.append(row)
