@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lwcnn.data.preprocessing import NETWORK_STRIDE
 from lwcnn.models import create_model, list_models, upsample_logits
 from lwcnn.models.lw import LWBottleneck
 from lwcnn.models.mobilenetv2 import InvertedResidual
@@ -56,6 +57,17 @@ def test_segmenter_output_stride(name):
 def test_segmenter_rejects_a_shortcut_the_backbone_lacks():
     with pytest.raises(ValueError, match="shortcut_stride"):
         create_model("lw@0.35", task="seg", shortcut_stride=16)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_stride_inputs_are_padded_to_is_every_backbones_total_stride(name):
+    """The engine (no torch) pads images to multiples of NETWORK_STRIDE; a backbone with another
+    total stride would bring back the edge artefacts the padding exists to prevent."""
+    backbone = build(name, "seg").backbone
+    assert backbone.feature_strides[-1] == NETWORK_STRIDE
+    with torch.no_grad():
+        final = backbone.eval()(torch.randn(1, 3, 2 * NETWORK_STRIDE, 3 * NETWORK_STRIDE))[-1]
+    assert final.shape[-2:] == (2, 3)
 
 
 @pytest.mark.parametrize("name", MODELS)
