@@ -15,6 +15,8 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from lwcnn import __version__
+from lwcnn.card import check_card
+from lwcnn.errors import ModelError
 from lwcnn.fileio import atomic_write_bytes, atomic_write_json
 from lwcnn.models import create_model
 from lwcnn.weights import resolve_weights
@@ -72,8 +74,10 @@ def read_metadata(spec: str | Path) -> dict[str, Any]:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: unreadable model metadata ({error})") from None
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an lwcnn model file (format {meta.get('format')!r})")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ModelError(f"{path}: not an lwcnn model file (format {found!r})")
+    check_card(meta, str(path))  # a missing or malformed field: one line naming the file, now
     meta["_path"] = str(path)
     return meta
 
@@ -152,7 +156,21 @@ def save_training_state(path: str | Path, state: Mapping[str, Any]) -> None:
 
 
 def load_training_state(path: str | Path) -> dict[str, Any]:
+    """The state :func:`save_training_state` wrote. Loaded with ``weights_only=True``: tensors and
+    plain Python values only, so a crafted ``resume.pt`` cannot run code (a full unpickling would
+    call whatever the file names)."""
+    import pickle
+
     try:
-        return torch.load(Path(path), map_location="cpu", weights_only=False)
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"{path}: refused: the training state holds something other than tensors and plain values "
+            f"({first[:200]})"
+        ) from None
     except Exception as error:
         raise ValueError(f"{path}: unreadable training state ({error})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not an lwcnn training state (a {type(state).__name__})")
+    return state

@@ -162,7 +162,92 @@ def load_config(
         for part in reversed(key.split(".")):
             nested = {part: nested}
         _merge(config, nested, defaults, prefix="", source="override")
+    check_values(config, defaults, source=str(path) if path is not None else "config")
     return config
+
+
+#: Allowed ranges of numeric settings: (low, high, low inclusive, high inclusive); None: unbounded.
+#: Checked once at load, so that a bad value is a one-line error naming the key, not an exception
+#: deep inside training (``train.batch_size=0`` was a ZeroDivisionError).
+RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "data.channels": (1, 3, True, True),
+    "data.scale": (0.0, 4.0, False, True),
+    "data.split_seed": (0, None, True, True),
+    "augment.per_class": (0, None, True, True),
+    "augment.per_epoch": (1, None, True, True),
+    "augment.defective_fraction": (0.0, 1.0, True, True),
+    "gradual.zoom_steps": (0.0, None, True, True),
+    "gradual.clean_from": (0.0, None, True, True),
+    "gradual.start_ratio": (1.0, None, True, True),
+    "decision.threshold": (0.0, 1.0, False, False),
+    "decision.min_area": (1, None, True, True),
+    "train.epochs": (1, None, True, True),
+    "train.batch_size": (1, None, True, True),
+    "train.lr": (0.0, None, False, True),
+    "train.lr_decay": (0.0, 1.0, False, True),
+    "train.lr_decay_steps": (1, None, True, True),
+    "train.reference_steps": (1, None, True, True),
+    "train.l2": (0.0, None, True, True),
+    "train.bn_decay": (0.0, 1.0, False, False),
+    "train.bn_eps": (0.0, None, False, True),
+    "train.seed": (0, None, True, True),
+    "train.threads": (0, None, True, True),
+    "train.workers": (0, None, True, True),
+    "train.log_every": (1, None, True, True),
+    "train.accumulate": (1, None, True, True),
+    "train.ema": (0.0, 1.0, True, False),
+    "train.label_smoothing": (0.0, 1.0, True, False),
+    "train.defect_weight": (0.0, None, False, True),
+    "train.image_loss": (0.0, None, True, True),
+}
+
+
+def check_values(
+    config: Mapping[str, Any], defaults: Mapping[str, Any], source: str, prefix: str = ""
+) -> None:
+    """Every value of ``config`` has its default's type (an integer where the default is one, a number
+    where it is a float, true/false where it is a bool) and lies in its :data:`RANGES`; raises
+    :class:`ConfigError` naming the key, the value and what is allowed."""
+    for key, default in defaults.items():
+        dotted, value = f"{prefix}{key}", config.get(key)
+        if isinstance(default, dict) and key != "split":
+            check_values(value, default, source, prefix=f"{dotted}.")
+            continue
+        if dotted == "data.input_size" or dotted == "data.crop":
+            if (
+                not isinstance(value, list | tuple)
+                or len(value) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 8 for v in value)
+            ):
+                raise ConfigError(f"{source}: {dotted} must be [height, width], integers >= 8, got {value!r}")
+            continue
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{source}: {dotted} must be true or false, got {value!r}")
+            continue
+        if isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{source}: {dotted} must be an integer, got {value!r}")
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{source}: {dotted} must be a number, got {value!r}")
+        else:
+            continue
+        if dotted in RANGES:
+            _check_range(dotted, value, RANGES[dotted], source)
+
+
+def _check_range(
+    dotted: str, value: float, allowed: tuple[float | None, float | None, bool, bool], source: str
+) -> None:
+    low, high, low_in, high_in = allowed
+    below = low is not None and (value < low if low_in else value <= low)
+    above = high is not None and (value > high if high_in else value >= high)
+    if below or above:
+        lower = "" if low is None else f"{'>=' if low_in else '>'} {low:g}"
+        upper = "" if high is None else f"{'<=' if high_in else '<'} {high:g}"
+        wanted = " and ".join(part for part in (lower, upper) if part)
+        raise ConfigError(f"{source}: {dotted} must be {wanted}, got {value!r}")
 
 
 def _merge(

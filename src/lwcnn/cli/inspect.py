@@ -7,14 +7,14 @@ files and bundled models.
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
-import io
 import json
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+
+from lwcnn.limits import DEFAULT_MAX_PIXELS
 
 #: Exit status when --fail-on-defect is given and some image is defective.
 EXIT_DEFECT = 1
@@ -54,6 +54,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--tile-overlap", type=int, default=64, help="overlap of tiles on large images (px)")
     parser.add_argument(
+        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+        help=f"refuse images with more pixels than this, from their header (default {DEFAULT_MAX_PIXELS:,})",
+    )  # fmt: skip
+    parser.add_argument(
         "--ok-class", action="append", default=None, metavar="CLASS",
         help="a classifier class that means 'no defect' (repeatable)",
     )  # fmt: skip
@@ -65,42 +69,55 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def expand_paths(specs: list[str]) -> tuple[list[Path], list[str]]:
     """Image files named by files, folders (recursive, sorted) and glob patterns, and one-line
-    problems for specs that name nothing."""
+    problems for specs that name nothing. A path that cannot be looked at (a symlink loop, no
+    permission) is kept: it is reported and skipped when it is read, like any unreadable image."""
     from lwcnn.data.images import find_images
+    from lwcnn.fileio import printable_path
 
     files: list[Path] = []
     problems: list[str] = []
     for spec in specs:
         path = Path(spec).expanduser()
-        if path.is_dir():
+        try:
+            is_dir, exists = path.is_dir(), path.exists()
+        except OSError:
+            is_dir, exists = False, True
+        if is_dir:
             found = find_images(path)
             if not found:
-                problems.append(f"{spec}: no images in this folder")
+                problems.append(f"{printable_path(spec)}: no images in this folder")
             files.extend(found)
-        elif path.exists() or not glob.has_magic(spec):
+        elif exists or not glob.has_magic(spec):
             files.append(path)  # a missing file is reported when it is read
         else:
-            found = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+            found = sorted(Path(p) for p in glob.glob(spec, recursive=True) if _is_file(Path(p)))
             if not found:
-                problems.append(f"{spec}: no files match this pattern")
+                problems.append(f"{printable_path(spec)}: no files match this pattern")
             files.extend(found)
     return files, problems
 
 
-def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
-    from lwcnn.fileio import atomic_write_json, atomic_write_text
+
+def run(args: argparse.Namespace) -> int:
+    from lwcnn.fileio import printable_path
     from lwcnn.runtime import Inspector
-    from lwcnn.runtime.engine import InspectionFailure
+    from lwcnn.runtime.results import InspectionOutput
 
     paths, problems = expand_paths(args.paths)
     for problem in problems:
         print(f"lwcnn inspect: {problem}", file=sys.stderr)
     if not paths:
-        raise ValueError(f"no images to inspect in {' '.join(args.paths)}")
+        raise ValueError(f"no images to inspect in {printable_path(' '.join(args.paths))}")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    if args.max_pixels < 1:
+        raise ValueError(f"--max-pixels must be at least 1, got {args.max_pixels}")
     started = time.perf_counter()
     inspector = Inspector(
         args.weights,
@@ -111,44 +128,60 @@ def run(args: argparse.Namespace) -> int:
         min_area=args.min_area,
         tile_overlap=args.tile_overlap,
         ok_classes=args.ok_class,
+        max_pixels=args.max_pixels,
     )
-    out = Path(args.out)
+    # the output folder is checked and locked before any image is inspected
+    with InspectionOutput(args.out) as output:
+        return _inspect_into(args, inspector, paths, output, started)
+
+
+def _inspect_into(args: argparse.Namespace, inspector, paths: list[Path], output, started: float) -> int:
+    from tqdm import tqdm
+
+    from lwcnn.fileio import printable_path
+    from lwcnn.runtime.engine import InspectionFailure
+    from lwcnn.runtime.results import picture_names, results_csv
+
+    out = output.folder
     pictures = not args.no_pictures
-    names = _UniqueNames()
+    names = picture_names([printable_path(p) for p in paths])
     rows: list[dict] = []
     failures: list[dict] = []
     first_result_s = None
     # Pictures are drawn and encoded in a second thread (Pillow and NumPy release the GIL), so
     # that writing them overlaps the next images' inference.
     writer = ThreadPoolExecutor(max_workers=1)
-    writing: list[Future] = []
+    writing: list[tuple[Future, dict]] = []
     bar = tqdm(
         total=len(paths), unit="img", desc="inspect", file=sys.stderr, dynamic_ncols=True, disable=None
     )
-    for result in inspector.inspect_paths(paths, keep_pixels=pictures):
-        bar.update(1)
-        if isinstance(result, InspectionFailure):
-            failures.append({"image": result.image, "error": result.error})
-            tqdm.write(f"lwcnn inspect: skipped {result.error}", file=sys.stderr)
-            continue
-        if first_result_s is None:
-            first_result_s = time.perf_counter() - started
-        row = result.to_dict()
-        if pictures and result.pixels is not None:
-            name = names.of(result.image)
-            row["overlay"] = str(out / "overlays" / f"{name}.png")
-            if result.mask is not None:
-                row["mask"] = str(out / "masks" / f"{name}.png")
-            writing.append(writer.submit(_write_pictures, result, row))
-            while len(writing) > MAX_PENDING_PICTURES:  # bounded: memory stays flat on any folder
-                writing.pop(0).result()
-        rows.append(row)
-        if not args.json:
-            tqdm.write(_line(row), file=sys.stdout)
-    bar.close()
-    for future in writing:
-        future.result()
-    writer.shutdown()
+    try:
+        for name, result in zip(names, inspector.inspect_paths(paths, keep_pixels=pictures), strict=True):
+            bar.update(1)
+            if isinstance(result, InspectionFailure):
+                failures.append({"image": result.image, "error": result.error})
+                tqdm.write(f"lwcnn inspect: skipped {result.error}", file=sys.stderr)
+                continue
+            if first_result_s is None:
+                first_result_s = time.perf_counter() - started
+            row = result.to_dict()
+            if pictures and result.pixels is not None:
+                row["overlay"] = str(output.final("overlays", name))
+                targets = {"overlay": output.staged("overlays", name)}
+                if result.mask is not None:
+                    row["mask"] = str(output.final("masks", name))
+                    targets["mask"] = output.staged("masks", name)
+                writing.append((writer.submit(_write_pictures, result, targets), row))
+                while len(writing) > MAX_PENDING_PICTURES:  # bounded: memory stays flat on any folder
+                    _picture_written(*writing.pop(0))
+            rows.append(row)
+            if not args.json:
+                tqdm.write(_line(row), file=sys.stdout)
+        bar.close()
+        for future, row in writing:
+            _picture_written(future, row)
+    finally:
+        writer.shutdown(cancel_futures=True)
     seconds = time.perf_counter() - started
     defective = sum(1 for r in rows if r["defective"])
     summary = {
@@ -167,8 +200,7 @@ def run(args: argparse.Namespace) -> int:
         "overlays": str(out / "overlays") if pictures else None,
     }
     report = {"summary": summary, "results": rows, "failures": failures}
-    atomic_write_text(out / "results.csv", _csv(rows, failures))
-    atomic_write_json(out / "results.json", report)
+    output.commit(report, results_csv(rows, failures))
     if args.json:
         print(json.dumps(report))
     else:
@@ -185,13 +217,27 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_UNREADABLE if failures else 0
 
 
-def _write_pictures(result, row: dict) -> None:
+def _write_pictures(result, targets: dict[str, Path]) -> None:
     from lwcnn.fileio import atomic_write_bytes
     from lwcnn.runtime.overlay import overlay_image, png_bytes
 
-    atomic_write_bytes(row["overlay"], png_bytes(overlay_image(result.pixels, result)))
-    if result.mask is not None:
-        atomic_write_bytes(row["mask"], png_bytes(result.mask))
+    atomic_write_bytes(targets["overlay"], png_bytes(overlay_image(result.pixels, result)))
+    if "mask" in targets:
+        atomic_write_bytes(targets["mask"], png_bytes(result.mask))
+
+
+def _picture_written(future: Future, row: dict) -> None:
+    """Wait for one image's pictures; a picture that could not be written (a full disk) is
+    reported in its row and the run goes on."""
+    from tqdm import tqdm
+
+    try:
+        future.result()
+    except (OSError, ValueError) as error:
+        row.pop("overlay", None)
+        row.pop("mask", None)
+        row["error"] = f"{row['image']}: pictures not written ({getattr(error, 'strerror', None) or error})"
+        tqdm.write(f"lwcnn inspect: {row['error']}", file=sys.stderr)
 
 
 def _line(row: dict) -> str:
@@ -199,29 +245,3 @@ def _line(row: dict) -> str:
     if row["task"] == "seg" and row["defective"]:
         text += f"\tarea={row['area']}px\tboxes={row['boxes']}"
     return text
-
-
-def _csv(rows: list[dict], failures: list[dict]) -> str:
-    columns = ["image", "verdict", "defective", "score", "area", "area_fraction", "boxes", "height",
-               "width", "ms", "overlay", "mask", "error"]  # fmt: skip
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, "boxes": json.dumps(row["boxes"]) if "boxes" in row else ""})
-    for failure in failures:
-        writer.writerow({"image": failure["image"], "verdict": "unreadable", "error": failure["error"]})
-    return buffer.getvalue()
-
-
-class _UniqueNames:
-    """File names for pictures: the image's stem, with a counter when two images share a stem."""
-
-    def __init__(self) -> None:
-        self.used: dict[str, int] = {}
-
-    def of(self, image: str) -> str:
-        stem = Path(image).stem or "image"
-        count = self.used.get(stem, 0)
-        self.used[stem] = count + 1
-        return stem if count == 0 else f"{stem}_{count + 1}"

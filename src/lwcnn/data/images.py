@@ -12,6 +12,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from lwcnn.fileio import printable_path
+
 #: File extensions treated as images when scanning folders (compared lower-case).
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -19,10 +21,11 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 
 
 class ImageReadError(Exception):
-    """An image that cannot be read. ``str()`` is one line: ``PATH: problem``."""
+    """An image that cannot be read. ``str()`` is one line: ``PATH: problem`` (the path printable,
+    :func:`lwcnn.fileio.printable_path`, whatever bytes its name holds)."""
 
     def __init__(self, path: str | Path, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
+        super().__init__(f"{printable_path(path)}: {problem}")
         self.path = Path(path)
         self.problem = problem
 
@@ -41,25 +44,29 @@ def find_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_file(p))
 
 
-def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
+def read_image(path: str | Path, channels: int = 3, max_pixels: int | None = None) -> np.ndarray:
     """Read an image as a ``uint8`` array of shape (H, W, channels), ``channels`` 1 or 3.
 
     Grayscale files read as 3 channels repeat the gray value; colour files read as 1 channel are
     converted with the ITU-R 601 luma weights (Pillow's 'L'). 16-bit images are scaled to 8 bits.
-    Raises :class:`ImageReadError` for a missing, empty, truncated or non-image file.
+    With ``max_pixels``, a larger image is refused (:class:`TooManyPixels`) from its header.
+    Raises :class:`ImageReadError` for a missing, empty, truncated or non-image file, or one that
+    cannot be opened at all (a symlink loop, a socket).
     """
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise ImageReadError(path, "empty file")
         with open(path, "rb") as file:
-            return _decode(file, channels, path)
+            return _decode(file, channels, path, max_pixels)
     except FileNotFoundError:
         raise ImageReadError(path, "no such file") from None
     except IsADirectoryError:
         raise ImageReadError(path, "is a directory, not an image") from None
     except PermissionError:
         raise ImageReadError(path, "permission denied") from None
+    except OSError as error:  # ELOOP, ENXIO...: not a file that can be read
+        raise ImageReadError(path, f"cannot be read ({error.strerror or error})") from None
 
 
 def decode_image(
@@ -83,7 +90,7 @@ def _decode(file: BinaryIO, channels: int, name: str | Path, max_pixels: int | N
                     name, f"{image.width}x{image.height} is more than the {max_pixels} pixels allowed"
                 )
             image.load()
-            image = _to_8bit(image)
+            image = _to_8bit(image, name)
             converted = image.convert("L" if channels == 1 else "RGB")
     except ImageReadError:
         raise
@@ -97,9 +104,25 @@ def _decode(file: BinaryIO, channels: int, name: str | Path, max_pixels: int | N
     return array[:, :, None] if channels == 1 else array
 
 
-def _to_8bit(image: Image.Image) -> Image.Image:
+def _to_8bit(image: Image.Image, name: str | Path) -> Image.Image:
+    """16-bit and 32-bit integer images scaled to 8 bits (by 65535 when any value is above 255);
+    floating-point images (TIFF mode F) by their range: 0..1 as fractions of white, 0..255 as they
+    are, 0..65535 as 16 bits. Pillow's own conversion clips floats, which turns a 0..1 image black."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.float64)
         top = 65535.0 if array.max() > 255 else 255.0
+        return Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(array).all():
+            raise ImageReadError(name, "floating-point image with NaN or infinite values")
+        low, high = float(array.min()), float(array.max())
+        if low < 0.0 or high > 65535.0:
+            raise ImageReadError(
+                name,
+                f"floating-point image with values from {low:g} to {high:g}; lwcnn reads 0..1, 0..255 or "
+                "0..65535: rescale it or save it as 8 or 16 bits",
+            )
+        top = 1.0 if high <= 1.0 else 255.0 if high <= 255.0 else 65535.0
         return Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
     return image

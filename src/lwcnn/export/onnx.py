@@ -14,11 +14,10 @@ import onnx
 import torch
 from torch import nn
 
+from lwcnn.card import ONNX_METADATA_KEY  # the card's key, defined once (the runtime reads it)
 from lwcnn.export.rewrites import for_inference
 from lwcnn.fileio import atomic_write_bytes
 
-#: The ONNX ``metadata_props`` key under which lwcnn stores its JSON metadata.
-ONNX_METADATA_KEY = "lwcnn"
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 #: A classifier's second output: per-class logit maps at the backbone's last stride, whose spatial

@@ -4,13 +4,13 @@ and return the model's named outputs as NumPy arrays."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-ONNX_METADATA_KEY = "lwcnn"  # the same key as lwcnn.export (which imports torch, so not imported here)
+from lwcnn.card import ONNX_METADATA_KEY, card_from_json, check_output_count
+from lwcnn.errors import ModelError
 
 
 class Backend(Protocol):
@@ -54,10 +54,15 @@ class OnnxRuntimeBackend:
             ) from None
         custom = self.session.get_modelmeta().custom_metadata_map
         if ONNX_METADATA_KEY not in custom:
-            raise ValueError(f"{source}: an ONNX file without lwcnn metadata (export it with lwcnn export)")
-        self.metadata: dict[str, Any] = json.loads(custom[ONNX_METADATA_KEY])
+            raise ModelError(f"{source}: an ONNX file without lwcnn metadata (export it with lwcnn export)")
+        self.card = card_from_json(custom[ONNX_METADATA_KEY], source)
+        self.metadata: dict[str, Any] = self.card.fields
         self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        outputs = self.session.get_outputs()
+        self.output_names = [o.name for o in outputs]
+        shape = outputs[0].shape  # (N, classes) or (N, classes, h, w); the class count is fixed
+        count = shape[1] if len(shape) > 1 and isinstance(shape[1], int) else None
+        check_output_count(self.card, count, source)
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})

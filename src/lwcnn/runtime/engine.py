@@ -17,8 +17,10 @@ import numpy as np
 
 from lwcnn.data.images import ImageReadError, read_image
 from lwcnn.data.preprocessing import Preprocessing, pad_to_stride
+from lwcnn.fileio import printable_path
+from lwcnn.limits import DEFAULT_MAX_PIXELS
 from lwcnn.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
-from lwcnn.runtime.regions import Region, find_regions, resize_bilinear
+from lwcnn.runtime.regions import Region, find_regions, resize_bilinear, resize_bilinear_rows
 from lwcnn.weights import BUNDLED_DIR, resolve_weights
 
 #: The model used when none is named: the bundled NEU steel-defect classifier.
@@ -143,6 +145,8 @@ class Inspector:
     paper's rule: any defect pixel). ``tile_overlap``: pixels shared by neighbouring tiles when an
     image is larger than the segmenter's working size. ``ok_classes``: classifier classes that mean
     "no defect" (default: the model's ``ok_classes``, else names such as ``good`` or ``ok``).
+    ``max_pixels``: image files with more pixels (width x height) are refused from their header,
+    before they are decoded (default 40 M, as the service's; None: no limit).
     """
 
     def __init__(
@@ -155,6 +159,7 @@ class Inspector:
         min_area: int | None = None,
         tile_overlap: int = 64,
         ok_classes: Iterable[str] | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
@@ -178,6 +183,9 @@ class Inspector:
         if tile_overlap < 0:
             raise ValueError(f"tile overlap must be >= 0, got {tile_overlap}")
         self.tile_overlap = tile_overlap
+        if max_pixels is not None and max_pixels < 1:
+            raise ValueError(f"max_pixels must be at least 1, got {max_pixels}")
+        self.max_pixels = max_pixels
         names = ok_classes if ok_classes is not None else meta.get("ok_classes")
         if names is None:
             self.ok_classes = {c for c in self.classes if c.lower() in OK_CLASS_NAMES}
@@ -196,8 +204,8 @@ class Inspector:
     def inspect(self, image: np.ndarray | str | Path, name: str | None = None) -> Inspection:
         """Inspect one image: a path, or a uint8 array (H, W) or (H, W, C) in the model's channels."""
         if not isinstance(image, np.ndarray):
-            name = name or str(image)
-            image = read_image(image, self.preprocessing.channels)
+            name = name or printable_path(image)
+            image = read_image(image, self.preprocessing.channels, self.max_pixels)
         array = self._as_model_channels(image)
         if self.task == "cls":
             return self._classify([array], [name or "image"])[0]
@@ -209,26 +217,28 @@ class Inspector:
         """Inspect image files in order, yielding one result per path: an unreadable or corrupt file
         (or any other failure on one image) yields an :class:`InspectionFailure` and the others go
         on. Classifier inputs are batched ``batch_size`` at a time. ``keep_pixels`` keeps each image
-        (as read) in its result, for pictures."""
+        (as read) in its result, for pictures. Results name their image by
+        :func:`~lwcnn.fileio.printable_path` (a file name that is not UTF-8 comes back escaped)."""
         pending: list[tuple[np.ndarray, str]] = []
         for path in paths:
+            name = printable_path(path)
             try:
-                image = read_image(path, self.preprocessing.channels)
+                image = read_image(path, self.preprocessing.channels, self.max_pixels)
             except ImageReadError as error:
                 yield from self._flush(pending, keep_pixels)
                 pending = []
-                yield InspectionFailure(str(path), str(error))
+                yield InspectionFailure(name, str(error))
                 continue
             if self.task == "cls":
-                pending.append((image, str(path)))
+                pending.append((image, name))
                 if len(pending) >= self.batch_size:
                     yield from self._flush(pending, keep_pixels)
                     pending = []
                 continue
             try:
-                result = self._segment(image, str(path))
+                result = self._segment(image, name)
             except Exception as error:  # one bad image never ends the batch
-                yield InspectionFailure(str(path), f"{path}: inspection failed ({error})")
+                yield InspectionFailure(name, f"{name}: inspection failed ({error})")
                 continue
             result.pixels = image if keep_pixels else None
             yield result
@@ -302,33 +312,44 @@ class Inspector:
         resized by the model's scale, run in one pass when it fits the working size, else in
         overlapping tiles of that size whose probabilities are averaged where they overlap, and the
         probability is brought back to the image's own size."""
-        native = image.shape[:2]
-        scaled = self.preprocessing.rescale(
-            image
-        )  # the model's scale; no other resizing (fully convolutional)
-        probability = self._tiled_probability(self.preprocessing.normalize(scaled))
-        if probability.shape != native:
-            probability = resize_bilinear(probability, native)
+        probability = self._scaled_probability(image)
+        if probability.shape != image.shape[:2]:
+            probability = resize_bilinear(probability, image.shape[:2])
         return probability
 
-    def _tiled_probability(self, x: np.ndarray) -> np.ndarray:
-        height, width = x.shape[-2:]
+    def _scaled_probability(self, image: np.ndarray) -> np.ndarray:
+        """The defect probability at the model's scale (no other resizing: fully convolutional)."""
+        return self._tiled_probability(self.preprocessing.rescale(image))
+
+    def _tiled_probability(self, image: np.ndarray) -> np.ndarray:
+        """Probabilities of a (scaled) uint8 image, normalised tile by tile so that no float copy of
+        a large image is ever made; overlapping tiles are averaged."""
+        height, width = image.shape[:2]
         tile_h, tile_w = self.preprocessing.size
         if height <= tile_h and width <= tile_w:
-            return self._probability(x[None])[0]
+            return self._probability(self.preprocessing.normalize(image)[None])[0]
         tops = _tile_starts(height, tile_h, self.tile_overlap)
         lefts = _tile_starts(width, tile_w, self.tile_overlap)
         boxes = [(t, left) for t in tops for left in lefts]
         total = np.zeros((height, width), np.float32)
-        count = np.zeros((height, width), np.float32)
         th, tw = min(tile_h, height), min(tile_w, width)
         for first in range(0, len(boxes), self.batch_size):
             chunk = boxes[first : first + self.batch_size]
-            batch = np.stack([x[:, t : t + th, left : left + tw] for t, left in chunk])
+            batch = np.stack(
+                [self.preprocessing.normalize(image[t : t + th, left : left + tw]) for t, left in chunk]
+            )
             for (t, left), probability in zip(chunk, self._probability(batch), strict=True):
                 total[t : t + th, left : left + tw] += probability
-                count[t : t + th, left : left + tw] += 1.0
-        return total / count
+        # the tiles form a grid: a pixel's tile count is its row's count times its column's
+        rows, cols = np.zeros(height, np.float32), np.zeros(width, np.float32)
+        for t in tops:
+            rows[t : t + th] += 1.0
+        for left in lefts:
+            cols[left : left + tw] += 1.0
+        for start in range(0, height, _STRIP_ROWS):  # in strips: no second full-size array
+            strip = slice(start, start + _STRIP_ROWS)
+            total[strip] /= rows[strip, None] * cols[None, :]
+        return total
 
     def _probability(self, batch: np.ndarray) -> np.ndarray:
         height, width = batch.shape[-2:]
@@ -341,8 +362,7 @@ class Inspector:
 
     def _segment(self, image: np.ndarray, name: str) -> Inspection:
         start = time.perf_counter()
-        probability = self.defect_probability(image)
-        mask = probability > self.threshold
+        mask, score = self._native_mask(self._scaled_probability(image), image.shape[:2])
         regions = find_regions(mask)
         area = int(mask.sum())
         defective = area >= self.min_area
@@ -351,13 +371,32 @@ class Inspector:
             task="seg",
             verdict="defective" if defective else "OK",
             defective=defective,
-            score=float(probability.max()),
+            score=score,
             size=(int(image.shape[0]), int(image.shape[1])),
             ms=(time.perf_counter() - start) * 1000.0,
             area=area,
             regions=regions,
             mask=mask,
         )
+
+    def _native_mask(self, probability: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float]:
+        """The defect mask at the image's own ``size`` and the highest probability, from the
+        probability at the model's scale: resized in strips of rows (the same values as one
+        :func:`resize_bilinear`), so a large image costs a boolean mask, not a float one."""
+        if probability.shape == tuple(size):
+            return probability > self.threshold, float(probability.max())
+        mask = np.empty(size, dtype=bool)
+        score = 0.0
+        for start in range(0, size[0], _STRIP_ROWS):
+            stop = min(size[0], start + _STRIP_ROWS)
+            strip = resize_bilinear_rows(probability, size, start, stop)
+            mask[start:stop] = strip > self.threshold
+            score = max(score, float(strip.max()))
+        return mask, score
+
+
+#: Rows per strip where a full-size float map is worked through piecewise.
+_STRIP_ROWS = 256
 
 
 def _softmax(logits: np.ndarray, axis: int) -> np.ndarray:

@@ -9,7 +9,9 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from lwcnn.limits import MAX_PICTURE_SIDE
 from lwcnn.runtime.engine import Inspection
+from lwcnn.runtime.regions import resize_bilinear
 
 MASK_COLOUR = np.array([255, 40, 40], np.float32)
 BOX_COLOUR = (255, 220, 0)
@@ -17,16 +19,24 @@ CAPTION_HEIGHT = 18
 GAP = 4
 
 
-def overlay_image(image: np.ndarray, result: Inspection, alpha: float = 0.45) -> Image.Image:
-    """An RGB picture: the input on the left, the overlay on the right, the verdict above."""
+def overlay_image(
+    image: np.ndarray, result: Inspection, alpha: float = 0.45, max_side: int = MAX_PICTURE_SIDE
+) -> Image.Image:
+    """An RGB picture: the input on the left, the overlay on the right, the verdict above. An image
+    whose longer side exceeds ``max_side`` is drawn reduced to that (its mask by "any defect pixel",
+    its boxes scaled), so that the picture's memory stays bounded whatever the image's size."""
+    mask, boxes = result.mask, [region.box for region in result.regions]
+    factor = max_side / max(image.shape[:2])
+    if factor < 1.0:
+        image, mask, boxes = _reduced(image, mask, boxes, factor)
     rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
     base = rgb.astype(np.float32)
     drawn = base.copy()
-    if result.mask is not None:
-        tint = result.mask[:, :, None] * alpha
+    if mask is not None:
+        tint = mask[:, :, None] * alpha
         drawn = drawn * (1 - tint) + MASK_COLOUR * tint
     elif result.class_map is not None:
-        heatmap = result.heatmap()
+        heatmap = resize_bilinear(result.class_map, rgb.shape[:2])
         heat = heatmap[:, :, None]
         drawn = drawn * (1 - alpha * heat) + _hot(heatmap) * (alpha * heat)
     height, width = rgb.shape[:2]
@@ -36,12 +46,36 @@ def overlay_image(image: np.ndarray, result: Inspection, alpha: float = 0.45) ->
         Image.fromarray(np.clip(drawn + 0.5, 0, 255).astype(np.uint8)), (width + GAP, CAPTION_HEIGHT)
     )
     draw = ImageDraw.Draw(picture)
-    for region in result.regions:
-        x0, y0, x1, y1 = region.box
+    for x0, y0, x1, y1 in boxes:
         left, top = width + GAP + x0, CAPTION_HEIGHT + y0
         draw.rectangle((left - 1, top - 1, left + (x1 - x0), top + (y1 - y0)), outline=BOX_COLOUR, width=2)
     draw.text((4, 3), caption(result), fill=(255, 255, 255), font=ImageFont.load_default())
     return picture
+
+
+def _reduced(
+    image: np.ndarray, mask: np.ndarray | None, boxes: list[tuple[int, int, int, int]], factor: float
+) -> tuple[np.ndarray, np.ndarray | None, list[tuple[int, int, int, int]]]:
+    """``image`` (and its mask and boxes) reduced by ``factor`` < 1; a reduced pixel is defect if
+    any pixel it covers was, so a crack one pixel wide stays visible."""
+    height, width = image.shape[:2]
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+    small = np.asarray(pil.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+    small = small[:, :, None] if small.ndim == 2 else small
+    if mask is not None:
+        mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.Resampling.BOX)) > 0
+    sx, sy = size[0] / width, size[1] / height
+    scaled = [
+        (
+            int(x0 * sx),
+            int(y0 * sy),
+            max(int(x0 * sx) + 1, round(x1 * sx)),
+            max(int(y0 * sy) + 1, round(y1 * sy)),
+        )
+        for x0, y0, x1, y1 in boxes
+    ]
+    return small, mask, scaled
 
 
 def caption(result: Inspection) -> str:

@@ -79,8 +79,15 @@ def find_regions(mask: np.ndarray) -> list[Region]:
 def resize_bilinear(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize (..., h, w) float maps to (..., H, W) bilinearly with half-pixel centres, the same as
     ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)`` (tested against it)."""
+    return resize_bilinear_rows(maps, size, 0, size[0])
+
+
+def resize_bilinear_rows(maps: np.ndarray, size: tuple[int, int], start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of :func:`resize_bilinear` (``maps``, ``size``), computed alone: the same
+    values, for working through a large output in strips."""
     height, width = size
     rows, row_w = _axis_weights(maps.shape[-2], height)
+    rows, row_w = (rows[0][start:stop], rows[1][start:stop]), row_w[start:stop]
     cols, col_w = _axis_weights(maps.shape[-1], width)
     top = maps[..., rows[0], :] * (1 - row_w)[:, None] + maps[..., rows[1], :] * row_w[:, None]
     return (top[..., cols[0]] * (1 - col_w) + top[..., cols[1]] * col_w).astype(maps.dtype, copy=False)

@@ -35,8 +35,9 @@ from lwcnn.config import dump_config, load_config
 from lwcnn.data.datasets import seed_worker
 from lwcnn.data.preprocessing import Preprocessing
 from lwcnn.data.splits import Split
+from lwcnn.errors import OutputError
 from lwcnn.evaluation.plots import plot_learning_curves
-from lwcnn.fileio import atomic_write_text
+from lwcnn.fileio import atomic_write_text, remove_stale_temporaries
 from lwcnn.models import create_model
 from lwcnn.training.averaging import WeightAverage
 from lwcnn.training.distributed import (
@@ -131,12 +132,53 @@ def run_training(
     one (DistributedDataParallel; lwcnn.training.distributed)."""
     context = init_distributed()
     finished = False
+    run_dir = Path(config["out"])
+    existed = run_dir.exists()
+    present = {name for name in _RUN_START_FILES if (run_dir / name).exists()}
     try:
         result = _train(task, config, resume, show_progress and context.is_main, context)
         finished = True
         return result
+    except BaseException:
+        if context.is_main and not resume:
+            discard_unstarted_run(run_dir, existed, keep=present)
+        raise
     finally:
         close_distributed(context, finished)
+
+
+#: What a run writes before its first epoch ends (and leaves behind when it fails before that).
+_RUN_START_FILES = ("config.yaml", "split.json", "metrics.csv")
+
+
+def discard_unstarted_run(
+    run_dir: Path, existed: bool, keep: set[str] | frozenset[str] = frozenset()
+) -> None:
+    """After a failure before the first epoch was saved (no ``resume.pt``): remove what the run had
+    written (not the names in ``keep``, files that were there before it), and the folder too if the
+    run made it and it is empty, so that a failed run leaves nothing that looks like a run."""
+    if (run_dir / "resume.pt").exists() or not run_dir.is_dir():
+        return
+    for name in _RUN_START_FILES:
+        if name not in keep:
+            (run_dir / name).unlink(missing_ok=True)
+    remove_stale_temporaries(run_dir)
+    if not existed:
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()  # only when empty
+
+
+def open_run_folder(run_dir: Path, data: PreparedData, config: Mapping[str, Any]) -> None:
+    """Create the run folder and write its split and config; an unwritable folder is an
+    :class:`~lwcnn.errors.OutputError`. Temporary files of writes killed in an earlier attempt are
+    removed (this run owns the folder)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)
+        data.split.save(run_dir / "split.json")
+        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+    except OSError as error:
+        raise OutputError(f"{run_dir}: cannot write the run folder ({error.strerror or error})") from None
 
 
 def _train(
@@ -172,9 +214,7 @@ def _train(
         context, {"config": dict(config), "split": data.split.to_dict(), "images": task.agreement(data)}
     )
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        data.split.save(run_dir / "split.json")
-        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+        open_run_folder(run_dir, data, config)
         for line in data.skipped:
             info(f"skipped: {line}")
 

@@ -39,7 +39,10 @@ def test_folder_with_a_corrupt_file(tmp_path, classifier_onnx, capsys):
         rows = list(csv.DictReader(file))
     assert len(rows) == 5 and sum(r["verdict"] == "unreadable" for r in rows) == 1
     overlays = sorted(p.name for p in (out / "overlays").iterdir())
-    assert overlays == ["img0.png", "img0_2.png", "img1.png", "img2.png"]
+    # two images named img0.png (in/ and in/sub/): each gets its own picture, named by a hash of its path
+    assert len(overlays) == 4 and overlays[2:] == ["img1.png", "img2.png"]
+    assert all(name.startswith("img0.png-") for name in overlays[:2])
+    assert {Path(r["overlay"]).name for r in rows if r["overlay"]} == set(overlays)
     with Image.open(out / "overlays" / "img1.png") as picture:
         assert picture.mode == "RGB" and picture.width > 2 * 48 and picture.height > 48
     report = json.loads((out / "results.json").read_text())

@@ -1,0 +1,180 @@
+"""What an inspection run leaves on disk: ``results.csv``, ``results.json`` and the pictures
+(``overlays/``, ``masks/``) in one output folder, always a consistent set.
+
+A run takes the folder's lock (a second run on the same folder is refused), writes its pictures
+into a staging folder inside it, and only at the end swaps them in and writes the results, so a
+results file never points at another run's pictures, and an interrupted run leaves the previous
+run's set as it was. Picture names are unique within a run and the same for the same inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import hashlib
+import io
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lwcnn.errors import OutputError
+from lwcnn.fileio import atomic_write_json, atomic_write_text, remove_stale_temporaries
+
+#: The picture folders of an output folder.
+PICTURE_FOLDERS = ("overlays", "masks")
+LOCK_NAME = ".lwcnn-inspect.lock"
+STAGING_PREFIX = ".lwcnn-staging-"
+#: The columns of results.csv, in order (results.json holds every field).
+CSV_COLUMNS = ("image", "verdict", "defective", "score", "area", "area_fraction", "boxes", "height", "width",
+               "ms", "overlay", "mask", "error")  # fmt: skip
+
+
+def picture_names(images: Sequence[str]) -> list[str]:
+    """A file name (without ``.png``) for each image's pictures, unique within ``images``: the
+    image's stem where no other image has it; the file name with its extension where stems clash
+    (``x.jpg`` and ``x.png``); and that name plus a hash of the whole path where even those clash
+    (the same name in two folders). The same inputs give the same names."""
+    stems = [Path(image).stem or "image" for image in images]
+    stem_counts = Counter(stems)
+    candidates = [
+        stem if stem_counts[stem] == 1 else (Path(image).name or "image")
+        for image, stem in zip(images, stems, strict=True)
+    ]
+    counts = Counter(candidates)
+    names: list[str] = []
+    used: set[str] = set()
+    for image, candidate in zip(images, candidates, strict=True):
+        name = candidate
+        if counts[candidate] > 1:
+            digest = hashlib.sha1(image.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+            name = f"{candidate}-{digest}"
+        unique, n = name, 2
+        while unique in used:  # the same path given twice
+            unique, n = f"{name}-{n}", n + 1
+        used.add(unique)
+        names.append(unique)
+    return names
+
+
+def results_csv(rows: Sequence[dict[str, Any]], failures: Sequence[dict[str, Any]]) -> str:
+    """results.csv: one row per inspected image (boxes as JSON), then one per image that failed."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, list(CSV_COLUMNS), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "boxes": json.dumps(row["boxes"]) if "boxes" in row else ""})
+    for failure in failures:
+        writer.writerow({"image": failure["image"], "verdict": "unreadable", "error": failure["error"]})
+    return buffer.getvalue()
+
+
+class InspectionOutput:
+    """One run's hold on an output folder: :meth:`open` before inspecting (an unusable folder fails
+    then, not after the work), :meth:`staged` paths for pictures while inspecting, :meth:`commit`
+    at the end, :meth:`close` always (it drops what an unfinished run staged)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._lock: Any = None
+        self.staging = self.folder / f"{STAGING_PREFIX}{os.getpid()}"
+
+    def open(self) -> InspectionOutput:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"{self.folder}: cannot create the output folder ({_reason(error)})") from None
+        if not self.folder.is_dir():
+            raise OutputError(f"{self.folder}: not a folder (--out must name a folder)")
+        self._take_lock()
+        try:
+            self._check_pictures_are_ours()
+            # staging folders of killed runs (the lock says that no other run is using them)
+            for leftover in self.folder.glob(f"{STAGING_PREFIX}*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+            for folder in (self.folder, *(self.folder / name for name in PICTURE_FOLDERS)):
+                remove_stale_temporaries(folder)
+            self.staging.mkdir()
+        except OSError as error:
+            self.close()
+            raise OutputError(f"{self.folder}: cannot write the output folder ({_reason(error)})") from None
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __enter__(self) -> InspectionOutput:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def final(self, kind: str, name: str) -> Path:
+        """Where picture ``name`` of ``kind`` (``overlays`` or ``masks``) is once the run is committed."""
+        return self.folder / kind / f"{name}.png"
+
+    def staged(self, kind: str, name: str) -> Path:
+        """Where the run writes it meanwhile."""
+        return self.staging / kind / f"{name}.png"
+
+    def commit(self, report: dict[str, Any], csv_text: str) -> None:
+        """Swap this run's pictures in (the previous run's out) and write the results."""
+        try:
+            for kind in PICTURE_FOLDERS:
+                final, staged = self.folder / kind, self.staging / kind
+                if final.exists():
+                    final.rename(self.staging / f"previous-{kind}")
+                if staged.exists():
+                    staged.rename(final)
+            atomic_write_text(self.folder / "results.csv", csv_text)
+            atomic_write_json(self.folder / "results.json", report)
+        except OSError as error:
+            raise OutputError(f"{self.folder}: cannot write the results ({_reason(error)})") from None
+
+    def close(self) -> None:
+        """Remove the staging folder (with an unfinished run's pictures) and release the lock."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the lock
+            self._lock = None
+
+    def _take_lock(self) -> None:
+        import fcntl
+
+        path = self.folder / LOCK_NAME
+        try:
+            handle = open(path, "a+")  # held open for the whole run
+        except OSError as error:
+            raise OutputError(f"{self.folder}: cannot write the output folder ({_reason(error)})") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            handle.close()
+            if error.errno in (errno.EAGAIN, errno.EACCES):
+                raise OutputError(
+                    f"{self.folder}: in use by another lwcnn inspect run; wait for it or choose another --out"
+                ) from None
+            raise OutputError(f"{self.folder}: cannot lock the output folder ({_reason(error)})") from None
+        self._lock = handle
+
+    def _check_pictures_are_ours(self) -> None:
+        """A run replaces the previous run's picture folders; folders of that name that no lwcnn run
+        wrote (no results.json beside them) are someone else's and are not touched."""
+        if (self.folder / "results.json").is_file():
+            return
+        for kind in PICTURE_FOLDERS:
+            folder = self.folder / kind
+            with contextlib.suppress(OSError):
+                if folder.is_dir() and any(folder.iterdir()):
+                    raise OutputError(
+                        f"{folder}: holds files that no lwcnn inspect run wrote here (no results.json); "
+                        "choose another --out"
+                    )
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
