@@ -175,7 +175,14 @@ def case_inspect(env: dict[str, str], tmp: Path) -> list[dict]:
     rows = []
     for weights in ("neu", "kolektorsdd"):
         seconds, peak, status = peak_rss_of_command(
-            lwcnn("inspect", str(folder / "bomb.png"), "--weights", weights, "--out", str(tmp / f"out-{weights}")),
+            lwcnn(
+                "inspect",
+                str(folder / "bomb.png"),
+                "--weights",
+                weights,
+                "--out",
+                str(tmp / f"out-{weights}"),
+            ),
             env,
         )
         rows.append({"case": f"inspect 6000x6000 PNG, {weights}", "seconds": round(seconds, 2),
@@ -231,7 +238,8 @@ def case_flood(env: dict[str, str]) -> list[dict]:
                 rss_during.append(server.rss())
         stop.set()
         checker.join()
-        return [{"case": "serve: 32 keyless 19 MB posts from 8 clients", "status": " ".join(sorted(set(answers))),
+        statuses = " ".join(sorted(set(answers)))
+        return [{"case": "serve: 32 keyless 19 MB posts from 8 clients", "status": statuses,
                  "rss_before_mb": round(base), "rss_during_max_mb": round(max(rss_during)),
                  "peak_rss_mb": round(server.peak()),
                  "good_p50_s": round(float(np.median(good_latencies)), 3) if good_latencies else None,
@@ -284,8 +292,12 @@ def case_slow(env: dict[str, str]) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--src", default=None, help="a checkout's src folder to run instead of the installed lwcnn")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--src", default=None, help="a checkout's src folder to run instead of the installed lwcnn"
+    )
     parser.add_argument("--cases", default="inspect,bomb,flood,slow")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

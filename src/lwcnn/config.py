@@ -183,7 +183,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "decision.min_area": (1, None, True, True),
     "train.epochs": (1, None, True, True),
     "train.batch_size": (1, None, True, True),
-    "train.lr": (0.0, None, False, True),
+    "train.lr": (0.0, None, True, True),  # 0: only BN statistics move (a fine-tuning probe)
     "train.lr_decay": (0.0, 1.0, False, True),
     "train.lr_decay_steps": (1, None, True, True),
     "train.reference_steps": (1, None, True, True),
@@ -195,7 +195,6 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.workers": (0, None, True, True),
     "train.log_every": (1, None, True, True),
     "train.accumulate": (1, None, True, True),
-    "train.ema": (0.0, 1.0, True, False),
     "train.label_smoothing": (0.0, 1.0, True, False),
     "train.defect_weight": (0.0, None, False, True),
     "train.image_loss": (0.0, None, True, True),

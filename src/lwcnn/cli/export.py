@@ -42,29 +42,43 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lwcnn.checkpoints import load_model
+    from lwcnn.errors import OutputError
     from lwcnn.export import export_onnx
     from lwcnn.fileio import atomic_write_bytes
 
+    out = Path(args.out)
+    if out.is_dir():  # a folder: the file is named after the weights
+        out = out / f"{_weights_name(args.weights)}.onnx"
     model, meta = load_model(args.weights)
     data = export_onnx(model, None, meta, opset=args.opset)
     summary: dict = {
-        "out": args.out,
+        "out": str(out),
         "model": meta["model"]["name"],
         "task": meta["task"],
         "precision": "fp32",
     }
     if args.int8 or args.force_int8:
         data = _int8(args, meta, data, summary)
-    atomic_write_bytes(args.out, data)
+    try:
+        atomic_write_bytes(out, data)
+    except OSError as error:
+        raise OutputError(f"{out}: cannot write the ONNX file ({error.strerror or error})") from None
     summary["bytes"] = len(data)
     if args.json:
         print(json.dumps(summary))
     else:
         print(
-            f"wrote {args.out} ({len(data) / 1024:.0f} KB): "
+            f"wrote {out} ({len(data) / 1024:.0f} KB): "
             f"{summary['model']} {summary['task']} {summary['precision']}"
         )
     return 0
+
+
+def _weights_name(spec: str) -> str:
+    """A file name for the export of ``spec``: a bundled model's name, a run folder's name or a
+    weights file's stem."""
+    path = Path(str(spec).removeprefix("bundled:"))
+    return (path.stem if path.suffix in (".safetensors", ".json") else path.name) or "model"
 
 
 def _int8(args: argparse.Namespace, meta: dict, fp32: bytes, summary: dict) -> bytes:

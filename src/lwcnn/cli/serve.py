@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from lwcnn.limits import DEFAULT_MAX_PIXELS
+
 API_KEY_ENV = "LWCNN_API_KEY"
 
 
@@ -31,8 +33,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=1, help="inference threads per image (default 1)")
     parser.add_argument("--max-body-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
     parser.add_argument(
-        "--max-pixels", type=int, default=40_000_000, help="largest image in pixels (default 40M)"
+        "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image in pixels (default 40M)"
     )
+    parser.add_argument(
+        "--max-queue",
+        type=int,
+        default=8,
+        help="inspections that may wait for a worker; more get 503 (default 8)",
+    )
+    parser.add_argument(
+        "--allowed-hosts", default=None, metavar="NAMES",
+        help="comma-separated Host names to answer ('*': any). Default: with an API key any; without one "
+        "only the names of the bound address (loopback names; this machine's names for 0.0.0.0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--body-timeout", type=float, default=30.0, help="seconds a request body may take (30)"
+    )
+    parser.add_argument(
+        "--header-timeout", type=float, default=10.0, help="seconds a request header may take (10)"
+    )
+    parser.add_argument("--max-connections", type=int, default=64, help="open connections at most (64)")
     parser.set_defaults(func=run)
 
 
@@ -41,21 +61,57 @@ def run(args: argparse.Namespace) -> int:
 
     from lwcnn.runtime import Inspector
     from lwcnn.serve import ServiceSettings, create_app
+    from lwcnn.serve.server import uvicorn_options
 
-    if args.workers < 1 or args.threads < 1 or args.max_body_mb <= 0 or args.max_pixels < 1:
-        raise ValueError("--workers, --threads, --max-body-mb and --max-pixels must be positive")
+    positive = (args.workers, args.threads, args.max_body_mb, args.max_pixels, args.body_timeout,
+                args.header_timeout, args.max_connections)  # fmt: skip
+    if min(positive) <= 0 or args.max_queue < 0:
+        raise ValueError(
+            "--workers, --threads, --max-body-mb, --max-pixels, --body-timeout, --header-timeout and "
+            "--max-connections must be positive, --max-queue at least 0"
+        )
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be 1..65535, got {args.port}")
-    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    api_key = service_key(args.api_key)
     settings = ServiceSettings(
         max_body_bytes=int(args.max_body_mb * 2**20),
         max_pixels=args.max_pixels,
         workers=args.workers,
+        max_queue=args.max_queue,
         api_key=api_key,
+        allowed_hosts=allowed_hosts(args.allowed_hosts, args.host, api_key is not None),
+        body_timeout_s=args.body_timeout,
+        header_timeout_s=args.header_timeout,
+        max_connections=args.max_connections,
     )
-    inspector = Inspector(args.weights, threads=args.threads)
+    inspector = Inspector(args.weights, threads=args.threads, max_pixels=args.max_pixels)
     app = create_app(inspector, settings)
     key_note = "an API key is required" if api_key else "no API key"
     print(f"lwcnn serve: {inspector.model_name} on http://{args.host}:{args.port}/ ({key_note})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", **uvicorn_options(settings))
     return 0
+
+
+def service_key(given: str | None) -> str | None:
+    """The API key from --api-key or the environment; an empty one is an error, not "no key"."""
+    if given is not None:
+        if not given.strip():
+            raise ValueError("--api-key is empty: give a key, or leave the option out to serve without one")
+        return given
+    from_env = os.environ.get(API_KEY_ENV)
+    if from_env is not None and not from_env.strip():
+        raise ValueError(f"${API_KEY_ENV} is set but empty: give a key, or unset it to serve without one")
+    return from_env
+
+
+def allowed_hosts(spec: str | None, host: str, keyed: bool) -> frozenset[str] | None:
+    """The Host names to answer (None: any): the --allowed-hosts list, else any when a key guards
+    the service, else the bound address's own names (DNS rebinding needs a name of the attacker's)."""
+    from lwcnn.serve.server import bound_host_names
+
+    if spec is not None:
+        names = {name.strip().lower().strip("[]") for name in spec.split(",") if name.strip()}
+        if not names:
+            raise ValueError("--allowed-hosts is empty: give host names, or '*' for any")
+        return None if "*" in names else frozenset(names)
+    return None if keyed else bound_host_names(host)

@@ -68,8 +68,9 @@ class MaskedImages:
 
 
 def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A mask file as a bool array (H, W): any non-zero value is defect (0/255, 0/1 and palette
-    masks alike). With ``size`` (height, width) a different size is an error naming the file."""
+    """A mask file as a bool array (H, W): 0 is good and the one other value is defect (0/255, 0/1
+    and palette masks alike); a mask with more values (0/128/255, JPEG noise) is an error naming
+    the file, not silently read. With ``size`` (height, width) a different size is an error too."""
     path = Path(path)
     try:
         with Image.open(path) as image:
@@ -84,6 +85,13 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     if size is not None and array.shape != tuple(size):
         mask_size, image_size = f"{array.shape[1]}x{array.shape[0]}", f"{size[1]}x{size[0]}"
         raise DataError(f"{path}: mask is {mask_size} but its image is {image_size} (width x height)")
+    values = np.unique(array)
+    if len(values) > 2:  # soft edges, JPEG noise, a third class: not a defect/good mask as it stands
+        shown = ", ".join(str(v) for v in values[:6]) + (", ..." if len(values) > 6 else "")
+        raise DataError(
+            f"{path}: mask has {len(values)} values ({shown}); lwcnn reads 0 as good and one other value "
+            "(1 or 255) as defect: threshold it, or save it as PNG rather than JPEG"
+        )
     return array > 0
 
 

@@ -21,7 +21,7 @@ from lwcnn.fileio import printable_path
 from lwcnn.limits import DEFAULT_MAX_PIXELS
 from lwcnn.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
 from lwcnn.runtime.regions import Region, find_regions, resize_bilinear, resize_bilinear_rows
-from lwcnn.weights import BUNDLED_DIR, resolve_weights
+from lwcnn.weights import BUNDLED_DIR, BUNDLED_PREFIX, bundled_name, resolve_weights
 
 #: The model used when none is named: the bundled NEU steel-defect classifier.
 DEFAULT_MODEL = "neu"
@@ -106,16 +106,16 @@ def open_backend(
     memory first, which needs the training install (torch). ``torch`` runs PyTorch eager."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    spec = str(weights) if weights is not None else DEFAULT_MODEL
+    spec = str(weights) if weights is not None else f"{BUNDLED_PREFIX}{DEFAULT_MODEL}"
     if spec.lower().endswith(".onnx"):
         if backend == "torch":
             raise ValueError(f"{spec}: an ONNX file runs in ONNX Runtime, not the torch backend")
         if not Path(spec).is_file():
             raise FileNotFoundError(f"{spec}: no such ONNX file")
         return OnnxRuntimeBackend(spec, threads)
-    bundled_onnx = BUNDLED_DIR / f"{spec}.onnx"
-    if backend != "torch" and "/" not in spec and bundled_onnx.is_file():
-        return OnnxRuntimeBackend(bundled_onnx, threads, source=spec)
+    bundled = bundled_name(spec)  # a bare name that is also a path on disk is refused as ambiguous
+    if backend != "torch" and bundled is not None and (BUNDLED_DIR / f"{bundled}.onnx").is_file():
+        return OnnxRuntimeBackend(BUNDLED_DIR / f"{bundled}.onnx", threads, source=bundled)
     metadata_path = resolve_weights(spec)
     if backend == "torch":
         return TorchBackend(metadata_path, threads)

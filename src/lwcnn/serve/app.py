@@ -1,14 +1,16 @@
 """``POST /v1/inspect``, ``GET /v1/health``, ``GET /v1/model`` and the web page at ``/``.
 
-Every request is answered: a bad upload gets a 4xx JSON ``{"error": "..."}``, anything unexpected a
-500 without a stack trace. Inference runs in a bounded worker pool of threads (ONNX Runtime releases
-the GIL), so the event loop keeps serving while images are inspected.
+Every request is answered: a bad upload or path gets a 4xx JSON ``{"error": "..."}``, anything
+unexpected a 500 without a stack trace. Inference runs in a bounded worker pool of threads (ONNX
+Runtime releases the GIL), so the event loop keeps serving while images are inspected; images
+over :attr:`ServiceSettings.large_pixels` take one lane of their own, so a few huge uploads cannot
+occupy every worker. The checks before the body is read live in :mod:`lwcnn.serve.guards`.
 """
 
 from __future__ import annotations
 
 import base64
-import hmac
+import io
 import logging
 import time
 from dataclasses import dataclass
@@ -20,16 +22,19 @@ from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lwcnn import __version__
 from lwcnn.data.images import ImageReadError, TooManyPixels, decode_image
+from lwcnn.limits import DEFAULT_MAX_PIXELS
 from lwcnn.runtime import Inspector
 from lwcnn.runtime.overlay import overlay_image, png_bytes
+from lwcnn.serve.guards import API_KEY_HEADER, Admission, BodyLimit, HostCheck, KeyCheck
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-API_KEY_HEADER = "X-API-Key"
 log = logging.getLogger("lwcnn.serve")
+__all__ = ["API_KEY_HEADER", "APIError", "ServiceSettings", "create_app", "sniff_format"]
 
 #: File signatures of the image formats the service accepts: the content decides, not the name.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -53,15 +58,29 @@ def sniff_format(data: bytes) -> str | None:
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """Limits and options of the service. ``max_body_bytes``: largest request body; ``max_pixels``:
-    largest image (width x height), checked from the header before decoding; ``workers``: images
-    inspected at once; ``api_key``: when set, every ``/v1`` request but ``/v1/health`` must carry it
-    in the ``X-API-Key`` header (or ``Authorization: Bearer KEY``)."""
+    """Limits and options of the service (docs/security.md says what each promises).
+
+    ``max_body_bytes``: largest request body; ``max_pixels``: largest image (width x height),
+    checked from the header before decoding; ``workers``: images inspected at once;
+    ``max_queue``: inspection requests that may wait for a worker (one more gets 503);
+    ``large_pixels``: images above this many pixels are inspected one at a time, whatever the
+    workers; ``api_key``: when set, every ``/v1`` request but ``/v1/health`` must carry it in the
+    ``X-API-Key`` header (or ``Authorization: Bearer KEY``), checked before the body is read;
+    ``allowed_hosts``: Host header names answered (None: any); ``body_timeout_s``: time a request
+    body may take to arrive (408 after); ``header_timeout_s``, ``keep_alive_s`` and
+    ``max_connections``: the HTTP server's (:mod:`lwcnn.serve.server`)."""
 
     max_body_bytes: int = 20 * 2**20
-    max_pixels: int = 40_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     workers: int = 2
+    max_queue: int = 8
+    large_pixels: int = 4_000_000
     api_key: str | None = None
+    allowed_hosts: frozenset[str] | None = None
+    body_timeout_s: float = 30.0
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 64
 
 
 class APIError(Exception):
@@ -73,54 +92,11 @@ class APIError(Exception):
         self.message = message
 
 
-class BodyLimit:
-    """ASGI middleware: refuses a request body larger than ``limit`` bytes with 413, from its
-    Content-Length when it has one, else while it streams in (buffered up to the limit, then
-    handed to the application unchanged)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        too_large = JSONResponse({"error": f"request body over {self.limit} bytes"}, status_code=413)
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await too_large(scope, receive, send)
-            return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            size += len(body)
-            if size > self.limit:
-                await too_large(scope, receive, send)
-                return
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
 def create_app(inspector: Inspector, settings: ServiceSettings | None = None) -> FastAPI:
     """The FastAPI application serving ``inspector``."""
     settings = settings or ServiceSettings()
     limiter = anyio.CapacityLimiter(max(1, settings.workers))
+    large_lane = anyio.CapacityLimiter(1)
     app = FastAPI(
         title="lwcnn inspection service",
         version=__version__,
@@ -134,6 +110,16 @@ def create_app(inspector: Inspector, settings: ServiceSettings | None = None) ->
         headers = {"WWW-Authenticate": API_KEY_HEADER} if error.status == 401 else None
         return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # 404, 405...: the documented {"error": ...} rather than FastAPI's {"detail": ...}
+        message = error.detail if isinstance(error.detail, str) else "bad request"
+        if error.status_code == 404:
+            message = f"no such path: {request.url.path}"
+        elif error.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(
@@ -146,23 +132,12 @@ def create_app(inspector: Inspector, settings: ServiceSettings | None = None) ->
         log.exception("unexpected error on %s", request.url.path)  # the trace stays in the log
         return JSONResponse({"error": "internal error"}, status_code=500)
 
-    def check_key(request: Request) -> None:
-        if settings.api_key is None:
-            return
-        given = request.headers.get(API_KEY_HEADER, "")
-        bearer = request.headers.get("Authorization", "")
-        if not given and bearer.lower().startswith("bearer "):
-            given = bearer[7:].strip()
-        if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
-            raise APIError(401, "missing or wrong API key")
-
     @app.get("/v1/health", summary="liveness: the service is up")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
 
     @app.get("/v1/model", summary="the model being served")
     async def model(request: Request) -> dict[str, Any]:
-        check_key(request)
         meta = inspector.metadata
         return {
             "name": meta["model"]["name"],
@@ -178,6 +153,8 @@ def create_app(inspector: Inspector, settings: ServiceSettings | None = None) ->
             "api_key_required": settings.api_key is not None,
             "max_body_bytes": settings.max_body_bytes,
             "max_pixels": settings.max_pixels,
+            "workers": settings.workers,
+            "max_queue": settings.max_queue,
         }
 
     @app.post("/v1/inspect", summary="inspect one uploaded image")
@@ -187,7 +164,6 @@ def create_app(inspector: Inspector, settings: ServiceSettings | None = None) ->
         mask: Annotated[bool, Query(description="add the defect mask as a base64 PNG (segmenters)")] = False,
         overlay: Annotated[bool, Query(description="add the overlay picture as a base64 PNG")] = False,
     ) -> dict[str, Any]:
-        check_key(request)
         started = time.perf_counter()
         data = await image.read()
         name = image.filename or "upload"
@@ -195,9 +171,15 @@ def create_app(inspector: Inspector, settings: ServiceSettings | None = None) ->
             raise APIError(400, f"{name}: empty file")
         if sniff_format(data) is None:
             raise APIError(415, f"{name}: not a PNG, JPEG, BMP, TIFF or WebP image (by its content)")
-        result = await anyio.to_thread.run_sync(
-            lambda: _inspect_bytes(inspector, data, name, settings.max_pixels, mask, overlay), limiter=limiter
-        )
+
+        def work() -> dict[str, Any]:
+            return _inspect_bytes(inspector, data, name, settings.max_pixels, mask, overlay)
+
+        if (header_pixels(data) or 0) > settings.large_pixels:
+            async with large_lane:  # waits without holding a worker
+                result = await anyio.to_thread.run_sync(work, limiter=limiter)
+        else:
+            result = await anyio.to_thread.run_sync(work, limiter=limiter)
         result["model"] = inspector.model_name
         result["server_ms"] = round((time.perf_counter() - started) * 1000.0, 3)
         return result
@@ -206,9 +188,26 @@ def create_app(inspector: Inspector, settings: ServiceSettings | None = None) ->
     async def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
+    for path, endpoint in (("/v1/health", health), ("/v1/model", model), ("/", page)):
+        # HEAD answers as GET does, without the body (uvicorn drops it); not a second API operation
+        app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    # the last added runs first: host, key, admission, then the body
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    app.add_middleware(Admission, capacity=max(1, settings.workers) + max(0, settings.max_queue))
+    app.add_middleware(KeyCheck, key=settings.api_key)
+    app.add_middleware(HostCheck, allowed=settings.allowed_hosts)
     return app
+
+
+def header_pixels(data: bytes) -> int | None:
+    """Width x height from an image's header (nothing is decoded), or None if it cannot be read."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.width * image.height
+    except Exception:  # decoding reports the problem properly later
+        return None
 
 
 def _inspect_bytes(

@@ -17,15 +17,42 @@ def bundled_models() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.json") if p.with_suffix(".safetensors").exists())
 
 
+#: ``bundled:NAME`` names a bundled model whatever lies on disk under that name.
+BUNDLED_PREFIX = "bundled:"
+
+
+def bundled_name(spec: str | Path) -> str | None:
+    """The bundled model that ``spec`` names (``neu`` or ``bundled:neu``), or None for a path.
+
+    A bare name that is also an existing path (a run folder ``./neu``) is ambiguous and refused
+    with a one-line ``ValueError`` that says how to name either, rather than silently taking one."""
+    text = str(spec)
+    if text.startswith(BUNDLED_PREFIX):
+        name = text.removeprefix(BUNDLED_PREFIX)
+        if name not in bundled_models():
+            names = ", ".join(bundled_models()) or "none"
+            raise FileNotFoundError(f"{text}: no bundled model of that name (bundled: {names})")
+        return name
+    if text not in bundled_models():
+        return None
+    if Path(text).expanduser().exists():
+        raise ValueError(
+            f"{text}: names both a bundled model and the path ./{text}; write ./{text} for the path or "
+            f"{BUNDLED_PREFIX}{text} for the bundled model"
+        )
+    return text
+
+
 def resolve_weights(spec: str | Path) -> Path:
-    """The metadata file (``.json``) of a trained model given as a bundled name (``neu``), a
-    ``.safetensors`` or ``.json`` file, or a run folder (its ``best`` model).
+    """The metadata file (``.json``) of a trained model given as a bundled name (``neu``,
+    ``bundled:neu``), a ``.safetensors`` or ``.json`` file, or a run folder (its ``best`` model).
 
     Raises ``FileNotFoundError`` with a one-line message naming what was looked for.
     """
     text = str(spec)
-    if text in bundled_models():
-        return BUNDLED_DIR / f"{text}.json"
+    name = bundled_name(text)
+    if name is not None:
+        return BUNDLED_DIR / f"{name}.json"
     path = Path(text).expanduser()
     if path.is_dir():
         path = path / "best.json"

@@ -66,3 +66,16 @@ def test_bad_files_raise_one_line_error_naming_the_file(tmp_path, make, problem)
         read_image(path)
     message = str(caught.value)
     assert message.startswith(str(path)) and problem in message and "\n" not in message
+
+
+def test_floating_point_tiffs_are_scaled_by_their_range_not_clipped(tmp_path):
+    ramp = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(ramp, mode="F").save(tmp_path / "fractions.tif")
+    read = read_image(tmp_path / "fractions.tif", channels=1)[:, :, 0]
+    assert read.max() == 255 and read.min() == 0  # 0..1 floats: black to white, not all black
+    assert np.abs(read.astype(float) - ramp * 255).max() <= 0.5 + 1e-6
+    Image.fromarray(ramp * 200, mode="F").save(tmp_path / "levels.tif")
+    assert read_image(tmp_path / "levels.tif", channels=1).max() == 200
+    Image.fromarray(ramp * 1e6, mode="F").save(tmp_path / "huge.tif")
+    with pytest.raises(ImageReadError, match=r"huge\.tif: floating-point image with values from 0 to 1e\+06"):
+        read_image(tmp_path / "huge.tif")

@@ -232,3 +232,19 @@ def test_committed_kolektorsdd_folds_are_reproducible():
     assert committed == kolektorsdd_folds(root, committed["k"], committed["seed"])
     items = [item for fold in committed["folds"] for item in fold]
     assert len(items) == len(set(items)) == 48  # kos26 and kos34 repeat other items: dropped
+
+
+def test_a_mask_with_more_than_two_values_is_an_error_naming_the_file(tmp_path):
+    from lwcnn.data.segmentation import read_mask
+
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:4, 2:4] = 255
+    mask[5:7, 5:7] = 128  # a soft edge, or a second class: not read as "defect" without a word
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    with pytest.raises(DataError, match=r"m\.png: mask has 3 values \(0, 128, 255\)"):
+        read_mask(tmp_path / "m.png")
+    mask[mask == 128] = 0
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    assert read_mask(tmp_path / "m.png").sum() == 4
+    Image.fromarray((mask > 0).astype(np.uint8)).save(tmp_path / "ones.png")  # 0/1 masks too
+    assert read_mask(tmp_path / "ones.png").sum() == 4
