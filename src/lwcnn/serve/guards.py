@@ -10,6 +10,7 @@ its body is read), :class:`Admission` (at most so many inspections at once or wa
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 
 import anyio
@@ -44,10 +45,19 @@ def host_of(scope: Scope) -> str:
     return ""
 
 
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
 class HostCheck:
-    """Refuse requests whose Host header is not among ``allowed`` (400): a web page on another
-    origin cannot reach the service by rebinding a DNS name to 127.0.0.1. ``allowed`` None:
-    every host."""
+    """Refuse requests whose Host header is a name not among ``allowed`` (400): a web page on
+    another origin cannot reach the service by rebinding its DNS name to this machine. An address
+    (``192.168.1.20``) is always accepted: a browser sends one only when its user typed it, and
+    rebinding needs a name. ``allowed`` None: every host."""
 
     def __init__(self, app: ASGIApp, allowed: frozenset[str] | None) -> None:
         self.app = app
@@ -56,7 +66,7 @@ class HostCheck:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.allowed is not None:
             host = host_of(scope)
-            if host not in self.allowed:
+            if host not in self.allowed and not is_ip_literal(host):
                 shown = host or "(none)"
                 message = f"host {shown!r} is not one this service answers to"
                 await send_error(send, 400, f"{message}; start it with --allowed-hosts {shown}")

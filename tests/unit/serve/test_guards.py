@@ -196,6 +196,8 @@ def test_host_names_outside_the_allowed_set_are_refused(inspector):
     answer = client.get("/v1/health", headers={"Host": "rebound.example:8000"})
     assert answer.status_code == 400 and "rebound.example" in answer.json()["error"]
     assert client.get("/v1/health", headers={"Host": "127.0.0.1:8000"}).status_code == 200
+    for address in ("192.168.1.20:8000", "[fe80::1]:8000"):  # typed by a user, never a rebound name
+        assert client.get("/v1/health", headers={"Host": address}).status_code == 200
     assert {"localhost", "127.0.0.1", "::1"} <= bound_host_names("127.0.0.1")
     assert "rebound.example" not in bound_host_names("0.0.0.0")
 
