@@ -17,8 +17,8 @@ import statistics
 import torch
 
 from lwcnn.models import create_model
-from lwcnn.profiling.latency import time_alternately
 from lwcnn.tables import format_table
+from lwcnn.timing import time_alternately
 
 CASES = (("cls", 6, (3, 200, 200)), ("seg", 2, (3, 512, 512)))
 MODELS = ("lw@0.35", "mobilenetv2@0.35")

@@ -29,9 +29,9 @@ from lwcnn.export import export_onnx
 from lwcnn.models import LW_KERNELS, create_model
 from lwcnn.models.layers import same_padding
 from lwcnn.models.lw import LWDepthwisePyramid
-from lwcnn.profiling.latency import time_alternately
 from lwcnn.runtime.backends import cpu_session
 from lwcnn.tables import format_table
+from lwcnn.timing import time_alternately
 
 
 class EightBranchPyramid(nn.Module):

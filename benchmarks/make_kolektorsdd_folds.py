@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lwcnn.data.segmentation import scan_kolektorsdd
+from lwcnn.data.masked_images import scan_kolektorsdd
 from lwcnn.data.splits import grouped_folds
 from lwcnn.fileio import atomic_write_json
 

@@ -23,7 +23,19 @@ if TYPE_CHECKING:
     from lwcnn.profiling import profile_model
     from lwcnn.runtime import Inspector
 
-__all__ = ["Inspector", "__version__", "create_model", "list_models", "profile_model"]
+__all__ = ["Inspector", "__version__", "create_model", "list_models", "open_trained_model", "profile_model"]
+
+
+def open_trained_model(
+    metadata_path: Any, backend: str = "auto", threads: int | None = None, source: str = ""
+) -> Any:
+    """The inspection backend of a trained model file (:func:`lwcnn.trained_models.open_trained_model`:
+    its export, cached beside it, or PyTorch eager). Here, at the package root, because the runtime
+    may import neither torch nor the training code and reaches the training install through this
+    name; it raises ImportError on a runtime-only install."""
+    from lwcnn.trained_models import open_trained_model as open_model
+
+    return open_model(metadata_path, backend, threads, source)
 
 
 def __getattr__(name: str) -> Any:

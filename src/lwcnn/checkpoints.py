@@ -73,7 +73,7 @@ def read_metadata(spec: str | Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: unreadable model metadata ({error})") from None
+        raise ModelError(f"{path}: unreadable model metadata ({error})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise ModelError(f"{path}: not an lwcnn model file (format {found!r})")
@@ -90,11 +90,11 @@ def load_model(spec: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     try:
         state = load_safetensors(weights.read_bytes())
     except Exception as error:
-        raise ValueError(f"{weights}: unreadable weights ({error})") from None
+        raise ModelError(f"{weights}: unreadable weights ({error})") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise ValueError(
+        raise ModelError(
             f"{weights}: weights do not fit {meta['model']['name']} ({str(error).splitlines()[0]})"
         ) from None
     return model.eval(), meta
@@ -116,7 +116,7 @@ def load_matching_weights(model: nn.Module, spec: str | Path) -> list[str]:
     (the backbone, and the head when the class count agrees). Returns the names left as initialised."""
     source, meta = load_model(spec)
     if meta["model"]["family"] != model.spec.family or meta["model"]["width"] != model.spec.width:
-        raise ValueError(f"{spec}: is a {meta['model']['name']}, cannot initialise a {model.spec.name}")
+        raise ModelError(f"{spec}: is a {meta['model']['name']}, cannot initialise a {model.spec.name}")
     own = model.state_dict()
     theirs = source.state_dict()
     matched = {k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape}
@@ -165,12 +165,12 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
+        raise ModelError(
             f"{path}: refused: the training state holds something other than tensors and plain values "
             f"({first[:200]})"
         ) from None
     except Exception as error:
-        raise ValueError(f"{path}: unreadable training state ({error})") from None
+        raise ModelError(f"{path}: unreadable training state ({error})") from None
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: not an lwcnn training state (a {type(state).__name__})")
+        raise ModelError(f"{path}: not an lwcnn training state (a {type(state).__name__})")
     return state

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from lwcnn.errors import ConfigError
+
 #: Every key a classification config may have, with its default: the paper's recipe (Section 3.4).
 CLASSIFICATION_DEFAULTS: dict[str, Any] = {
     "task": "cls",
@@ -109,10 +111,6 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
 }
 
 DEFAULTS_BY_TASK: dict[str, dict[str, Any]] = {"cls": CLASSIFICATION_DEFAULTS, "seg": SEGMENTATION_DEFAULTS}
-
-
-class ConfigError(ValueError):
-    """A bad config file or override; ``str()`` is one line."""
 
 
 def load_config(

@@ -7,8 +7,10 @@ command's function so that ``lwcnn --help`` and the runtime-only commands start 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from lwcnn import __version__
@@ -25,14 +27,14 @@ from lwcnn.cli import (
     serve,
     train,
 )
-from lwcnn.data.classification import DataError
-from lwcnn.data.images import ImageReadError
+from lwcnn.errors import LwcnnError
+from lwcnn.fileio import printable_path
 
 SUBCOMMANDS = (models, profile, bench, train, evaluate, calibrate, predict, inspect, serve, export, data)
 
 
-class CLIError(Exception):
-    """An error to report to the user as one line, with exit status 2."""
+#: Set to 1 to see the traceback of every error, the user's included.
+DEBUG_ENV = "LWCNN_DEBUG"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,17 +50,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``lwcnn`` console script; returns the exit status."""
+    """Entry point of the ``lwcnn`` console script; returns the exit status.
+
+    An :class:`~lwcnn.errors.LwcnnError` (the user's to fix), or an operating-system error about a
+    named file, is one line and exit status 2; any other exception is a bug and goes through with
+    its traceback. ``LWCNN_DEBUG=1`` shows the traceback of every error."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
-    except (CLIError, ValueError, DataError, ImageReadError, FileNotFoundError, FileExistsError) as error:
-        print(
-            f"lwcnn {args.command}: error: {error}", file=sys.stderr
-        )  # one line: errors say file and problem
+    except (LwcnnError, OSError) as error:
+        if isinstance(error, OSError) and (not error.filename or isinstance(error, BrokenPipeError)):
+            if isinstance(error, BrokenPipeError):  # piped into head & co: stop quietly, as Unix tools do
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                return 141
+            raise  # an OS error about no file of the user's: a bug, with its traceback
+        if debug:
+            traceback.print_exc()
+        print(f"lwcnn {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except ImportError as error:  # a training command on a runtime-only install
+        if debug:
+            traceback.print_exc()
         print(
             f"lwcnn {args.command}: error: this command needs the training install "
             f"(pip install 'lwcnn[train]'): {error}",
@@ -68,10 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lwcnn {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into head & co: stop quietly, as Unix tools do
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (an OS error: ``FILE: reason``)."""
+    if isinstance(error, OSError) and not isinstance(error, LwcnnError) and error.filename:
+        return f"{printable_path(error.filename)}: {error.strerror or error}"
+    text = " ".join(str(error).split("\n"))
+    return text or type(error).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from lwcnn.errors import ConfigError
+
 #: The same names as lwcnn.profiling.bench.ENGINES (which imports torch; the parser must not).
 ENGINES = ("onnxruntime", "onnxruntime-int8", "onnxruntime-int8-decoder", "torch")
 
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from lwcnn.tables import format_table
 
     if min(args.threads) < 1 or min(args.batch) < 1 or args.runs < 1:
-        raise ValueError("--threads, --batch and --runs must be at least 1")
+        raise ConfigError("--threads, --batch and --runs must be at least 1")
     # int8-decoder rows exist for segmenters only
     per_model = sum(
         1 for task in args.tasks for e in args.engines if task == "seg" or e != "onnxruntime-int8-decoder"

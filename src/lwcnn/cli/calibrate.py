@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lwcnn.errors import ConfigError
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -48,12 +50,14 @@ def run(args: argparse.Namespace) -> int:
 
     meta = read_metadata(args.weights)
     if meta["task"] != "seg":
-        raise ValueError(f"{args.weights}: a {meta['task']} model; calibrate sets a segmenter's threshold")
+        raise ConfigError(f"{args.weights}: a {meta['task']} model; calibrate sets a segmenter's threshold")
     if Path(meta["_path"]).parent == BUNDLED_DIR:
-        raise ValueError(f"{args.weights}: calibrate a trained model file or run folder, not a bundled model")
+        raise ConfigError(
+            f"{args.weights}: calibrate a trained model file or run folder, not a bundled model"
+        )
     min_area = args.min_area if args.min_area is not None else int(meta.get("min_area") or 1)
     if min_area < 1:
-        raise ValueError(f"--min-area must be at least 1 pixel, got {min_area}")
+        raise ConfigError(f"--min-area must be at least 1 pixel, got {min_area}")
     inspector = Inspector(args.weights, min_area=min_area)
     images = split_images(meta, args.data, args.split)
     scores, truth = area_scores(inspector, images, min_area, show_progress=not args.json)

@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from lwcnn.data.segmentation import scan_dagm
+    from lwcnn.data.masked_images import scan_dagm
     from lwcnn.data.synth import synthesize_dagm
 
     out = synthesize_dagm(args.out, args.classes, args.train, args.test, args.defective, args.size, args.seed)

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from lwcnn.errors import ConfigError
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     model, meta = load_model(args.weights)
     images = scan_classification(args.data, meta.get("data", {}).get("layout", "auto"))
     if list(images.classes) != meta["classes"]:
-        raise ValueError(
+        raise ConfigError(
             f"{args.data}: classes {list(images.classes)} differ from the model's {meta['classes']}"
         )
     if args.split != "all":
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
 def split_images(meta: dict, data: str, part: str):
     """The images of ``part`` of the model's own split in ``data`` (all of them for ``all``)."""
-    from lwcnn.data.segmentation import scan_segmentation
+    from lwcnn.data.masked_images import scan_segmentation
     from lwcnn.data.splits import Split
 
     images = scan_segmentation(data, meta.get("data", {}).get("layout", "auto"))

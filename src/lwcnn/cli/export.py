@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lwcnn.errors import ConfigError
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -90,7 +92,7 @@ def _int8(args: argparse.Namespace, meta: dict, fp32: bytes, summary: dict) -> b
     preprocessing = Preprocessing.from_dict(meta["preprocessing"])
     calibration_paths, test = _calibration_and_test(args, meta)
     if not calibration_paths:
-        raise ValueError(f"{args.weights}: no calibration images (give --data or --calibration)")
+        raise ConfigError(f"{args.weights}: no calibration images (give --data or --calibration)")
     calibration = [preprocessing(read_image(p, preprocessing.channels)) for p in calibration_paths]
     graphs = {"fp32": fp32, "int8": quantize_onnx(fp32, calibration)}
     if meta["task"] == "seg":  # mixed precision: int8 decoder, fp32 backbone
@@ -137,7 +139,7 @@ def _calibration_and_test(
     else:
         root = args.data or (meta.get("data") or {}).get("root")
         if not root or not Path(root).is_dir() or "split" not in meta or meta["task"] != "cls":
-            raise ValueError(
+            raise ConfigError(
                 f"{args.weights}: its training data is not at hand; give --data ROOT or --calibration FOLDER"
             )
         images = scan_classification(root, meta["data"].get("layout", "auto"))

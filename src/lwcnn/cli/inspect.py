@@ -14,6 +14,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from lwcnn.errors import ConfigError
 from lwcnn.limits import DEFAULT_MAX_PIXELS
 
 #: Exit status when --fail-on-defect is given and some image is defective.
@@ -113,11 +114,11 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"lwcnn inspect: {problem}", file=sys.stderr)
     if not paths:
-        raise ValueError(f"no images to inspect in {printable_path(' '.join(args.paths))}")
+        raise ConfigError(f"no images to inspect in {printable_path(' '.join(args.paths))}")
     if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     if args.max_pixels < 1:
-        raise ValueError(f"--max-pixels must be at least 1, got {args.max_pixels}")
+        raise ConfigError(f"--max-pixels must be at least 1, got {args.max_pixels}")
     started = time.perf_counter()
     inspector = Inspector(
         args.weights,

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from lwcnn.errors import ConfigError
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     inspector = Inspector(args.weights)
     if inspector.task != "cls":
-        raise ValueError(
+        raise ConfigError(
             f"{args.weights}: a {inspector.task} model; lwcnn predict classifies "
             "(lwcnn inspect runs segmenters)"
         )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from lwcnn.errors import ConfigError
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -39,11 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from lwcnn.tables import format_table
 
     if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     if args.model is None:
         return _paper_table(args)
     if args.task == "cls" and args.classes is None:
-        raise ValueError("--classes is required with --task cls")
+        raise ConfigError("--classes is required with --task cls")
     result = profile_model(
         args.model,
         args.task,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from lwcnn.errors import ConfigError
 from lwcnn.limits import DEFAULT_MAX_PIXELS
 
 API_KEY_ENV = "LWCNN_API_KEY"
@@ -66,12 +67,12 @@ def run(args: argparse.Namespace) -> int:
     positive = (args.workers, args.threads, args.max_body_mb, args.max_pixels, args.body_timeout,
                 args.header_timeout, args.max_connections)  # fmt: skip
     if min(positive) <= 0 or args.max_queue < 0:
-        raise ValueError(
+        raise ConfigError(
             "--workers, --threads, --max-body-mb, --max-pixels, --body-timeout, --header-timeout and "
             "--max-connections must be positive, --max-queue at least 0"
         )
     if not 0 < args.port < 65536:
-        raise ValueError(f"--port must be 1..65535, got {args.port}")
+        raise ConfigError(f"--port must be 1..65535, got {args.port}")
     api_key = service_key(args.api_key)
     settings = ServiceSettings(
         max_body_bytes=int(args.max_body_mb * 2**20),
@@ -96,11 +97,11 @@ def service_key(given: str | None) -> str | None:
     """The API key from --api-key or the environment; an empty one is an error, not "no key"."""
     if given is not None:
         if not given.strip():
-            raise ValueError("--api-key is empty: give a key, or leave the option out to serve without one")
+            raise ConfigError("--api-key is empty: give a key, or leave the option out to serve without one")
         return given
     from_env = os.environ.get(API_KEY_ENV)
     if from_env is not None and not from_env.strip():
-        raise ValueError(f"${API_KEY_ENV} is set but empty: give a key, or unset it to serve without one")
+        raise ConfigError(f"${API_KEY_ENV} is set but empty: give a key, or unset it to serve without one")
     return from_env
 
 
@@ -112,6 +113,6 @@ def allowed_hosts(spec: str | None, host: str, keyed: bool) -> frozenset[str] | 
     if spec is not None:
         names = {name.strip().lower().strip("[]") for name in spec.split(",") if name.strip()}
         if not names:
-            raise ValueError("--allowed-hosts is empty: give host names, or '*' for any")
+            raise ConfigError("--allowed-hosts is empty: give host names, or '*' for any")
         return None if "*" in names else frozenset(names)
     return None if keyed else bound_host_names(host)

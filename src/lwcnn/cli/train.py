@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from lwcnn.errors import ConfigError
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         overrides.append("data.skip_bad=true")
     if args.resume:
         if args.config or overrides:
-            raise ValueError("--resume continues a run with its own config: give no --config or overrides")
+            raise ConfigError("--resume continues a run with its own config: give no --config or overrides")
         saved = Path(args.resume) / "config.yaml"
         config = load_config(saved if saved.is_file() else None, [f"out={args.resume}"])
     else:

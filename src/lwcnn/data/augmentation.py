@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from lwcnn.errors import ConfigError
+
 
 def build_augmentation(transforms: Sequence[Mapping[str, Any]], seed: int | None = None) -> Any | None:
     """An ``albumentations.Compose`` of ``transforms`` (each ``{name: ClassName, **kwargs}``), or
@@ -23,16 +25,18 @@ def build_augmentation(transforms: Sequence[Mapping[str, Any]], seed: int | None
     built = []
     for index, spec in enumerate(transforms):
         if not isinstance(spec, Mapping) or "name" not in spec:
-            raise ValueError(f"augment.transforms[{index}] must be a mapping with a 'name'")
+            raise ConfigError(f"augment.transforms[{index}] must be a mapping with a 'name'")
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items() if k != "name"}
         cls = getattr(A, str(spec["name"]), None)
         if cls is None or not isinstance(cls, type):
-            raise ValueError(f"augment.transforms[{index}]: albumentations has no transform {spec['name']!r}")
+            raise ConfigError(
+                f"augment.transforms[{index}]: albumentations has no transform {spec['name']!r}"
+            )
         try:
             built.append(cls(**kwargs))
         except Exception as error:  # pydantic validation errors are long: keep the first line
             first = str(error).strip().splitlines()[0]
-            raise ValueError(f"augment.transforms[{index}] {spec['name']}: {first}") from None
+            raise ConfigError(f"augment.transforms[{index}] {spec['name']}: {first}") from None
     return A.Compose(built, seed=seed)
 
 

@@ -11,11 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lwcnn.data.images import ImageReadError, find_images, is_image_file, read_image
-
-
-class DataError(Exception):
-    """A problem with a dataset, found before training starts. ``str()`` is one line."""
-
+from lwcnn.errors import ConfigError, DataError
 
 #: The six NEU classes, in the order the literature lists them.
 NEU_CLASSES: tuple[str, ...] = (
@@ -129,7 +125,7 @@ def scan_classification(root: str | Path, layout: str = "auto") -> LabelledImage
     if layout == "folders":
         return scan_class_folders(root)
     if layout != "auto":
-        raise ValueError(f"layout must be 'auto', 'neu' or 'folders', got {layout!r}")
+        raise ConfigError(f"layout must be 'auto', 'neu' or 'folders', got {layout!r}")
     folder = _existing_folder(root)
     subdirs = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
     if subdirs and not subdirs <= {"IMAGES", "ANNOTATIONS"}:

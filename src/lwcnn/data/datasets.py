@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from lwcnn.data.augmentation import apply_augmentation
@@ -141,81 +141,3 @@ def seed_worker(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
     if info is not None and isinstance(info.dataset, ImageDataset):
         info.dataset.reseed(worker=worker_id + 1)
-
-
-class BalancedSampler(Sampler[int]):
-    """Class balancing on the fly: each epoch draws ``per_class`` images of every class (all of a
-    class's images before any repeats, then again), shuffled together. ``per_class=0`` yields every
-    image once. The order depends only on (seed, epoch); call :meth:`set_epoch` before each epoch.
-
-    Distributed (``world_size`` > 1): every rank computes the same epoch order, cuts it into global
-    batches of ``global_batch`` images (a last partial one is dropped) and takes its own contiguous
-    ``global_batch / world_size`` of each, so that the ranks together see exactly the batches one
-    process would.
-    """
-
-    def __init__(
-        self,
-        labels: tuple[int, ...] | list[int],
-        per_class: int,
-        seed: int,
-        rank: int = 0,
-        world_size: int = 1,
-        global_batch: int | None = None,
-    ) -> None:
-        self.labels = np.asarray(labels)
-        self.per_class = per_class
-        self.seed = seed
-        self.epoch = 0
-        self.rank, self.world_size = rank, world_size
-        self.global_batch = global_batch
-        if world_size > 1:
-            if not global_batch or global_batch % world_size:
-                raise ValueError(
-                    f"train.batch_size ({global_batch}) must be a multiple of the number of processes "
-                    f"({world_size}): it is the global batch, split evenly over them"
-                )
-            if self._epoch_length() < global_batch:
-                raise ValueError(
-                    f"an epoch has {self._epoch_length()} images, fewer than one global batch "
-                    f"of {global_batch}"
-                )
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _epoch_length(self) -> int:
-        if self.per_class <= 0:
-            return len(self.labels)
-        return self.per_class * len(np.unique(self.labels))
-
-    def __len__(self) -> int:
-        if self.world_size <= 1:
-            return self._epoch_length()
-        assert self.global_batch is not None
-        return self._epoch_length() // self.global_batch * (self.global_batch // self.world_size)
-
-    def indices(self) -> list[int]:
-        """This rank's indices of the current epoch, in order."""
-        order = self._epoch_order()
-        if self.world_size <= 1:
-            return order
-        assert self.global_batch is not None
-        batch, share = self.global_batch, self.global_batch // self.world_size
-        batches = len(order) // batch
-        return [order[k * batch + self.rank * share + j] for k in range(batches) for j in range(share)]
-
-    def _epoch_order(self) -> list[int]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        if self.per_class <= 0:
-            return rng.permutation(len(self.labels)).tolist()
-        chosen: list[np.ndarray] = []
-        for label in np.unique(self.labels):
-            members = np.flatnonzero(self.labels == label)
-            rounds = -(-self.per_class // len(members))
-            drawn = np.concatenate([rng.permutation(members) for _ in range(rounds)])[: self.per_class]
-            chosen.append(drawn)
-        return rng.permutation(np.concatenate(chosen)).tolist()
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices())

@@ -12,6 +12,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from lwcnn.errors import InputError
 from lwcnn.fileio import printable_path
 
 #: File extensions treated as images when scanning folders (compared lower-case).
@@ -20,7 +21,7 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 
 
-class ImageReadError(Exception):
+class ImageReadError(InputError):
     """An image that cannot be read. ``str()`` is one line: ``PATH: problem`` (the path printable,
     :func:`lwcnn.fileio.printable_path`, whatever bytes its name holds)."""
 

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from lwcnn.errors import ConfigError
+
 #: Every backbone of the factory halves the resolution five times (``Backbone``: total stride 32).
 #: A segmenter sees its input padded to a multiple of this, in training and inference alike.
 NETWORK_STRIDE = 32
@@ -39,18 +41,18 @@ class Preprocessing:
     ) -> Preprocessing:
         """Validate and broadcast a single mean/std value to every channel."""
         if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels}")
+            raise ConfigError(f"channels must be 1 or 3, got {channels}")
         if len(size) != 2 or min(size) < 8:
-            raise ValueError(f"input size must be [height, width] of at least 8, got {list(size)}")
+            raise ConfigError(f"input size must be [height, width] of at least 8, got {list(size)}")
         mean_t, std_t = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         if len(mean_t) == 1:
             mean_t = mean_t * channels
         if len(std_t) == 1:
             std_t = std_t * channels
         if len(mean_t) != channels or len(std_t) != channels or min(std_t) <= 0:
-            raise ValueError(f"normalize needs 1 or {channels} means and positive stds")
+            raise ConfigError(f"normalize needs 1 or {channels} means and positive stds")
         if not 0.0 < float(scale) <= 4.0:
-            raise ValueError(f"scale must be in (0, 4], got {scale}")
+            raise ConfigError(f"scale must be in (0, 4], got {scale}")
         return cls(channels, (int(size[0]), int(size[1])), mean_t, std_t, float(scale))
 
     def resize(self, image: np.ndarray) -> np.ndarray:

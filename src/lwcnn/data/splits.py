@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from lwcnn.data.classification import DataError, LabelledImages
-from lwcnn.data.segmentation import MaskedImages
+from lwcnn.data.masked_images import MaskedImages
+from lwcnn.errors import ConfigError
 from lwcnn.fileio import atomic_write_json
 
 #: The NEU protocol: per class 150 training and 150 test images.
@@ -86,7 +87,7 @@ def stratified_split(images: LabelledImages, sizes: Mapping[str, float], seed: i
     Raises :class:`DataError` when a class has too few images.
     """
     if not sizes:
-        raise ValueError("split sizes are empty")
+        raise ConfigError("split sizes are empty")
     for name, size in sizes.items():
         _check_size(name, size)
     parts: dict[str, list[str]] = {name: [] for name in sizes}
@@ -138,7 +139,7 @@ def grouped_folds(groups: Sequence[str], defective: Sequence[bool], k: int, seed
     seeded order, each to the fold with the fewest defective images so far (then fewest images), so
     folds are balanced in both. Returns the group names of each fold, sorted."""
     if k < 2:
-        raise ValueError(f"cross-validation needs k >= 2 folds, got {k}")
+        raise ConfigError(f"cross-validation needs k >= 2 folds, got {k}")
     names = sorted(set(groups))
     if len(names) < k:
         raise DataError(f"{len(names)} group(s) cannot make {k} folds")
@@ -175,7 +176,7 @@ def segmentation_split(images: MaskedImages, sizes: Mapping[str, Any], seed: int
     if any(s.part for s in images.samples) and "test" not in sizes:
         unknown = set(sizes) - {"val"}
         if unknown:
-            raise ValueError(f"split {dict(sizes)}: on {images.layout} data give only 'val' (or folds)")
+            raise ConfigError(f"split {dict(sizes)}: on {images.layout} data give only 'val' (or folds)")
         own = {"train": [], "test": []}
         for index, sample in enumerate(images.samples):
             own["test" if sample.part == "test" else "train"].append(index)
@@ -220,7 +221,7 @@ def _fold_split(images: MaskedImages, sizes: Mapping[str, Any], seed: int) -> Sp
     rest = sorted(known - test_groups)
     val_fraction = float(sizes.get("val") or 0)
     if not 0 <= val_fraction < 1:
-        raise ValueError(f"split val={val_fraction}: a fraction of the training groups in [0, 1)")
+        raise ConfigError(f"split val={val_fraction}: a fraction of the training groups in [0, 1)")
     order = [rest[i] for i in np.random.default_rng(seed).permutation(len(rest))]
     val_groups = set(order[: round(val_fraction * len(rest))]) if val_fraction else set()
     parts = {"train": [], "val": [], "test": []}
@@ -282,9 +283,9 @@ def _split_of(
 
 def _check_size(name: str, size: Any) -> None:
     if isinstance(size, bool) or not isinstance(size, int | float):
-        raise ValueError(
+        raise ConfigError(
             f"split size {name}={size!r} is not a number (in YAML write {{train: 0.8, val: 0.2}}, "
             "with a space after each colon)"
         )
     if size <= 0 or (not float(size).is_integer() and size >= 1):
-        raise ValueError(f"split size {name}={size}: use a per-class count >= 1 or a fraction in (0, 1)")
+        raise ConfigError(f"split size {name}={size}: use a per-class count >= 1 or a fraction in (0, 1)")

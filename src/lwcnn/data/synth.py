@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from lwcnn.errors import ConfigError
 from lwcnn.fileio import atomic_write_bytes, atomic_write_text
 
 DEFECT_KINDS: tuple[str, ...] = ("scratch", "spot", "blob", "crack")
@@ -97,7 +98,7 @@ def synthesize_dagm(
     """Write ``out/ClassN/{Train,Test}/NNNN.PNG`` with ``Label/Labels.txt`` and
     ``Label/NNNN_label.PNG`` for the defective images; return ``out``."""
     if classes < 1 or train < 1 or test < 1 or size < 32 or not 0 < defective_fraction <= 1:
-        raise ValueError("synth needs classes, train and test >= 1, size >= 32, 0 < defective fraction <= 1")
+        raise ConfigError("synth needs classes, train and test >= 1, size >= 32, 0 < defective fraction <= 1")
     out = Path(out)
     for c in range(classes):
         rng = np.random.default_rng([seed, c])

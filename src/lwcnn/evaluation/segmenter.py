@@ -13,8 +13,9 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from lwcnn.data.images import ImageReadError
-from lwcnn.data.segmentation import MaskedImages, read_sample
-from lwcnn.evaluation.segmentation import average_precision, image_decisions, pixel_overlap
+from lwcnn.data.masked_images import MaskedImages, read_sample
+from lwcnn.errors import ConfigError, DataError
+from lwcnn.evaluation.metrics import average_precision, image_decisions, pixel_overlap
 from lwcnn.fileio import atomic_write_bytes
 from lwcnn.runtime.engine import Inspection, Inspector
 from lwcnn.runtime.overlay import png_bytes
@@ -210,11 +211,11 @@ def calibrate_threshold(
     score that must still be caught and the highest score below it. Returns the threshold with the
     TPR and TNR it gives on these images."""
     if not 0.0 <= escape_rate < 1.0:
-        raise ValueError(f"escape rate must be in [0, 1), got {escape_rate}")
+        raise ConfigError(f"escape rate must be in [0, 1), got {escape_rate}")
     score = np.asarray(scores, float)
     positive = np.asarray(truth, bool)
     if not positive.any():
-        raise ValueError("calibration needs defective images, and the chosen images have none")
+        raise DataError("calibration needs defective images, and the chosen images have none")
     defective = np.sort(score[positive])
     allowed = int(np.floor(escape_rate * len(defective) + 1e-9))
     lowest_caught = defective[allowed]

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from lwcnn.profiling.latency import time_alternately
+from lwcnn.errors import ModelError
+from lwcnn.timing import time_alternately
 
 INPUT_NAME = "image"
 
@@ -60,7 +61,7 @@ def quantize_onnx(model: bytes, calibration: Iterable[np.ndarray], scope: str = 
             graph = onnx.load(str(prepared)).graph
             nodes = [n.name for n in graph.node if n.op_type == "Conv" and n.name.startswith("/decoder/")]
             if not nodes:
-                raise ValueError("the model has no segmentation decoder to quantise")
+                raise ModelError("the model has no segmentation decoder to quantise")
         quantize_static(
             str(prepared),
             str(int8),

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from torch import nn
 
+from lwcnn.errors import ConfigError
 from lwcnn.models.backbone import Backbone
 from lwcnn.models.heads import Classifier, Segmenter
 from lwcnn.models.lw import LWBackbone
@@ -115,19 +116,19 @@ def parse_model_name(name: str) -> tuple[ModelFamily, float | None]:
     family = _FAMILIES.get(family_name)
     if family is None:
         known = ", ".join(_FAMILIES)
-        raise ValueError(f"unknown model {name!r}: families are {known} (e.g. lw@0.35)")
+        raise ConfigError(f"unknown model {name!r}: families are {known} (e.g. lw@0.35)")
     if family.default_width is None:
         if width_text:
-            raise ValueError(f"model {family.name!r} has no width multiplier: use {family.name!r}")
+            raise ConfigError(f"model {family.name!r} has no width multiplier: use {family.name!r}")
         return family, None
     if not width_text:
         return family, family.default_width
     try:
         width = float(width_text)
     except ValueError:
-        raise ValueError(f"bad width multiplier in {name!r}: expected a number after '@'") from None
+        raise ConfigError(f"bad width multiplier in {name!r}: expected a number after '@'") from None
     if not 0.0 < width <= 4.0:
-        raise ValueError(f"width multiplier in {name!r} must be in (0, 4]")
+        raise ConfigError(f"width multiplier in {name!r} must be in (0, 4]")
     return family, width
 
 
@@ -147,15 +148,15 @@ def create_model(
     """
     family, width = parse_model_name(name)
     if task not in TASKS:
-        raise ValueError(f"task must be 'cls' or 'seg', got {task!r}")
+        raise ConfigError(f"task must be 'cls' or 'seg', got {task!r}")
     if num_classes is None:
         if task == "cls":
-            raise ValueError("num_classes is required for a classifier")
+            raise ConfigError("num_classes is required for a classifier")
         num_classes = 2
     if num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        raise ConfigError(f"num_classes must be at least 2, got {num_classes}")
     if in_channels not in (1, 3):
-        raise ValueError(f"in_channels must be 1 (grayscale) or 3 (RGB), got {in_channels}")
+        raise ConfigError(f"in_channels must be 1 (grayscale) or 3 (RGB), got {in_channels}")
     backbone = family.build(width, in_channels)
     model: nn.Module
     if task == "cls":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lwcnn.errors import ConfigError
 from lwcnn.models import create_model
 from lwcnn.profiling.flops import count_flops, count_parameters
 from lwcnn.profiling.latency import LatencyStats, measure_latency
@@ -38,7 +39,7 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
     except ValueError:
         shape = ()
     if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"input shape must be CxHxW with positive integers, got {text!r}")
+        raise ConfigError(f"input shape must be CxHxW with positive integers, got {text!r}")
     return shape  # type: ignore[return-value]
 
 

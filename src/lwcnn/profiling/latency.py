@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from lwcnn.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def measure_latency(
     until that much time has passed. The previous thread count is restored afterwards.
     """
     if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+        raise ConfigError(f"threads must be >= 1, got {threads}")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -65,22 +66,3 @@ def measure_latency(
         runs=len(times),
         threads=threads,
     )
-
-
-def time_alternately(
-    runners: Mapping[str, Callable[[], object]], runs: int, warmup: int = 10, slice_runs: int = 10
-) -> dict[str, list[float]]:
-    """Time several ways of doing the same work side by side: ``warmup`` untimed calls of each,
-    then ``slice_runs`` timed calls of each in turn until every one has at least ``runs``, so that
-    drifts of the machine hit all alike. Returns milliseconds per call, by name."""
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for runner in runners.values():
-        for _ in range(warmup):
-            runner()
-    while min(len(t) for t in times.values()) < runs:
-        for name, runner in runners.items():
-            for _ in range(slice_runs):
-                t0 = time.perf_counter()
-                runner()
-                times[name].append((time.perf_counter() - t0) * 1000.0)
-    return times

@@ -1,16 +1,21 @@
-"""Where a model's outputs come from: ONNX Runtime (the default; no torch) or PyTorch (a fallback
-for trained-model files when ONNX Runtime is not wanted). Both take a float32 (N, C, H, W) batch
-and return the model's named outputs as NumPy arrays."""
+"""Where a model's outputs come from: ONNX Runtime, the runtime's only engine (no torch). A backend
+takes a float32 (N, C, H, W) batch and returns the model's named outputs as NumPy arrays; the
+PyTorch backend for trained-model files (:class:`lwcnn.trained_models.TorchBackend`) lives with the
+training install and follows the same :class:`Backend` protocol."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from lwcnn.card import ONNX_METADATA_KEY, card_from_json, check_output_count
-from lwcnn.errors import ModelError
+from lwcnn.errors import LwcnnError, ModelError
+
+#: The card field of an export cached beside a trained model: :func:`export_fingerprint`.
+EXPORTED_FROM_KEY = "exported_from"
 
 
 class Backend(Protocol):
@@ -49,7 +54,7 @@ class OnnxRuntimeBackend:
         try:
             self.session = cpu_session(data, threads)
         except Exception as error:  # onnxruntime raises its own exception types
-            raise ValueError(
+            raise ModelError(
                 f"{source}: not an ONNX model ONNX Runtime can load ({_first_line(error)})"
             ) from None
         custom = self.session.get_modelmeta().custom_metadata_map
@@ -69,42 +74,32 @@ class OnnxRuntimeBackend:
         return dict(zip(self.output_names, outputs, strict=True))
 
 
-class TorchBackend:
-    """A trained model (safetensors + JSON) in PyTorch eager: needs the training install."""
+def export_fingerprint(metadata_path: str | Path) -> str:
+    """What an export of a trained model was made from: a hash of its ``.json`` card and its
+    ``.safetensors`` weights. An export cached beside them (``NAME.onnx``) carries it under
+    :data:`EXPORTED_FROM_KEY`, and is used only while the two files are unchanged (``calibrate``
+    rewrites the card: the next inspection exports again)."""
+    path = Path(metadata_path)
+    digest = hashlib.sha256()
+    for part in (path, path.with_suffix(".safetensors")):
+        digest.update(part.read_bytes())
+    return digest.hexdigest()[:32]
 
-    name = "torch"
 
-    def __init__(self, weights: str | Path, threads: int | None = None) -> None:
-        import torch
-
-        from lwcnn.checkpoints import load_model
-
-        if threads:
-            torch.set_num_threads(threads)
-        self._torch = torch
-        self.model, self.metadata = load_model(weights)
-        self.model.eval()
-
-    @classmethod
-    def from_model(cls, model: Any, metadata: dict[str, Any]) -> TorchBackend:
-        """A backend over a model in memory (training validates through the engine this way, so
-        that validation and inspection share one preprocessing and decision path)."""
-        import torch
-
-        backend = cls.__new__(cls)
-        backend._torch = torch
-        backend.model, backend.metadata = model, metadata
-        return backend
-
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        torch = self._torch
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-            x = x.to(next(self.model.parameters()).device)
-            if self.metadata["task"] == "cls":
-                logits, maps = self.model.logits_and_class_maps(x)
-                return {"logits": logits.cpu().numpy(), "class_maps": maps.cpu().numpy()}
-            return {"logits": self.model(x).float().cpu().numpy()}
+def cached_export(
+    metadata_path: str | Path, threads: int | None = None, source: str = ""
+) -> OnnxRuntimeBackend | None:
+    """The ONNX Runtime backend of the export cached beside a trained model, if it was made from
+    the model's current files; else None (then the training install exports it again)."""
+    onnx_path = Path(metadata_path).with_suffix(".onnx")
+    if not onnx_path.is_file():
+        return None
+    try:
+        backend = OnnxRuntimeBackend(onnx_path, threads, source=source or str(onnx_path))
+        fresh = backend.metadata.get(EXPORTED_FROM_KEY) == export_fingerprint(metadata_path)
+    except (LwcnnError, OSError):  # a torn or foreign file: export again
+        return None
+    return backend if fresh else None
 
 
 def _first_line(error: BaseException) -> str:

@@ -17,9 +17,10 @@ import numpy as np
 
 from lwcnn.data.images import ImageReadError, read_image
 from lwcnn.data.preprocessing import Preprocessing, pad_to_stride
+from lwcnn.errors import ConfigError, MissingError, ModelError
 from lwcnn.fileio import printable_path
 from lwcnn.limits import DEFAULT_MAX_PIXELS
-from lwcnn.runtime.backends import Backend, OnnxRuntimeBackend, TorchBackend
+from lwcnn.runtime.backends import Backend, OnnxRuntimeBackend, cached_export
 from lwcnn.runtime.regions import Region, find_regions, resize_bilinear, resize_bilinear_rows
 from lwcnn.weights import BUNDLED_DIR, BUNDLED_PREFIX, bundled_name, resolve_weights
 
@@ -102,33 +103,35 @@ def open_backend(
     """The backend for ``weights``: an ``.onnx`` file, a bundled model's name, or a trained model
     (run folder, ``.safetensors`` or ``.json``).
 
-    ``auto`` and ``onnxruntime`` run ONNX Runtime; a trained model that is not yet ONNX is exported in
-    memory first, which needs the training install (torch). ``torch`` runs PyTorch eager."""
+    ``auto`` and ``onnxruntime`` run ONNX Runtime; a trained model runs from its export cached beside
+    it, made (once, by the training install: :func:`lwcnn.open_trained_model`) when there is none or
+    its files changed. ``torch`` runs PyTorch eager (the training install too)."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     spec = str(weights) if weights is not None else f"{BUNDLED_PREFIX}{DEFAULT_MODEL}"
     if spec.lower().endswith(".onnx"):
         if backend == "torch":
-            raise ValueError(f"{spec}: an ONNX file runs in ONNX Runtime, not the torch backend")
+            raise ConfigError(f"{spec}: an ONNX file runs in ONNX Runtime, not the torch backend")
         if not Path(spec).is_file():
-            raise FileNotFoundError(f"{spec}: no such ONNX file")
+            raise MissingError(f"{spec}: no such ONNX file")
         return OnnxRuntimeBackend(spec, threads)
     bundled = bundled_name(spec)  # a bare name that is also a path on disk is refused as ambiguous
     if backend != "torch" and bundled is not None and (BUNDLED_DIR / f"{bundled}.onnx").is_file():
         return OnnxRuntimeBackend(BUNDLED_DIR / f"{bundled}.onnx", threads, source=bundled)
     metadata_path = resolve_weights(spec)
-    if backend == "torch":
-        return TorchBackend(metadata_path, threads)
+    if backend != "torch":
+        cached = cached_export(metadata_path, threads, source=spec)  # exported before: no torch needed
+        if cached is not None:
+            return cached
+    import lwcnn  # the package root reaches the training install's exporter (the runtime may not)
+
     try:
-        from lwcnn.checkpoints import load_model
-        from lwcnn.export import export_onnx
+        return lwcnn.open_trained_model(metadata_path, backend, threads, source=spec)
     except ImportError as error:
-        raise ValueError(
+        raise ModelError(
             f"{spec}: a trained model needs the training install (torch) to run; on a runtime-only "
             f"install use an ONNX file from 'lwcnn export' ({error})"
         ) from None
-    model, metadata = load_model(metadata_path)
-    return OnnxRuntimeBackend(export_onnx(model, None, metadata), threads, source=spec)
 
 
 class Inspector:
@@ -162,7 +165,7 @@ class Inspector:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch size must be at least 1, got {batch_size}")
+            raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         # a Backend object is used as it is (training validates its live model this way)
         self.backend = open_backend(weights, backend, threads) if isinstance(backend, str) else backend
         self.weights = (
@@ -177,14 +180,14 @@ class Inspector:
         self.threshold = float(threshold if threshold is not None else meta.get("threshold") or 0.5)
         self.min_area = int(min_area if min_area is not None else meta.get("min_area") or 1)
         if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+            raise ConfigError(f"threshold must be between 0 and 1, got {self.threshold}")
         if self.min_area < 1:
-            raise ValueError(f"min_area must be at least 1 pixel, got {self.min_area}")
+            raise ConfigError(f"min_area must be at least 1 pixel, got {self.min_area}")
         if tile_overlap < 0:
-            raise ValueError(f"tile overlap must be >= 0, got {tile_overlap}")
+            raise ConfigError(f"tile overlap must be >= 0, got {tile_overlap}")
         self.tile_overlap = tile_overlap
         if max_pixels is not None and max_pixels < 1:
-            raise ValueError(f"max_pixels must be at least 1, got {max_pixels}")
+            raise ConfigError(f"max_pixels must be at least 1, got {max_pixels}")
         self.max_pixels = max_pixels
         names = ok_classes if ok_classes is not None else meta.get("ok_classes")
         if names is None:
@@ -193,7 +196,7 @@ class Inspector:
             self.ok_classes = set(names)
             unknown = self.ok_classes - set(self.classes)
             if unknown:
-                raise ValueError(f"ok classes {sorted(unknown)} are not classes of the model {self.classes}")
+                raise ConfigError(f"ok classes {sorted(unknown)} are not classes of the model {self.classes}")
 
     @property
     def model_name(self) -> str:

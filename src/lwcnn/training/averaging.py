@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from lwcnn.errors import ConfigError
+
 
 class WeightAverage:
     """``average = d * average + (1 - d) * weights`` after every optimiser step, over parameters and
@@ -31,7 +33,7 @@ class WeightAverage:
     def checked(decay: float) -> float:
         """``decay`` if it lies strictly between 0 and 1, else a ValueError naming ``train.ema``."""
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"train.ema: the decay must lie between 0 and 1 (0: off), got {decay}")
+            raise ConfigError(f"train.ema: the decay must lie between 0 and 1 (0: off), got {decay}")
         return decay
 
     def decay_at(self, step: int) -> float:

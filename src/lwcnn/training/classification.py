@@ -13,8 +13,9 @@ from torch import nn
 
 from lwcnn.data.augmentation import build_augmentation
 from lwcnn.data.classification import DataError, scan_classification
-from lwcnn.data.datasets import BalancedSampler, ClassificationDataset, read_parts
+from lwcnn.data.datasets import ClassificationDataset, read_parts
 from lwcnn.data.preprocessing import Preprocessing
+from lwcnn.data.sampling import BalancedSampler
 from lwcnn.data.splits import Split, stratified_split
 from lwcnn.evaluation.classifier import predict_probabilities, score
 from lwcnn.evaluation.plots import plot_confusion

@@ -35,7 +35,7 @@ from lwcnn.config import dump_config, load_config
 from lwcnn.data.datasets import seed_worker
 from lwcnn.data.preprocessing import Preprocessing
 from lwcnn.data.splits import Split
-from lwcnn.errors import OutputError
+from lwcnn.errors import ConfigError, MissingError, OutputError, RunExistsError
 from lwcnn.evaluation.plots import plot_learning_curves
 from lwcnn.fileio import atomic_write_text, remove_stale_temporaries
 from lwcnn.models import create_model
@@ -195,14 +195,14 @@ def _train(
     resume_path = run_dir / "resume.pt"
     if resume:
         if not resume_path.exists():
-            raise FileNotFoundError(f"{resume_path}: nothing to resume (no completed epoch in {run_dir})")
+            raise MissingError(f"{resume_path}: nothing to resume (no completed epoch in {run_dir})")
         config = load_config(run_dir / "config.yaml", [f"out={run_dir}"])
     elif resume_path.exists():  # every rank checks: none has written anything yet
-        raise FileExistsError(f"{run_dir}: already holds a run; use --resume to continue it or another out=")
+        raise RunExistsError(f"{run_dir}: already holds a run; use --resume to continue it or another out=")
     train_cfg = config["train"]
     precision = train_cfg["precision"]
     if precision not in ("fp32", "bf16"):  # recipe errors before anything is read or written
-        raise ValueError(f"train.precision: 'fp32' or 'bf16', got {precision!r}")
+        raise ConfigError(f"train.precision: 'fp32' or 'bf16', got {precision!r}")
     if train_cfg["ema"]:
         WeightAverage.checked(float(train_cfg["ema"]))
     torch.set_num_threads(int(train_cfg["threads"]) or os.cpu_count() or 1)
@@ -222,7 +222,7 @@ def _train(
     accumulate = max(1, int(train_cfg["accumulate"]))
     per_rank = batch_size // context.world_size
     if per_rank % accumulate:
-        raise ValueError(
+        raise ConfigError(
             f"train.batch_size {batch_size} over {context.world_size} process(es) gives {per_rank} images "
             f"per process, not a multiple of train.accumulate={accumulate}"
         )
@@ -243,14 +243,14 @@ def _train(
     model = build_model(config, task.task, len(classes), schedule)
     if train_cfg["sync_bn"]:
         if not context.device.startswith("cuda"):
-            raise ValueError("train.sync_bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only)")
+            raise ConfigError("train.sync_bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only)")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(context.device)
     channels_last = bool(train_cfg["channels_last"])
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if train_cfg["optimizer"] != "adam":
-        raise ValueError(
+        raise ConfigError(
             f"train.optimizer: only 'adam' (the paper's) is supported, got {train_cfg['optimizer']!r}"
         )
     optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)

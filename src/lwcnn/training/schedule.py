@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lwcnn.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -31,7 +33,7 @@ class Schedule:
 def scaled_schedule(train: Mapping[str, Any], total_steps: int) -> Schedule:
     """The schedule for a run of ``total_steps`` from the ``train`` section of a config."""
     if total_steps < 1:
-        raise ValueError("the run has no training steps (check epochs, batch size and data)")
+        raise ConfigError("the run has no training steps (check epochs, batch size and data)")
     scale = min(1.0, total_steps / float(train["reference_steps"]))
     bn_decay = float(train["bn_decay"])
     return Schedule(

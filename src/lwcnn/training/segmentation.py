@@ -14,16 +14,17 @@ from torch import nn
 
 from lwcnn.data.augmentation import build_augmentation
 from lwcnn.data.datasets import read_parts
+from lwcnn.data.masked_images import scan_segmentation
 from lwcnn.data.preprocessing import Preprocessing
-from lwcnn.data.segmentation import scan_segmentation
-from lwcnn.data.segmentation_dataset import SegmentationDataset, SegmentationSampler
+from lwcnn.data.sampling import GradualSchedule, SegmentationSampler
+from lwcnn.data.segmentation_crops import SegmentationDataset
 from lwcnn.data.splits import Split, segmentation_split
+from lwcnn.errors import ConfigError, DataError
 from lwcnn.evaluation.segmenter import evaluate_segmenter, segmentation_report, worst_cases, write_pictures
 from lwcnn.models.heads import upsample_logits
-from lwcnn.runtime.backends import TorchBackend
 from lwcnn.runtime.engine import Inspector
+from lwcnn.trained_models import TorchBackend
 from lwcnn.training.distributed import DistContext
-from lwcnn.training.gradual import GradualSchedule
 from lwcnn.training.loop import PreparedData, TrainingTask, TrainResult, info, run_training
 
 
@@ -35,7 +36,7 @@ def prepare_segmentation_data(
     images instead)."""
     data_cfg = config["data"]
     if not data_cfg.get("root"):
-        raise ValueError("data.root is not set: give it in the config or as data.root=FOLDER")
+        raise DataError("data.root is not set: give it in the config or as data.root=FOLDER")
     images = scan_segmentation(data_cfg["root"], data_cfg["layout"])
     split_path = run_dir / "split.json"
     if split_path.exists():
@@ -118,7 +119,7 @@ class SegmentationTask(TrainingTask):
         self._weight = torch.tensor([1.0, float(config["train"]["defect_weight"])])
         self._image_loss = float(config["train"]["image_loss"])
         if self._image_loss < 0:
-            raise ValueError(f"train.image_loss must be >= 0, got {self._image_loss}")
+            raise ConfigError(f"train.image_loss must be >= 0, got {self._image_loss}")
         return prepare_segmentation_data(config, run_dir, show_progress)
 
     def agreement(self, data: PreparedData) -> Any:

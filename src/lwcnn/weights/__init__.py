@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lwcnn.errors import ConfigError, MissingError
+
 BUNDLED_DIR = Path(__file__).resolve().parent
 
 
@@ -31,12 +33,12 @@ def bundled_name(spec: str | Path) -> str | None:
         name = text.removeprefix(BUNDLED_PREFIX)
         if name not in bundled_models():
             names = ", ".join(bundled_models()) or "none"
-            raise FileNotFoundError(f"{text}: no bundled model of that name (bundled: {names})")
+            raise MissingError(f"{text}: no bundled model of that name (bundled: {names})")
         return name
     if text not in bundled_models():
         return None
     if Path(text).expanduser().exists():
-        raise ValueError(
+        raise ConfigError(
             f"{text}: names both a bundled model and the path ./{text}; write ./{text} for the path or "
             f"{BUNDLED_PREFIX}{text} for the bundled model"
         )
@@ -47,7 +49,8 @@ def resolve_weights(spec: str | Path) -> Path:
     """The metadata file (``.json``) of a trained model given as a bundled name (``neu``,
     ``bundled:neu``), a ``.safetensors`` or ``.json`` file, or a run folder (its ``best`` model).
 
-    Raises ``FileNotFoundError`` with a one-line message naming what was looked for.
+    Raises :class:`~lwcnn.errors.MissingError` (a ``FileNotFoundError``) with a one-line message
+    naming what was looked for.
     """
     text = str(spec)
     name = bundled_name(text)
@@ -60,12 +63,10 @@ def resolve_weights(spec: str | Path) -> Path:
         path = path.with_suffix(".json")
     if path.suffix != ".json" or not path.is_file():
         names = ", ".join(bundled_models()) or "none"
-        raise FileNotFoundError(
+        raise MissingError(
             f"{spec}: no trained model there (expected a run folder, NAME.safetensors beside NAME.json, "
             f"or a bundled model: {names})"
         )
     if not path.with_suffix(".safetensors").is_file():
-        raise FileNotFoundError(
-            f"{path.with_suffix('.safetensors')}: weights file missing beside {path.name}"
-        )
+        raise MissingError(f"{path.with_suffix('.safetensors')}: weights file missing beside {path.name}")
     return path

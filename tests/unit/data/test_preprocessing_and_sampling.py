@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from lwcnn.data.augmentation import apply_augmentation, build_augmentation
-from lwcnn.data.datasets import BalancedSampler
 from lwcnn.data.preprocessing import NETWORK_STRIDE, Preprocessing, pad_to_stride
+from lwcnn.data.sampling import BalancedSampler
 
 
 def test_preprocessing_resizes_scales_and_normalises():

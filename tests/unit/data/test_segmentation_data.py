@@ -12,7 +12,7 @@ from PIL import Image
 
 from lwcnn.cli import main
 from lwcnn.data.classification import DataError
-from lwcnn.data.segmentation import (
+from lwcnn.data.masked_images import (
     boxes_from_voc,
     mask_from_boxes,
     read_mask,
@@ -235,7 +235,7 @@ def test_committed_kolektorsdd_folds_are_reproducible():
 
 
 def test_a_mask_with_more_than_two_values_is_an_error_naming_the_file(tmp_path):
-    from lwcnn.data.segmentation import read_mask
+    from lwcnn.data.masked_images import read_mask
 
     mask = np.zeros((8, 8), np.uint8)
     mask[2:4, 2:4] = 255

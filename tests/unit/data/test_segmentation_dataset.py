@@ -12,11 +12,11 @@ from PIL import Image
 
 from lwcnn.data.augmentation import apply_joint_augmentation, build_augmentation
 from lwcnn.data.classification import DataError
+from lwcnn.data.masked_images import MaskedImages, MaskedSample, scan_image_mask_folders, scan_segmentation
 from lwcnn.data.preprocessing import Preprocessing
-from lwcnn.data.segmentation import MaskedImages, MaskedSample, scan_image_mask_folders, scan_segmentation
-from lwcnn.data.segmentation_dataset import SegmentationDataset, SegmentationSampler
+from lwcnn.data.sampling import GradualSchedule, SegmentationSampler
+from lwcnn.data.segmentation_crops import SegmentationDataset
 from lwcnn.data.splits import segmentation_split
-from lwcnn.training.gradual import GradualSchedule
 
 GRAY = Preprocessing.create(1, (64, 64), [0.5], [0.25])
 

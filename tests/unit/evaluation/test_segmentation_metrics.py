@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lwcnn.evaluation.segmentation import average_precision, image_decisions, pixel_overlap
+from lwcnn.evaluation.metrics import average_precision, image_decisions, pixel_overlap
 from lwcnn.evaluation.segmenter import ImageOutcome, calibrate_threshold, segmentation_report, worst_cases
 
 

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from lwcnn.checkpoints import load_model
 from lwcnn.cli import main
 from lwcnn.config import load_config
-from lwcnn.data.datasets import BalancedSampler
+from lwcnn.data.sampling import BalancedSampler
 from lwcnn.training.classification import train_classifier
 from tests.synthetic import make_class_folders
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lwcnn.data.datasets import BalancedSampler
+from lwcnn.data.sampling import BalancedSampler
 from lwcnn.data.synth import synthesize_dagm
 
 from ...synthetic import make_class_folders

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from lwcnn.cli import main
 from lwcnn.config import load_config
 from lwcnn.data.classification import DataError
-from lwcnn.data.segmentation_dataset import SegmentationSampler
+from lwcnn.data.sampling import SegmentationSampler
 from lwcnn.data.synth import synthesize_dagm
 from lwcnn.training.segmentation import train_segmenter
 

@@ -1,26 +1,20 @@
-"""The PyTorch side of segmentation data: crops of images with masks, and a sampler that carries
-gradual training (which images, and how far zoomed, at every step)."""
+"""The PyTorch side of segmentation data: training crops of images with masks (the requests of
+:class:`lwcnn.data.sampling.SegmentationSampler` say which image, how far zoomed, which seed)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Sampler
 
 from lwcnn.data.augmentation import apply_joint_augmentation
-from lwcnn.data.classification import DataError
 from lwcnn.data.datasets import ImageDataset
+from lwcnn.data.masked_images import MaskedImages, read_sample
 from lwcnn.data.preprocessing import Preprocessing, pad_to_stride
-from lwcnn.data.segmentation import MaskedImages, read_sample
-from lwcnn.training.gradual import GradualSchedule, zoom_crop
-
-#: What the sampler yields and the dataset takes: (image index, zoom ratio, crop seed). A ratio of 0
-#: asks for a random crop; a ratio >= 1 for a crop around the defect, zoomed by that ratio.
-SampleRequest = tuple[int, float, int]
+from lwcnn.data.sampling import SampleRequest, zoom_crop
 
 
 class SegmentationDataset(ImageDataset):
@@ -113,95 +107,3 @@ def _resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> 
     resized = np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR))
     resized_mask = Image.fromarray(mask.astype(np.uint8)).resize((size[1], size[0]), Image.Resampling.NEAREST)
     return (resized[:, :, None] if resized.ndim == 2 else resized), np.asarray(resized_mask) > 0
-
-
-class SegmentationSampler(Sampler[SampleRequest]):
-    """Gradual training as a sampler: every epoch is ``per_epoch`` requests (whole global batches),
-    each naming an image, a zoom ratio and a crop seed, chosen by the step it will be trained at.
-
-    While ``schedule`` is in its zoom phase only defective images are drawn, zoomed by the ratio of
-    that step; in its whole phase defective images with random crops; afterwards every image, a
-    ``defective_fraction`` of them defective (positive oversampling; 0: as they come). Without a
-    schedule every step is of the last kind. Images of a pool are all drawn before any repeats.
-
-    The order depends only on (seed, epoch): distributed, every rank computes it and takes its own
-    contiguous share of each global batch, so the ranks together train exactly what one process would.
-    """
-
-    def __init__(
-        self,
-        defective: Sequence[bool],
-        per_epoch: int,
-        global_batch: int,
-        seed: int,
-        schedule: GradualSchedule | None = None,
-        defective_fraction: float = 0.0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        self.flags = np.asarray(defective, bool)
-        if not self.flags.any():
-            raise DataError("the training part has no defective images: a segmenter has nothing to learn")
-        if global_batch % world_size:
-            raise ValueError(
-                f"train.batch_size ({global_batch}) must be a multiple of the number of processes "
-                f"({world_size}): it is the global batch, split evenly over them"
-            )
-        if not 0.0 <= defective_fraction <= 1.0:
-            raise ValueError(f"augment.defective_fraction must be in [0, 1], got {defective_fraction}")
-        self.steps_per_epoch = max(1, per_epoch // global_batch)
-        self.global_batch = global_batch
-        self.seed, self.epoch = seed, 0
-        self.schedule = schedule
-        self.defective_fraction = defective_fraction
-        self.rank, self.world_size = rank, world_size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.steps_per_epoch * (self.global_batch // self.world_size)
-
-    def phase(self, step: int) -> str:
-        return self.schedule.phase(step) if self.schedule is not None else "all"
-
-    def epoch_requests(self) -> list[SampleRequest]:
-        """Every request of the current epoch, all ranks together, in order."""
-        rng = np.random.default_rng([self.seed, self.epoch])
-        pools = {
-            "defective": np.flatnonzero(self.flags),
-            "clean": np.flatnonzero(~self.flags),
-            "all": np.arange(len(self.flags)),
-        }
-        streams = {name: _cycle(members, rng) for name, members in pools.items() if len(members)}
-        requests: list[SampleRequest] = []
-        first_step = self.epoch * self.steps_per_epoch
-        for position in range(self.steps_per_epoch * self.global_batch):
-            step = first_step + position // self.global_batch
-            phase = self.phase(step)
-            if phase != "all":
-                pool = "defective"
-            elif self.defective_fraction > 0 and "clean" in streams:
-                pool = "defective" if rng.random() < self.defective_fraction else "clean"
-            else:
-                pool = "all"
-            ratio = self.schedule.ratio(step) if phase == "zoom" and self.schedule is not None else 0.0
-            requests.append((int(next(streams[pool])), float(ratio), int(rng.integers(2**31))))
-        return requests
-
-    def __iter__(self) -> Iterator[SampleRequest]:
-        requests = self.epoch_requests()
-        if self.world_size <= 1:
-            return iter(requests)
-        share = self.global_batch // self.world_size
-        mine = [
-            requests[k * self.global_batch + self.rank * share + j]
-            for k in range(self.steps_per_epoch)
-            for j in range(share)
-        ]
-        return iter(mine)
-
-
-def _cycle(members: np.ndarray, rng: np.random.Generator) -> Iterator[int]:
-    while True:
-        yield from rng.permutation(members).tolist()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lwcnn.data.augmentation import build_augmentation
-from lwcnn.training.gradual import GradualSchedule, zoom_crop
+from lwcnn.data.sampling import GradualSchedule, zoom_crop
 
 
 def test_zoom_ratio_falls_linearly_from_3_6_to_1():

@@ -1,0 +1,26 @@
+"""Timing several ways of doing the same work side by side (stdlib only: the export's int8 choice,
+the profiler and the benchmarks all use it, and it needs neither torch nor ONNX Runtime)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+
+def time_alternately(
+    runners: Mapping[str, Callable[[], object]], runs: int, warmup: int = 10, slice_runs: int = 10
+) -> dict[str, list[float]]:
+    """Time several ways of doing the same work side by side: ``warmup`` untimed calls of each,
+    then ``slice_runs`` timed calls of each in turn until every one has at least ``runs``, so that
+    drifts of the machine hit all alike. Returns milliseconds per call, by name."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for runner in runners.values():
+        for _ in range(warmup):
+            runner()
+    while min(len(t) for t in times.values()) < runs:
+        for name, runner in runners.items():
+            for _ in range(slice_runs):
+                t0 = time.perf_counter()
+                runner()
+                times[name].append((time.perf_counter() - t0) * 1000.0)
+    return times
