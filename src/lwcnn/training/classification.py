@@ -72,14 +72,17 @@ class ClassificationTask(TrainingTask):
         ("accuracy", "accuracy", ("train_acc", "val_acc")),
     )
 
-    label_smoothing = 0.0
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        self.label_smoothing = label_smoothing
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ClassificationTask:
+        return cls(label_smoothing=float(config["train"]["label_smoothing"]))
 
     def prepare(self, config: Mapping[str, Any], run_dir: Path, show_progress: bool) -> PreparedData:
-        # the run's config (a resumed run's own, not the caller's): the loss depends on it
-        self.label_smoothing = float(config["train"]["label_smoothing"])
         return prepare_data(config, run_dir, show_progress)
 
-    def agreement(self, data: PreparedData) -> Any:
+    def data_fingerprint(self, data: PreparedData) -> Any:
         return [[p.as_posix() for p in data.images.paths], list(data.images.labels)]
 
     def classes(self, data: PreparedData) -> list[str]:
@@ -101,7 +104,7 @@ class ClassificationTask(TrainingTask):
         loss = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
         return loss, (int((logits.argmax(1) == target).sum()),)
 
-    def train_figures(self, loss_sum: float, counts: Sequence[float], seen: int) -> dict[str, Any]:
+    def train_metrics(self, loss_sum: float, counts: Sequence[float], seen: int) -> dict[str, Any]:
         return {
             "train_loss": loss_sum / max(seen, 1),
             "train_acc": (counts[0] if counts else 0) / max(seen, 1),
@@ -114,7 +117,7 @@ class ClassificationTask(TrainingTask):
         val = score(probabilities, data.val)
         return {"val_loss": val["loss"], "val_acc": val["accuracy"]}
 
-    def rank(self, row: Mapping[str, Any]) -> tuple[float, ...]:
+    def selection_key(self, row: Mapping[str, Any]) -> tuple[float, ...]:
         if row.get("val_acc") is None:
             return (row["epoch"],)
         return (row["val_acc"], -row["val_loss"])
@@ -132,7 +135,7 @@ def train_classifier(
     config: Mapping[str, Any], resume: bool = False, show_progress: bool = True
 ) -> TrainResult:
     """Train a classifier as ``config`` says (see :func:`lwcnn.training.loop.run_training`)."""
-    return run_training(ClassificationTask(), config, resume, show_progress)
+    return run_training(ClassificationTask, config, resume, show_progress)
 
 
 def evaluate_run_model(model_path: Path, test_set: ClassificationDataset, run_dir: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,9 @@ class TrainResult:
 
 
 class TrainingTask:
-    """What one kind of model needs from the loop. Subclasses fill in every method."""
+    """What one kind of model needs from the loop. Subclasses fill in every method; a task is built
+    from the run's resolved config (:meth:`from_config`: a resumed run's own, not the caller's), so
+    that everything its loss needs is fixed before training starts."""
 
     task = ""
     #: metrics.csv columns, in order
@@ -81,10 +83,15 @@ class TrainingTask:
     #: the learning-curve panels: (title, y label, columns)
     curves: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TrainingTask:
+        """The task with the settings of ``config`` that it needs (its loss's, for instance)."""
+        raise NotImplementedError
+
     def prepare(self, config: Mapping[str, Any], run_dir: Path, show_progress: bool) -> PreparedData:
         raise NotImplementedError
 
-    def agreement(self, data: PreparedData) -> Any:
+    def data_fingerprint(self, data: PreparedData) -> Any:
         """What every rank of a distributed run must agree on besides the config and split."""
         raise NotImplementedError
 
@@ -97,14 +104,14 @@ class TrainingTask:
         raise NotImplementedError
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, tuple[float, ...]]:
-        """The micro-batch's loss (mean) and counts summed into the epoch's training figures."""
+        """The micro-batch's loss (mean) and counts summed into the epoch's training metrics."""
         raise NotImplementedError
 
-    def train_figures(self, loss_sum: float, counts: Sequence[float], seen: int) -> dict[str, Any]:
+    def train_metrics(self, loss_sum: float, counts: Sequence[float], seen: int) -> dict[str, Any]:
         """The epoch's training columns from the summed loss and counts."""
         raise NotImplementedError
 
-    def epoch_figures(self, sampler: Sampler, step: int) -> dict[str, Any]:
+    def epoch_columns(self, sampler: Sampler, step: int) -> dict[str, Any]:
         """Extra columns describing the epoch (segmentation: the gradual-training phase)."""
         return {}
 
@@ -112,8 +119,8 @@ class TrainingTask:
                  channels_last: bool) -> dict[str, Any]:  # fmt: skip
         raise NotImplementedError
 
-    def rank(self, row: Mapping[str, Any]) -> tuple[float, ...]:
-        """A row's standing: the highest is the best epoch (no validation: every epoch improves)."""
+    def selection_key(self, row: Mapping[str, Any]) -> tuple[float, ...]:
+        """The key the best epoch is chosen by: the highest wins (no validation: every epoch improves)."""
         raise NotImplementedError
 
     def metadata(self, config: Mapping[str, Any], data: PreparedData) -> dict[str, Any]:
@@ -126,17 +133,17 @@ class TrainingTask:
 
 
 def run_training(
-    task: TrainingTask, config: Mapping[str, Any], resume: bool = False, show_progress: bool = True
+    task_type: type[TrainingTask], config: Mapping[str, Any], resume: bool = False, show_progress: bool = True
 ) -> TrainResult:
-    """Train ``task`` as ``config`` says; under ``torchrun`` each process runs this and they train as
-    one (DistributedDataParallel; lwcnn.training.distributed)."""
+    """Train a ``task_type`` task as ``config`` says; under ``torchrun`` each process runs this and
+    they train as one (DistributedDataParallel; lwcnn.training.distributed)."""
     context = init_distributed()
     finished = False
     run_dir = Path(config["out"])
     existed = run_dir.exists()
     present = {name for name in _RUN_START_FILES if (run_dir / name).exists()}
     try:
-        result = _train(task, config, resume, show_progress and context.is_main, context)
+        result = _train(task_type, config, resume, show_progress and context.is_main, context)
         finished = True
         return result
     except BaseException:
@@ -181,9 +188,41 @@ def open_run_folder(run_dir: Path, data: PreparedData, config: Mapping[str, Any]
         raise OutputError(f"{run_dir}: cannot write the run folder ({error.strerror or error})") from None
 
 
+@dataclass
+class TrainingParts:
+    """What a run trains with, built once (:func:`build_parts`)."""
+
+    sampler: Sampler
+    loader: DataLoader
+    schedule: Schedule
+    classes: list[str]
+    model: nn.Module  # the plain module: saved and validated (unless a weight average is kept)
+    net: nn.Module  # what the loop calls: ``model``, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    average: WeightAverage | None
+    accumulate: int
+    epochs: int
+
+    @property
+    def kept(self) -> nn.Module:
+        """What is validated and saved: the weight average when there is one."""
+        return self.average.module if self.average else self.model
+
+
+@dataclass
+class Progress:
+    """Where a run stands: the next epoch to train, the step count, the best epoch, the rows so far."""
+
+    epoch: int = 0
+    step: int = 0
+    best: dict[str, Any] = field(default_factory=lambda: {"epoch": None, "rank": None})
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
 def _train(
-    task: TrainingTask, config: Mapping[str, Any], resume: bool, show_progress: bool, context: DistContext
-) -> TrainResult:
+    task_type: type[TrainingTask], config: Mapping[str, Any], resume: bool, show_progress: bool,
+    context: DistContext,
+) -> TrainResult:  # fmt: skip
     """Train in the run folder ``config['out']``.
 
     The run folder receives ``config.yaml``, ``split.json``, ``metrics.csv``, ``best.*`` and
@@ -191,6 +230,55 @@ def _train(
     the task's test pictures. With ``resume`` the run continues from its last completed epoch with the
     same step count and schedule.
     """
+    run_dir = Path(config["out"])
+    config = resolve_run_config(config, resume, context)
+    task = task_type.from_config(config)
+    data = task.prepare(config, run_dir, show_progress)  # before any file is written: bad data leaves no run
+    check_agreement(
+        context,
+        {"config": dict(config), "split": data.split.to_dict(), "images": task.data_fingerprint(data)},
+    )
+    if context.is_main:
+        open_run_folder(run_dir, data, config)
+        for line in data.skipped:
+            info(f"skipped: {line}")
+    parts = build_parts(task, config, data, context)
+    progress = Progress()
+    if resume:
+        progress = restore(parts, run_dir / "resume.pt")
+        if context.is_main:
+            info(f"resuming {run_dir} at epoch {progress.epoch + 1}/{parts.epochs}, step {progress.step}")
+    if context.distributed:
+        device_ids = [context.local_rank] if context.device.startswith("cuda") else None
+        parts.net = nn.parallel.DistributedDataParallel(parts.model, device_ids=device_ids)
+    metadata = run_metadata(task, config, data, parts.classes)
+    for epoch in range(progress.epoch, parts.epochs):
+        started = time.perf_counter()
+        row = train_epoch(task, config, data, parts, progress, epoch, context, show_progress)
+        if not context.is_main:  # rank 0 validates, logs and writes; the others go on to the next epoch
+            continue
+        if data.val is not None:
+            row.update(
+                task.validate(parts.kept, data, metadata, context.device, config["train"]["channels_last"])
+            )
+        row["seconds"] = time.perf_counter() - started
+        end_epoch(task, run_dir, parts, progress, row, metadata)
+    if not context.is_main:
+        return TrainResult(run_dir, progress.best, None, data.skipped, main=False)
+    plot_learning_curves(
+        run_dir / "metrics.csv",
+        run_dir / "learning_curves.png",
+        task.curves,
+        title=f"{config['model']['name']}",
+    )
+    test = task.finish(config, run_dir, data)
+    return TrainResult(run_dir, progress.best, test, data.skipped)
+
+
+def resolve_run_config(config: Mapping[str, Any], resume: bool, context: DistContext) -> Mapping[str, Any]:
+    """The config the run trains with: a resumed run's own (``config.yaml`` in its folder), else
+    ``config``, refusing to train over a run that exists; the recipe's settings that the loop
+    itself uses are checked before anything is read or written."""
     run_dir = Path(config["out"])
     resume_path = run_dir / "resume.pt"
     if resume:
@@ -201,78 +289,77 @@ def _train(
         raise RunExistsError(f"{run_dir}: already holds a run; use --resume to continue it or another out=")
     train_cfg = config["train"]
     precision = train_cfg["precision"]
-    if precision not in ("fp32", "bf16"):  # recipe errors before anything is read or written
+    if precision not in ("fp32", "bf16"):
         raise ConfigError(f"train.precision: 'fp32' or 'bf16', got {precision!r}")
     if train_cfg["ema"]:
         WeightAverage.checked(float(train_cfg["ema"]))
-    torch.set_num_threads(int(train_cfg["threads"]) or os.cpu_count() or 1)
-    main = context.is_main
-    if main and precision == "bf16" and context.device == "cpu" and cpu_has_native_bf16() is False:
-        info("train.precision=bf16: this CPU has no AVX512-BF16 or AMX; bf16 is likely slower than fp32")
-    data = task.prepare(config, run_dir, show_progress)  # before any file is written: bad data leaves no run
-    check_agreement(
-        context, {"config": dict(config), "split": data.split.to_dict(), "images": task.agreement(data)}
-    )
-    if main:
-        open_run_folder(run_dir, data, config)
-        for line in data.skipped:
-            info(f"skipped: {line}")
-
-    batch_size = int(train_cfg["batch_size"])  # the global batch, over all processes
-    accumulate = max(1, int(train_cfg["accumulate"]))
-    per_rank = batch_size // context.world_size
-    if per_rank % accumulate:
-        raise ConfigError(
-            f"train.batch_size {batch_size} over {context.world_size} process(es) gives {per_rank} images "
-            f"per process, not a multiple of train.accumulate={accumulate}"
-        )
-    sampler = task.sampler(config, data, context, batch_size)
-    loader = DataLoader(
-        data.train,
-        batch_size=per_rank,
-        sampler=sampler,
-        num_workers=int(train_cfg["workers"]),
-        worker_init_fn=seed_worker,
-        # no tiny last batch for BN, unless that is all there is (distributed: the sampler cuts)
-        drop_last=not context.distributed and len(sampler) > batch_size,
-    )
-    steps_per_epoch = len(loader)
-    epochs = int(train_cfg["epochs"])
-    schedule = scaled_schedule(train_cfg, epochs * steps_per_epoch)
-    classes = task.classes(data)
-    model = build_model(config, task.task, len(classes), schedule)
-    if train_cfg["sync_bn"]:
-        if not context.device.startswith("cuda"):
-            raise ConfigError("train.sync_bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only)")
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model = model.to(context.device)
-    channels_last = bool(train_cfg["channels_last"])
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
     if train_cfg["optimizer"] != "adam":
         raise ConfigError(
             f"train.optimizer: only 'adam' (the paper's) is supported, got {train_cfg['optimizer']!r}"
         )
+    if train_cfg["sync_bn"] and not context.device.startswith("cuda"):
+        raise ConfigError("train.sync_bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only)")
+    per_rank = train_cfg["batch_size"] // context.world_size
+    if per_rank % train_cfg["accumulate"]:
+        batch = train_cfg["batch_size"]
+        raise ConfigError(
+            f"train.batch_size {batch} over {context.world_size} process(es) gives {per_rank} images "
+            f"per process, not a multiple of train.accumulate={train_cfg['accumulate']}"
+        )
+    torch.set_num_threads(train_cfg["threads"] or os.cpu_count() or 1)
+    if context.is_main and precision == "bf16" and context.device == "cpu" and cpu_has_native_bf16() is False:
+        info("train.precision=bf16: this CPU has no AVX512-BF16 or AMX; bf16 is likely slower than fp32")
+    return config
+
+
+def build_parts(
+    task: TrainingTask, config: Mapping[str, Any], data: PreparedData, context: DistContext
+) -> TrainingParts:
+    """Sampler, loader, schedule, model (BN settings, channels_last, DDP), optimiser, weight average."""
+    train_cfg = config["train"]
+    batch_size = train_cfg["batch_size"]  # the global batch, over all processes
+    sampler = task.sampler(config, data, context, batch_size)
+    loader = DataLoader(
+        data.train,
+        batch_size=batch_size // context.world_size,
+        sampler=sampler,
+        num_workers=train_cfg["workers"],
+        worker_init_fn=seed_worker,
+        # no tiny last batch for BN, unless that is all there is (distributed: the sampler cuts)
+        drop_last=not context.distributed and len(sampler) > batch_size,
+    )
+    epochs = train_cfg["epochs"]
+    schedule = scaled_schedule(train_cfg, epochs * len(loader))
+    classes = task.classes(data)
+    model = build_model(config, task.task, len(classes), schedule)
+    if train_cfg["sync_bn"]:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(context.device)
+    if train_cfg["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
     average = WeightAverage(model, float(train_cfg["ema"])) if train_cfg["ema"] else None
-    kept = average.module if average else model  # what is validated and saved
+    net = model  # wrapped for DistributedDataParallel once a resumed state is in (wrap_distributed)
+    return TrainingParts(
+        sampler, loader, schedule, classes, model, net, optimizer, average, train_cfg["accumulate"], epochs
+    )
 
-    start_epoch, step, best, history = 0, 0, {"epoch": None, "rank": None}, []
-    if resume:
-        state = load_training_state(resume_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if average:
-            average.load_state_dict(state["average"])
-        start_epoch, step, best, history = state["epoch"], state["step"], state["best"], state["history"]
-        if main:
-            info(f"resuming {run_dir} at epoch {start_epoch + 1}/{epochs}, step {step}")
-    net = model  # what the loop calls; `model` stays the plain module (saved and validated unless ema)
-    if context.distributed:
-        device_ids = [context.local_rank] if context.device.startswith("cuda") else None
-        net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
-    metadata = {
+def restore(parts: TrainingParts, resume_path: Path) -> Progress:
+    """Model, optimiser and weight average as the last completed epoch left them, and where it stood."""
+    state = load_training_state(resume_path)
+    parts.model.load_state_dict(state["model"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    if parts.average:
+        parts.average.load_state_dict(state["average"])
+    return Progress(state["epoch"], state["step"], state["best"], state["history"])
+
+
+def run_metadata(
+    task: TrainingTask, config: Mapping[str, Any], data: PreparedData, classes: list[str]
+) -> dict[str, Any]:
+    """The model card fields every checkpoint of the run carries (metrics are added per epoch)."""
+    return {
         "commit": git_commit(),  # the code this run started from, not whatever is checked out later
         "task": task.task,
         "classes": list(classes),
@@ -282,100 +369,112 @@ def _train(
         "config": config,
         **task.metadata(config, data),
     }
-    l2 = float(train_cfg["l2"])
-    device_kind = context.device.split(":")[0]  # autocast's device type: cpu or cuda
-    log_every = max(1, int(train_cfg["log_every"]))
-    seed = int(train_cfg["seed"])
-    for epoch in range(start_epoch, epochs):
-        started = time.perf_counter()
-        sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-        data.train.set_epoch(seed, epoch, context.rank)  # type: ignore[attr-defined]
-        epoch_figures = task.epoch_figures(sampler, step)
-        net.train()
-        loss_sum, counts, seen = 0.0, None, 0
-        bar = tqdm(
-            loader,
-            desc=f"epoch {epoch + 1}/{epochs}",
-            unit="step",
-            disable=None if show_progress else True,
-            leave=False,
-        )
-        for images, targets in bar:
-            images, targets = images.to(context.device), targets.to(context.device)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            for group in optimizer.param_groups:
-                group["lr"] = schedule.lr_at(step)
-            optimizer.zero_grad(set_to_none=True)
-            micro_images, micro_targets = images.chunk(accumulate), targets.chunk(accumulate)
-            for index, (micro, micro_target) in enumerate(zip(micro_images, micro_targets, strict=True)):
-                last = index == len(micro_images) - 1
-                # gradients are all-reduced once per step, on the last micro-batch
-                with net.no_sync() if context.distributed and not last else contextlib.nullcontext():
-                    with torch.autocast(device_kind, torch.bfloat16, enabled=precision == "bf16"):
-                        loss, batch_counts = task.loss(net(micro), micro_target)
-                    total = loss + l2 * l2_penalty(model) if l2 else loss
-                    (total / len(micro_images)).backward()
-                loss_sum += float(loss.detach()) * len(micro_target)
-                counts = (
-                    batch_counts
-                    if counts is None
-                    else tuple(a + b for a, b in zip(counts, batch_counts, strict=True))
-                )
-                seen += len(micro_target)
-            optimizer.step()
-            if average:
-                average.update(model, step)
-            step += 1
-            if step % log_every == 0:
-                figures = task.train_figures(loss_sum, counts or (), seen)
-                bar.set_postfix({k: f"{v:.4f}" for k, v in figures.items()} | {"step": step})
-        bar.close()
-        loss_sum, seen, *summed = sum_over_ranks(context, loss_sum, seen, *(counts or ()))
-        if not main:  # rank 0 validates, logs and writes; the others go on to the next epoch
-            continue
-        row: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "step": step,
-            "lr": schedule.lr_at(step),
-            **epoch_figures,
-            **task.train_figures(loss_sum, summed, int(seen)),
-        }
-        if data.val is not None:
-            row.update(task.validate(kept, data, metadata, context.device, channels_last))
-        row["seconds"] = time.perf_counter() - started
-        history.append(row)
-        write_metrics_csv(run_dir / "metrics.csv", history, task.columns)
-        standing = list(task.rank(row))
-        epoch_meta = {**metadata, "metrics": {"epoch": epoch + 1, "step": step, **_rounded(row)}}
-        if best.get("rank") is None or standing > best["rank"]:
-            best = {"epoch": epoch + 1, "step": step, "rank": standing, **_rounded(row)}
-            save_model(run_dir / "best", kept, epoch_meta)
-        save_model(run_dir / "last", kept, epoch_meta)
-        save_training_state(
-            resume_path,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                **({"average": average.state_dict()} if average else {}),
-                "epoch": epoch + 1,
-                "step": step,
-                "best": best,
-                "history": history,
-            },
-        )
-        info(epoch_line(row, epochs))
 
-    if not main:
-        return TrainResult(run_dir, best, None, data.skipped, main=False)
-    plot_learning_curves(
-        run_dir / "metrics.csv",
-        run_dir / "learning_curves.png",
-        task.curves,
-        title=f"{config['model']['name']}",
+
+def train_epoch(
+    task: TrainingTask, config: Mapping[str, Any], data: PreparedData, parts: TrainingParts,
+    progress: Progress, epoch: int, context: DistContext, show_progress: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """One epoch of steps (gradient accumulation, autocast, weight average); returns its row of
+    metrics.csv so far (the training columns, summed over ranks)."""
+    train_cfg = config["train"]
+    parts.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+    data.train.set_epoch(train_cfg["seed"], epoch, context.rank)  # type: ignore[attr-defined]
+    epoch_columns = task.epoch_columns(parts.sampler, progress.step)
+    parts.net.train()
+    totals = _StepTotals()
+    bar = tqdm(
+        parts.loader, desc=f"epoch {epoch + 1}/{parts.epochs}", unit="step",
+        disable=None if show_progress else True, leave=False,
+    )  # fmt: skip
+    for images, targets in bar:
+        train_step(task, train_cfg, parts, progress.step, images, targets, context, totals)
+        if parts.average:
+            parts.average.update(parts.model, progress.step)
+        progress.step += 1
+        if progress.step % max(1, train_cfg["log_every"]) == 0:
+            metrics = task.train_metrics(totals.loss_sum, totals.counts or (), totals.seen)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items()} | {"step": progress.step})
+    bar.close()
+    loss_sum, seen, *summed = sum_over_ranks(context, totals.loss_sum, totals.seen, *(totals.counts or ()))
+    return {
+        "epoch": epoch + 1,
+        "step": progress.step,
+        "lr": parts.schedule.lr_at(progress.step),
+        **epoch_columns,
+        **task.train_metrics(loss_sum, summed, int(seen)),
+    }
+
+
+@dataclass
+class _StepTotals:
+    """The epoch's summed training loss, task counts and images seen (on this rank)."""
+
+    loss_sum: float = 0.0
+    counts: tuple[float, ...] | None = None
+    seen: int = 0
+
+
+def train_step(
+    task: TrainingTask, train_cfg: Mapping[str, Any], parts: TrainingParts, step: int,
+    images: torch.Tensor, targets: torch.Tensor, context: DistContext, totals: _StepTotals,
+) -> None:  # fmt: skip
+    """One optimiser step over ``train.accumulate`` micro-batches; gradients are all-reduced once,
+    on the last micro-batch."""
+    images, targets = images.to(context.device), targets.to(context.device)
+    if train_cfg["channels_last"]:
+        images = images.contiguous(memory_format=torch.channels_last)
+    for group in parts.optimizer.param_groups:
+        group["lr"] = parts.schedule.lr_at(step)
+    parts.optimizer.zero_grad(set_to_none=True)
+    micro_images, micro_targets = images.chunk(parts.accumulate), targets.chunk(parts.accumulate)
+    device_kind = context.device.split(":")[0]  # autocast's device type: cpu or cuda
+    l2 = float(train_cfg["l2"])
+    for index, (micro, micro_target) in enumerate(zip(micro_images, micro_targets, strict=True)):
+        last = index == len(micro_images) - 1
+        with parts.net.no_sync() if context.distributed and not last else contextlib.nullcontext():
+            with torch.autocast(device_kind, torch.bfloat16, enabled=train_cfg["precision"] == "bf16"):
+                loss, batch_counts = task.loss(parts.net(micro), micro_target)
+            total = loss + l2 * l2_penalty(parts.model) if l2 else loss
+            (total / len(micro_images)).backward()
+        totals.loss_sum += float(loss.detach()) * len(micro_target)
+        totals.counts = (
+            batch_counts
+            if totals.counts is None
+            else tuple(a + b for a, b in zip(totals.counts, batch_counts, strict=True))
+        )
+        totals.seen += len(micro_target)
+    parts.optimizer.step()
+
+
+def end_epoch(
+    task: TrainingTask, run_dir: Path, parts: TrainingParts, progress: Progress, row: dict[str, Any],
+    metadata: Mapping[str, Any],
+) -> None:  # fmt: skip
+    """Record the epoch: metrics.csv, ``best.*`` if it is the best so far, ``last.*``, ``resume.pt``."""
+    progress.history.append(row)
+    write_metrics_csv(run_dir / "metrics.csv", progress.history, task.columns)
+    key = list(task.selection_key(row))
+    epoch, step = row["epoch"], row["step"]
+    epoch_meta = {**metadata, "metrics": {"epoch": epoch, "step": step, **_rounded(row)}}
+    best = progress.best
+    if best.get("rank") is None or key > best["rank"]:
+        progress.best = {"epoch": epoch, "step": step, "rank": key, **_rounded(row)}
+        save_model(run_dir / "best", parts.kept, epoch_meta)
+    save_model(run_dir / "last", parts.kept, epoch_meta)
+    save_training_state(
+        run_dir / "resume.pt",
+        {
+            "model": parts.model.state_dict(),
+            "optimizer": parts.optimizer.state_dict(),
+            **({"average": parts.average.state_dict()} if parts.average else {}),
+            "epoch": epoch,
+            "step": step,
+            "best": progress.best,
+            "history": progress.history,
+        },
     )
-    test = task.finish(config, run_dir, data)
-    return TrainResult(run_dir, best, test, data.skipped)
+    info(epoch_line(row, parts.epochs))
 
 
 def build_model(config: Mapping[str, Any], task: str, num_classes: int, schedule: Schedule) -> nn.Module:

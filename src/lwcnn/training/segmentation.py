@@ -111,18 +111,21 @@ class SegmentationTask(TrainingTask):
         ("validation (whole images)", "score", ("val_ap", "val_macc", "val_iou")),
     )
 
-    def __init__(self) -> None:
-        self._weight: torch.Tensor | None = None
-        self._image_loss = 0.0
+    def __init__(self, defect_weight: float = 1.0, image_loss: float = 0.0) -> None:
+        if image_loss < 0:
+            raise ConfigError(f"train.image_loss must be >= 0, got {image_loss}")
+        self._weight = torch.tensor([1.0, float(defect_weight)])
+        self._image_loss = float(image_loss)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SegmentationTask:
+        train = config["train"]
+        return cls(defect_weight=float(train["defect_weight"]), image_loss=float(train["image_loss"]))
 
     def prepare(self, config: Mapping[str, Any], run_dir: Path, show_progress: bool) -> PreparedData:
-        self._weight = torch.tensor([1.0, float(config["train"]["defect_weight"])])
-        self._image_loss = float(config["train"]["image_loss"])
-        if self._image_loss < 0:
-            raise ConfigError(f"train.image_loss must be >= 0, got {self._image_loss}")
         return prepare_segmentation_data(config, run_dir, show_progress)
 
-    def agreement(self, data: PreparedData) -> Any:
+    def data_fingerprint(self, data: PreparedData) -> Any:
         return [[s.image.as_posix(), s.defective] for s in data.images.samples]
 
     def classes(self, data: PreparedData) -> list[str]:
@@ -147,16 +150,15 @@ class SegmentationTask(TrainingTask):
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, tuple[float, ...]]:
         full = upsample_logits(logits, target.shape[-2:])
-        weight = self._weight.to(full.device) if self._weight is not None else None
-        loss = F.cross_entropy(full, target, weight=weight)
+        loss = F.cross_entropy(full, target, weight=self._weight.to(full.device))
         if self._image_loss:
             loss = loss + self._image_loss * image_loss(full, target)
         return loss, ()
 
-    def train_figures(self, loss_sum: float, counts: Sequence[float], seen: int) -> dict[str, Any]:
+    def train_metrics(self, loss_sum: float, counts: Sequence[float], seen: int) -> dict[str, Any]:
         return {"train_loss": loss_sum / max(seen, 1)}
 
-    def epoch_figures(self, sampler: Any, step: int) -> dict[str, Any]:
+    def epoch_columns(self, sampler: Any, step: int) -> dict[str, Any]:
         schedule = sampler.schedule
         return {
             "phase": sampler.phase(step),
@@ -174,7 +176,7 @@ class SegmentationTask(TrainingTask):
         report = segmentation_report(outcomes)
         return {f"val_{k}": report[k] for k in ("ap", "macc", "tpr", "tnr", "iou")}
 
-    def rank(self, row: Mapping[str, Any]) -> tuple[float, ...]:
+    def selection_key(self, row: Mapping[str, Any]) -> tuple[float, ...]:
         if row.get("val_ap") is None and row.get("val_macc") is None:
             return (row["epoch"],)
         # Only epochs of the last phase compete with one another: one from before defect-free images
@@ -197,7 +199,7 @@ def train_segmenter(
     config: Mapping[str, Any], resume: bool = False, show_progress: bool = True
 ) -> TrainResult:
     """Train a segmenter as ``config`` says (see :func:`lwcnn.training.loop.run_training`)."""
-    return run_training(SegmentationTask(), config, resume, show_progress)
+    return run_training(SegmentationTask, config, resume, show_progress)
 
 
 def evaluate_run_segmenter(model_path: Path, test_images: Any, run_dir: Path) -> dict[str, Any]:

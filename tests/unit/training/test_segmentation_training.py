@@ -266,5 +266,5 @@ def test_the_best_epoch_comes_from_the_last_phase_of_gradual_training():
     perfect_early = {"epoch": 2, "phase": "whole", "val_ap": 1.0, "val_macc": 1.0, "val_iou": 0.5}
     weaker_late = {"epoch": 5, "phase": "all", "val_ap": 0.8, "val_macc": 0.7, "val_iou": 0.3}
     better_late = {"epoch": 6, "phase": "all", "val_ap": 0.9, "val_macc": 0.7, "val_iou": 0.3}
-    assert task.rank(weaker_late) > task.rank(perfect_early)
-    assert task.rank(better_late) > task.rank(weaker_late)
+    assert task.selection_key(weaker_late) > task.selection_key(perfect_early)
+    assert task.selection_key(better_late) > task.selection_key(weaker_late)
