@@ -51,8 +51,7 @@ def save_model(path: str | Path, model: nn.Module, metadata: Mapping[str, Any]) 
 
 def update_metrics(spec: str | Path, metrics: Mapping[str, Any]) -> None:
     """Add ``metrics`` to a trained model's metadata (the weights file is left alone)."""
-    meta = read_metadata(spec)
-    path = Path(meta.pop("_path"))
+    path, meta = _read_card(spec)
     meta["metrics"] = {**meta.get("metrics", {}), **metrics}
     atomic_write_json(path, meta)
 
@@ -60,15 +59,19 @@ def update_metrics(spec: str | Path, metrics: Mapping[str, Any]) -> None:
 def update_metadata(spec: str | Path, fields: Mapping[str, Any]) -> Path:
     """Set top-level metadata fields of a trained model (e.g. a calibrated threshold); the weights
     file is left alone. Returns the metadata file."""
-    meta = read_metadata(spec)
-    path = Path(meta.pop("_path"))
+    path, meta = _read_card(spec)
     meta.update(fields)
     atomic_write_json(path, meta)
     return path
 
 
 def read_metadata(spec: str | Path) -> dict[str, Any]:
-    """The metadata of a trained model (bundled name, file or run folder)."""
+    """The metadata (model card) of a trained model (bundled name, file or run folder), checked
+    (:func:`lwcnn.card.check_card`): a missing or malformed field is one error naming the file."""
+    return _read_card(spec)[1]
+
+
+def _read_card(spec: str | Path) -> tuple[Path, dict[str, Any]]:
     path = resolve_weights(spec)
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
@@ -78,15 +81,14 @@ def read_metadata(spec: str | Path) -> dict[str, Any]:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise ModelError(f"{path}: not an lwcnn model file (format {found!r})")
     check_card(meta, str(path))  # a missing or malformed field: one line naming the file, now
-    meta["_path"] = str(path)
-    return meta
+    return path, meta
 
 
 def load_model(spec: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a trained model in eval mode from its metadata and weights."""
-    meta = read_metadata(spec)
+    path, meta = _read_card(spec)
     model = build_from_spec(meta["model"])
-    weights = Path(meta["_path"]).with_suffix(".safetensors")
+    weights = path.with_suffix(".safetensors")
     try:
         state = load_safetensors(weights.read_bytes())
     except Exception as error:

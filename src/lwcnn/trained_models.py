@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from lwcnn.card import check_card
 from lwcnn.checkpoints import load_model
 from lwcnn.export import export_onnx
 from lwcnn.fileio import atomic_write_bytes
@@ -56,6 +57,7 @@ class TorchBackend:
             torch.set_num_threads(threads)
         self._torch = torch
         self.model, self.metadata = load_model(weights)
+        self.card = check_card(self.metadata, str(weights))
         self.model.eval()
 
     @classmethod
@@ -66,7 +68,9 @@ class TorchBackend:
 
         backend = cls.__new__(cls)
         backend._torch = torch
-        backend.model, backend.metadata = model, metadata
+        backend.model = model
+        backend.metadata = {"model": model.spec.to_dict(), **metadata}  # the spec, as a checkpoint has it
+        backend.card = check_card(backend.metadata, f"the {model.spec.name} being trained")
         return backend
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:

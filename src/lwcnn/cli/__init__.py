@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     its traceback. ``LWCNN_DEBUG=1`` shows the traceback of every error."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    configure_logging()
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
@@ -84,6 +84,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lwcnn {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+class _ProgressSafeHandler(logging.Handler):
+    """Log records as plain lines on stderr, written through tqdm so that they do not tear a
+    progress bar (stdout stays free for --json results)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # never let a status line end a run
+            self.handleError(record)
+
+
+def configure_logging() -> None:
+    """lwcnn's status lines (logger ``lwcnn``, INFO and up) on stderr, once per process."""
+    logger = logging.getLogger("lwcnn")
+    if not any(isinstance(h, _ProgressSafeHandler) for h in logger.handlers):
+        logger.addHandler(_ProgressSafeHandler())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _one_line(error: BaseException) -> str:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-
-from lwcnn.errors import ConfigError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,40 +39,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lwcnn.checkpoints import read_metadata, update_metadata
-    from lwcnn.cli.evaluate import split_images
-    from lwcnn.evaluation.segmenter import area_scores, calibrate_threshold
-    from lwcnn.runtime.engine import Inspector
-    from lwcnn.weights import BUNDLED_DIR
+    from lwcnn.evaluation.calibration import calibrate_model
 
-    meta = read_metadata(args.weights)
-    if meta["task"] != "seg":
-        raise ConfigError(f"{args.weights}: a {meta['task']} model; calibrate sets a segmenter's threshold")
-    if Path(meta["_path"]).parent == BUNDLED_DIR:
-        raise ConfigError(
-            f"{args.weights}: calibrate a trained model file or run folder, not a bundled model"
-        )
-    min_area = args.min_area if args.min_area is not None else int(meta.get("min_area") or 1)
-    if min_area < 1:
-        raise ConfigError(f"--min-area must be at least 1 pixel, got {min_area}")
-    inspector = Inspector(args.weights, min_area=min_area)
-    images = split_images(meta, args.data, args.split)
-    scores, truth = area_scores(inspector, images, min_area, show_progress=not args.json)
-    result = {"weights": str(args.weights), "split": args.split, "min_area": min_area,
-              **calibrate_threshold(scores, truth, args.escape_rate)}  # fmt: skip
-    if not args.dry_run:
-        calibration = {k: result[k] for k in ("split", "escape_rate_target", "n", "defective", "tpr", "tnr")}
-        result["written"] = str(
-            update_metadata(
-                args.weights,
-                {"threshold": result["threshold"], "min_area": min_area, "calibration": calibration},
-            )
-        )
-        if args.split != "test" and meta["split"]["parts"].get("test"):
-            from lwcnn.training.segmentation import record_test_figures
-
-            report, _, _ = record_test_figures(args.weights, split_images(meta, args.data, "test"))
-            result["test"] = {k: report[k] for k in ("n", "tpr", "tnr", "macc", "ap", "iou")}
+    result = calibrate_model(
+        args.weights, args.data, args.split, args.escape_rate, args.min_area,
+        store=not args.dry_run, show_progress=not args.json,
+    )  # fmt: skip
+    min_area = result["min_area"]
     if args.json:
         print(json.dumps(result))
         return 0

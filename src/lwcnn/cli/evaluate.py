@@ -7,8 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from lwcnn.errors import ConfigError
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -42,12 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lwcnn.checkpoints import load_model, read_metadata
-    from lwcnn.data.classification import scan_classification
-    from lwcnn.data.datasets import ClassificationDataset
-    from lwcnn.data.preprocessing import Preprocessing
-    from lwcnn.data.splits import Split
-    from lwcnn.evaluation.classifier import predict_probabilities, score
+    from lwcnn.checkpoints import read_metadata
+    from lwcnn.evaluation.classifier import evaluate_classifier
     from lwcnn.evaluation.metrics import format_confusion
     from lwcnn.evaluation.plots import plot_confusion
     from lwcnn.fileio import atomic_write_json
@@ -55,20 +49,11 @@ def run(args: argparse.Namespace) -> int:
     meta = read_metadata(args.weights)
     if meta["task"] == "seg":
         return run_segmenter(args, meta)
-    model, meta = load_model(args.weights)
-    images = scan_classification(args.data, meta.get("data", {}).get("layout", "auto"))
-    if list(images.classes) != meta["classes"]:
-        raise ConfigError(
-            f"{args.data}: classes {list(images.classes)} differ from the model's {meta['classes']}"
-        )
-    if args.split != "all":
-        split = Split.from_dict(meta["split"])
-        images = images.subset(split.indices(images, args.split))
-    dataset = ClassificationDataset(images, Preprocessing.from_dict(meta["preprocessing"]))
-    skipped = [str(error) for error in dataset.load_all(args.skip_bad)]
+    metrics, skipped = evaluate_classifier(
+        args.weights, args.data, args.split, args.skip_bad, args.batch_size
+    )
     for line in skipped:
         print(f"lwcnn evaluate: skipped: {line}", file=sys.stderr)
-    metrics = score(predict_probabilities(model, dataset, args.batch_size), dataset)
     report = {
         "weights": str(args.weights),
         "data": str(args.data),
@@ -103,20 +88,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def split_images(meta: dict, data: str, part: str):
-    """The images of ``part`` of the model's own split in ``data`` (all of them for ``all``)."""
-    from lwcnn.data.masked_images import scan_segmentation
-    from lwcnn.data.splits import Split
-
-    images = scan_segmentation(data, meta.get("data", {}).get("layout", "auto"))
-    if part == "all":
-        return images
-    return images.subset(Split.from_dict(meta["split"]).indices(images, part))
-
-
 def run_segmenter(args: argparse.Namespace, meta: dict) -> int:
     from lwcnn.evaluation.segmenter import (
         evaluate_segmenter,
+        model_part_images,
         segmentation_report,
         worst_cases,
         write_pictures,
@@ -125,7 +100,7 @@ def run_segmenter(args: argparse.Namespace, meta: dict) -> int:
     from lwcnn.runtime.engine import Inspector
 
     inspector = Inspector(args.weights)
-    images = split_images(meta, args.data, args.split)
+    images = model_part_images(meta, args.data, args.split)
     outcomes, skipped = evaluate_segmenter(inspector, images, args.skip_bad, show_progress=not args.json)
     for line in skipped:
         print(f"lwcnn evaluate: skipped: {line}", file=sys.stderr)

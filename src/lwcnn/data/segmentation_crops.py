@@ -13,7 +13,7 @@ from PIL import Image
 from lwcnn.data.augmentation import apply_joint_augmentation
 from lwcnn.data.datasets import ImageDataset
 from lwcnn.data.masked_images import MaskedImages, read_sample
-from lwcnn.data.preprocessing import Preprocessing, pad_to_stride
+from lwcnn.data.preprocessing import Preprocessing, pad_to_stride, resize_image
 from lwcnn.data.sampling import SampleRequest, zoom_crop
 
 
@@ -103,7 +103,5 @@ def _resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> 
     """Image bilinear, mask nearest, to (height, width) ``size``."""
     if image.shape[:2] == size:
         return image, mask
-    pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
-    resized = np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BILINEAR))
     resized_mask = Image.fromarray(mask.astype(np.uint8)).resize((size[1], size[0]), Image.Resampling.NEAREST)
-    return (resized[:, :, None] if resized.ndim == 2 else resized), np.asarray(resized_mask) > 0
+    return resize_image(image, size), np.asarray(resized_mask) > 0

@@ -1,39 +1,26 @@
-"""Running a classifier over a dataset and scoring it."""
+"""Running a classifier over a dataset and scoring it, through the inspection engine (the same
+preprocessing, batching and decision as ``lwcnn inspect``): validation during training runs the
+live model there (PyTorch), the test and ``lwcnn evaluate`` its export (ONNX Runtime)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils.data import DataLoader
 
+from lwcnn.data.classification import scan_classification
 from lwcnn.data.datasets import ClassificationDataset
+from lwcnn.data.splits import Split
+from lwcnn.errors import DataError
 from lwcnn.evaluation.metrics import classification_metrics
+from lwcnn.runtime.engine import Inspector
 
 
-@torch.inference_mode()
-def predict_probabilities(
-    model: nn.Module,
-    dataset: ClassificationDataset,
-    batch_size: int = 64,
-    channels_last: bool = False,
-    device: torch.device | str = "cpu",
-) -> np.ndarray:
-    """Softmax probabilities (N, classes) for every image of ``dataset``, in order, eval mode, with
-    the model on ``device``."""
-    model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
-    outputs = []
-    for images, _ in loader:
-        images = images.to(device)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.no_grad():
-            outputs.append(F.softmax(model(images).float(), dim=1).cpu().numpy())
-    return np.concatenate(outputs) if outputs else np.zeros((0, len(dataset.images.classes)), np.float32)
+def predict_probabilities(inspector: Inspector, dataset: ClassificationDataset) -> np.ndarray:
+    """Class probabilities (N, classes) for every image of ``dataset``, in order (its images as
+    read and resized once, then the engine's normalisation, forward pass and softmax)."""
+    return inspector.class_probabilities([dataset.read(i) for i in range(len(dataset))])
 
 
 def score(probabilities: np.ndarray, dataset: ClassificationDataset) -> dict[str, Any]:
@@ -54,3 +41,24 @@ def score(probabilities: np.ndarray, dataset: ClassificationDataset) -> dict[str
         for i in np.flatnonzero(predicted != labels)
     ]
     return metrics
+
+
+def evaluate_classifier(
+    weights: str | Path, data: str | Path, part: str = "test", skip_bad: bool = False, batch_size: int = 64
+) -> tuple[dict[str, Any], list[str]]:
+    """Score a trained classifier on ``part`` of its own split of ``data`` (``all``: every image):
+    its metrics and the one-line errors of images skipped as unreadable (with ``skip_bad``)."""
+    from lwcnn.checkpoints import read_metadata
+
+    meta = read_metadata(weights)  # the training card: split and layout (an export keeps neither)
+    inspector = Inspector(weights, batch_size=batch_size)
+    images = scan_classification(data, (meta.get("data") or {}).get("layout", "auto"))
+    if list(images.classes) != list(inspector.classes):
+        raise DataError(
+            f"{data}: classes {list(images.classes)} differ from the model's {list(inspector.classes)}"
+        )
+    if part != "all":
+        images = images.subset(Split.from_dict(meta["split"]).indices(images, part))
+    dataset = ClassificationDataset(images, inspector.preprocessing)
+    skipped = [str(error) for error in dataset.load_all(skip_bad)]
+    return score(predict_probabilities(inspector, dataset), dataset), skipped

@@ -232,3 +232,30 @@ def calibrate_threshold(
         "tpr": decisions["tpr"],
         "tnr": decisions["tnr"],
     }
+
+
+def model_part_images(meta: dict[str, Any], data: str | Path, part: str) -> MaskedImages:
+    """The images of ``part`` of a model's own split (its card's ``split``) in ``data``, scanned
+    in the layout it was trained on (``all``: every image)."""
+    from lwcnn.data.masked_images import scan_segmentation
+    from lwcnn.data.splits import Split
+
+    images = scan_segmentation(data, (meta.get("data") or {}).get("layout", "auto"))
+    if part == "all":
+        return images
+    return images.subset(Split.from_dict(meta["split"]).indices(images, part))
+
+
+def record_test_figures(model_path: str | Path, test_images: Any) -> tuple[dict[str, Any], list, Inspector]:
+    """Score a trained segmenter on its test images at its current threshold and record ``test_*``
+    figures in its metadata, with ``test_threshold`` and ``test_min_area`` (the decision they were
+    measured at; ``lwcnn calibrate`` records them again after changing it)."""
+    from lwcnn.checkpoints import update_metrics
+
+    inspector = Inspector(model_path)
+    outcomes, _ = evaluate_segmenter(inspector, test_images)
+    report = segmentation_report(outcomes)
+    figures = {f"test_{k}": report[k] for k in ("ap", "macc", "tpr", "tnr", "iou", "dice", "n")}
+    figures |= {"test_threshold": inspector.threshold, "test_min_area": inspector.min_area}
+    update_metrics(model_path, figures)
+    return report, outcomes, inspector

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from lwcnn.card import ONNX_METADATA_KEY, card_from_json, check_output_count
+from lwcnn.card import ONNX_METADATA_KEY, ModelCard, card_from_json, check_output_count
 from lwcnn.errors import LwcnnError, ModelError
 
 #: The card field of an export cached beside a trained model: :func:`export_fingerprint`.
@@ -19,9 +19,11 @@ EXPORTED_FROM_KEY = "exported_from"
 
 
 class Backend(Protocol):
-    """Runs a model: ``metadata`` (the model's JSON metadata) and ``run(batch) -> {name: array}``."""
+    """Runs a model: ``card`` (its checked model card), ``metadata`` (the card's fields as written)
+    and ``run(batch) -> {name: array}``."""
 
     name: str
+    card: ModelCard
     metadata: dict[str, Any]
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from lwcnn.card import ModelCard, check_card
 from lwcnn.data.images import ImageReadError, read_image
 from lwcnn.data.preprocessing import Preprocessing, pad_to_stride
 from lwcnn.errors import ConfigError, MissingError, ModelError
@@ -171,14 +172,15 @@ class Inspector:
         self.weights = (
             str(weights) if weights is not None else DEFAULT_MODEL if isinstance(backend, str) else "model"
         )
-        meta = self.backend.metadata
-        self.metadata = meta
-        self.task: str = meta["task"]
-        self.classes: list[str] = list(meta.get("classes") or [])
-        self.preprocessing = Preprocessing.from_dict(meta["preprocessing"])
+        card = getattr(self.backend, "card", None) or check_card(self.backend.metadata, self.weights)
+        self.card: ModelCard = card
+        self.metadata = card.fields  # every field of the model's card, as written
+        self.task: str = card.task
+        self.classes: list[str] = list(card.classes)
+        self.preprocessing: Preprocessing = card.preprocessing
         self.batch_size = batch_size
-        self.threshold = float(threshold if threshold is not None else meta.get("threshold") or 0.5)
-        self.min_area = int(min_area if min_area is not None else meta.get("min_area") or 1)
+        self.threshold = float(threshold if threshold is not None else card.threshold or 0.5)
+        self.min_area = int(min_area if min_area is not None else card.min_area or 1)
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"threshold must be between 0 and 1, got {self.threshold}")
         if self.min_area < 1:
@@ -189,7 +191,7 @@ class Inspector:
         if max_pixels is not None and max_pixels < 1:
             raise ConfigError(f"max_pixels must be at least 1, got {max_pixels}")
         self.max_pixels = max_pixels
-        names = ok_classes if ok_classes is not None else meta.get("ok_classes")
+        names = ok_classes if ok_classes is not None else card.ok_classes
         if names is None:
             self.ok_classes = {c for c in self.classes if c.lower() in OK_CLASS_NAMES}
         else:
@@ -201,7 +203,7 @@ class Inspector:
     @property
     def model_name(self) -> str:
         """The architecture (``lw@0.35``) and the weights it was given as."""
-        return f"{self.metadata['model']['name']} ({self.weights})"
+        return f"{self.card.model_name} ({self.weights})"
 
     # -- one image -------------------------------------------------------------------------------
     def inspect(self, image: np.ndarray | str | Path, name: str | None = None) -> Inspection:
@@ -279,6 +281,22 @@ class Inspector:
         return np.clip(gray + 0.5, 0, 255).astype(np.uint8)[:, :, None]
 
     # -- classification --------------------------------------------------------------------------
+    def class_probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """A classifier's class probabilities (N, classes) for uint8 images in the model's channels,
+        ``batch_size`` at a time: what :meth:`inspect` decides by, for evaluating many images."""
+        if self.task != "cls":
+            raise ConfigError(
+                f"{self.weights}: class probabilities come from a classifier, not a {self.task} model"
+            )
+        parts = [
+            _softmax(self.backend.run(self._batch(images[i : i + self.batch_size]))["logits"], axis=1)
+            for i in range(0, len(images), self.batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.classes)), np.float32)
+
+    def _batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([self.preprocessing(self._as_model_channels(image)) for image in images])
+
     def _classify(self, images: list[np.ndarray], names: list[str]) -> list[Inspection]:
         start = time.perf_counter()
         batch = np.stack([self.preprocessing(image) for image in images])

@@ -9,6 +9,7 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from lwcnn.data.preprocessing import resize_image
 from lwcnn.limits import MAX_PICTURE_SIDE
 from lwcnn.runtime.engine import Inspection
 from lwcnn.runtime.regions import resize_bilinear
@@ -60,9 +61,7 @@ def _reduced(
     any pixel it covers was, so a crack one pixel wide stays visible."""
     height, width = image.shape[:2]
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
-    small = np.asarray(pil.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
-    small = small[:, :, None] if small.ndim == 2 else small
+    small = resize_image(image, (size[1], size[0]), reducing_gap=2.0)
     if mask is not None:
         mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.Resampling.BOX)) > 0
     sx, sy = size[0] / width, size[1] / height

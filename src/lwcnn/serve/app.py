@@ -140,7 +140,7 @@ def create_app(inspector: Inspector, settings: ServiceSettings | None = None) ->
     async def model(request: Request) -> dict[str, Any]:
         meta = inspector.metadata
         return {
-            "name": meta["model"]["name"],
+            "name": inspector.card.model_name,
             "weights": inspector.weights,
             "task": inspector.task,
             "classes": inspector.classes,

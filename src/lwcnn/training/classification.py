@@ -19,6 +19,8 @@ from lwcnn.data.sampling import BalancedSampler
 from lwcnn.data.splits import Split, stratified_split
 from lwcnn.evaluation.classifier import predict_probabilities, score
 from lwcnn.evaluation.plots import plot_confusion
+from lwcnn.runtime.engine import Inspector
+from lwcnn.trained_models import TorchBackend
 from lwcnn.training.distributed import DistContext
 from lwcnn.training.loop import PreparedData, TrainingTask, TrainResult, run_training
 
@@ -113,8 +115,9 @@ class ClassificationTask(TrainingTask):
     def validate(self, model: nn.Module, data: PreparedData, metadata: Mapping[str, Any], device: str,
                  channels_last: bool) -> dict[str, Any]:  # fmt: skip
         assert data.val is not None
-        probabilities = predict_probabilities(model, data.val, channels_last=channels_last, device=device)
-        val = score(probabilities, data.val)
+        model.eval()
+        inspector = Inspector(backend=TorchBackend.from_model(model, dict(metadata)), batch_size=64)
+        val = score(predict_probabilities(inspector, data.val), data.val)  # type: ignore[arg-type]
         return {"val_loss": val["loss"], "val_acc": val["accuracy"]}
 
     def selection_key(self, row: Mapping[str, Any]) -> tuple[float, ...]:
@@ -140,10 +143,10 @@ def train_classifier(
 
 def evaluate_run_model(model_path: Path, test_set: ClassificationDataset, run_dir: Path) -> dict[str, Any]:
     """Score the run's best model on the test part; record the result in its metadata."""
-    from lwcnn.checkpoints import load_model, update_metrics
+    from lwcnn.checkpoints import update_metrics
 
-    model, _ = load_model(model_path)
-    metrics = score(predict_probabilities(model, test_set), test_set)
+    # the export, in ONNX Runtime, as lwcnn inspect will run it
+    metrics = score(predict_probabilities(Inspector(model_path, batch_size=64), test_set), test_set)
     plot_confusion(
         metrics["confusion"], metrics["classes"], run_dir / "test_confusion.png", title="test split"
     )

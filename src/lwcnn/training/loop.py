@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import logging
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +48,9 @@ from lwcnn.training.distributed import (
     sum_over_ranks,
 )
 from lwcnn.training.schedule import Schedule, scaled_schedule
+
+#: Status lines of a run (the CLI prints them on stderr, clear of the progress bars).
+log = logging.getLogger("lwcnn.training")
 
 
 @dataclass
@@ -241,13 +244,13 @@ def _train(
     if context.is_main:
         open_run_folder(run_dir, data, config)
         for line in data.skipped:
-            info(f"skipped: {line}")
+            log.info(f"skipped: {line}")
     parts = build_parts(task, config, data, context)
     progress = Progress()
     if resume:
         progress = restore(parts, run_dir / "resume.pt")
         if context.is_main:
-            info(f"resuming {run_dir} at epoch {progress.epoch + 1}/{parts.epochs}, step {progress.step}")
+            log.info(f"resuming {run_dir} at epoch {progress.epoch + 1}/{parts.epochs}, step {progress.step}")
     if context.distributed:
         device_ids = [context.local_rank] if context.device.startswith("cuda") else None
         parts.net = nn.parallel.DistributedDataParallel(parts.model, device_ids=device_ids)
@@ -308,7 +311,7 @@ def resolve_run_config(config: Mapping[str, Any], resume: bool, context: DistCon
         )
     torch.set_num_threads(train_cfg["threads"] or os.cpu_count() or 1)
     if context.is_main and precision == "bf16" and context.device == "cpu" and cpu_has_native_bf16() is False:
-        info("train.precision=bf16: this CPU has no AVX512-BF16 or AMX; bf16 is likely slower than fp32")
+        log.info("train.precision=bf16: this CPU has no AVX512-BF16 or AMX; bf16 is likely slower than fp32")
     return config
 
 
@@ -474,7 +477,7 @@ def end_epoch(
             "history": progress.history,
         },
     )
-    info(epoch_line(row, parts.epochs))
+    log.info(epoch_line(row, parts.epochs))
 
 
 def build_model(config: Mapping[str, Any], task: str, num_classes: int, schedule: Schedule) -> nn.Module:
@@ -493,7 +496,7 @@ def build_model(config: Mapping[str, Any], task: str, num_classes: int, schedule
     init_from = config["train"].get("init_from")
     if init_from:
         fresh = load_matching_weights(model, init_from)
-        info(f"initialised from {init_from}; newly initialised: {', '.join(fresh) or 'nothing'}")
+        log.info(f"initialised from {init_from}; newly initialised: {', '.join(fresh) or 'nothing'}")
     return model
 
 
@@ -509,11 +512,6 @@ def cpu_has_native_bf16() -> bool | None:
 def l2_penalty(model: nn.Module) -> torch.Tensor:
     """sum(w^2) / 2 over convolution kernels (4-D weights), TensorFlow's ``l2_loss``."""
     return sum((p.pow(2).sum() for p in model.parameters() if p.dim() == 4), torch.zeros(())) / 2
-
-
-def info(message: str) -> None:
-    """A status line on stderr (stdout is kept for --json results), clear of progress bars."""
-    tqdm.write(message, file=sys.stderr)
 
 
 def write_metrics_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:

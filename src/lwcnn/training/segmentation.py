@@ -20,12 +20,18 @@ from lwcnn.data.sampling import GradualSchedule, SegmentationSampler
 from lwcnn.data.segmentation_crops import SegmentationDataset
 from lwcnn.data.splits import Split, segmentation_split
 from lwcnn.errors import ConfigError, DataError
-from lwcnn.evaluation.segmenter import evaluate_segmenter, segmentation_report, worst_cases, write_pictures
+from lwcnn.evaluation.segmenter import (
+    evaluate_segmenter,
+    record_test_figures,
+    segmentation_report,
+    worst_cases,
+    write_pictures,
+)
 from lwcnn.models.heads import upsample_logits
 from lwcnn.runtime.engine import Inspector
 from lwcnn.trained_models import TorchBackend
 from lwcnn.training.distributed import DistContext
-from lwcnn.training.loop import PreparedData, TrainingTask, TrainResult, info, run_training
+from lwcnn.training.loop import PreparedData, TrainingTask, TrainResult, log, run_training
 
 
 def prepare_segmentation_data(
@@ -212,26 +218,11 @@ def evaluate_run_segmenter(model_path: Path, test_images: Any, run_dir: Path) ->
         write_pictures(
             inspector, test_images, worst, run_dir / "test_worst", sheet=run_dir / "test_worst.png"
         )
-    info(
+    log.info(
         f"test: AP {_fmt(report['ap'])}, mAcc {_fmt(report['macc'])}, TPR {_fmt(report['tpr'])}, "
         f"TNR {_fmt(report['tnr'])}, IoU {_fmt(report['iou'])} on {report['n']} images"
     )
     return report
-
-
-def record_test_figures(model_path: str | Path, test_images: Any) -> tuple[dict[str, Any], list, Inspector]:
-    """Score a trained segmenter on its test images at its current threshold and record ``test_*``
-    figures in its metadata, with ``test_threshold`` and ``test_min_area`` (the decision they were
-    measured at; ``lwcnn calibrate`` records them again after changing it)."""
-    from lwcnn.checkpoints import update_metrics
-
-    inspector = Inspector(model_path)
-    outcomes, _ = evaluate_segmenter(inspector, test_images)
-    report = segmentation_report(outcomes)
-    figures = {f"test_{k}": report[k] for k in ("ap", "macc", "tpr", "tnr", "iou", "dice", "n")}
-    figures |= {"test_threshold": inspector.threshold, "test_min_area": inspector.min_area}
-    update_metrics(model_path, figures)
-    return report, outcomes, inspector
 
 
 def _fmt(value: float | None) -> str:
