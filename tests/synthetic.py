@@ -1,4 +1,5 @@
-"""Small generated datasets for tests: quick to make, quick to learn."""
+"""What tests generate: small datasets (quick to make, quick to learn), single images, and small
+random-weight models exported with real metadata. Helpers live here; fixtures in conftest.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,42 @@ import numpy as np
 from PIL import Image
 
 PATTERNS = ("horizontal", "vertical", "checker")
+#: The real datasets (../shared/datasets) where this machine has them; tests that read them skip
+#: with a reason where it does not.
+SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def write_image(path: Path, size: tuple[int, int] = (12, 10), mode: str = "L", seed: int = 0) -> Path:
+    """A small random image (width, height) in ``mode``, format from the extension."""
+    rng = np.random.default_rng(seed)
+    shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], 3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode).save(path)
+    return path
+
+
+def exported(tmp_path: Path, task: str, channels: int, size: tuple[int, int], **meta):
+    """A small lw@0.35 (random weights, non-trivial BN statistics) exported to ``tmp_path/TASK.onnx``
+    with real metadata; returns (path, model)."""
+    import torch
+
+    from lwcnn.export import export_onnx
+    from lwcnn.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("lw@0.35", task=task, num_classes=3 if task == "cls" else 2, in_channels=channels)
+    with torch.no_grad():
+        model.train()(torch.rand(4, channels, *size) * 4 - 2)  # non-trivial BN statistics
+    model.eval()
+    metadata = {
+        "task": task,
+        "classes": ["good", "scratch", "dent"] if task == "cls" else ["background", "defect"],
+        "preprocessing": {"channels": channels, "size": list(size), "mean": [0.5], "std": [0.25]},
+        **meta,
+    }
+    path = tmp_path / f"{task}.onnx"
+    export_onnx(model, path, metadata)
+    return path, model
 
 
 def pattern_image(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lwcnn.data.preprocessing import Preprocessing
+from lwcnn.data.preprocessing import NETWORK_STRIDE, Preprocessing
 from lwcnn.errors import ModelError
 
 #: The ONNX ``metadata_props`` key under which lwcnn stores the card as JSON.
@@ -34,6 +34,9 @@ class ModelCard:
     threshold: float | None = None
     min_area: int | None = None
     ok_classes: tuple[str, ...] | None = None
+    #: The network's total stride: a segmenter sees its input padded to a multiple of it. Files
+    #: written before the card said so hold none: every backbone of the factory has 32.
+    network_stride: int = NETWORK_STRIDE
     fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,6 +82,11 @@ def check_card(data: Any, source: str) -> ModelCard:
     min_area = data.get("min_area")
     if min_area is not None and (isinstance(min_area, bool) or not isinstance(min_area, int) or min_area < 1):
         raise ModelError(f"{source}: model metadata 'min_area' must be a whole number >= 1, got {min_area!r}")
+    stride = data.get("network_stride", NETWORK_STRIDE)
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ModelError(
+            f"{source}: model metadata 'network_stride' must be a whole number >= 1, got {stride!r}"
+        )
     ok_classes = data.get("ok_classes")
     if ok_classes is not None:
         if not isinstance(ok_classes, list) or not set(ok_classes) <= set(classes):
@@ -92,6 +100,7 @@ def check_card(data: Any, source: str) -> ModelCard:
         threshold=None if threshold is None else float(threshold),
         min_area=min_area,
         ok_classes=ok_classes,
+        network_stride=stride,
         fields=dict(data),
     )
 

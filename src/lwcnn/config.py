@@ -203,8 +203,9 @@ def check_values(
     config: Mapping[str, Any], defaults: Mapping[str, Any], source: str, prefix: str = ""
 ) -> None:
     """Every value of ``config`` has its default's type (an integer where the default is one, a number
-    where it is a float, true/false where it is a bool) and lies in its :data:`RANGES`; raises
-    :class:`ConfigError` naming the key, the value and what is allowed."""
+    where it is a float, made a float here; true/false where it is a bool) and lies in its
+    :data:`RANGES`; raises :class:`ConfigError` naming the key, the value and what is allowed. After
+    it, the code that uses a value neither casts nor checks it."""
     for key, default in defaults.items():
         dotted, value = f"{prefix}{key}", config.get(key)
         if isinstance(default, dict) and key != "split":
@@ -228,6 +229,7 @@ def check_values(
         elif isinstance(default, float):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"{source}: {dotted} must be a number, got {value!r}")
+            value = config[key] = float(value)  # typed once here: no float() where it is used
         else:
             continue
         if dotted in RANGES:

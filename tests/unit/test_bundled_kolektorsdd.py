@@ -11,8 +11,7 @@ from lwcnn.checkpoints import read_metadata
 from lwcnn.cli import main
 from lwcnn.runtime import Inspector
 from lwcnn.weights import BUNDLED_DIR, bundled_models
-
-from .data.conftest import SHARED_DATASETS
+from tests.synthetic import SHARED_DATASETS
 
 
 def test_kolektorsdd_is_bundled_with_its_provenance():

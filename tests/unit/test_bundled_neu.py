@@ -12,8 +12,7 @@ from lwcnn.checkpoints import load_model, read_metadata
 from lwcnn.cli import main
 from lwcnn.data import NEU_CLASSES
 from lwcnn.weights import bundled_models
-
-from .data.conftest import SHARED_DATASETS
+from tests.synthetic import SHARED_DATASETS
 
 
 def test_neu_is_bundled_with_its_provenance():

@@ -42,6 +42,8 @@ def test_a_card_round_trips_through_safetensors_json_and_onnx_metadata(tmp_path)
     from_onnx = card_from_json(stored, "m.onnx")
     assert on_disk == from_checkpoint == from_onnx  # task, classes, preprocessing, decision
     assert from_onnx.preprocessing.scale == 0.5 and from_onnx.threshold == 0.4 and from_onnx.min_area == 3
+    # the export says what the engine pads to; a card written before that field existed means 32
+    assert json.loads(stored)["network_stride"] == 32 == from_onnx.network_stride == on_disk.network_stride
     assert Inspector(tmp_path / "m.onnx").preprocessing == on_disk.preprocessing
     assert check_card(on_disk.to_dict(), "again") == on_disk
 
@@ -58,6 +60,7 @@ def test_a_card_round_trips_through_safetensors_json_and_onnx_metadata(tmp_path)
         (lambda m: m.update(threshold=1.5), "'threshold' must be between 0 and 1"),
         (lambda m: m.update(min_area=0), "'min_area' must be a whole number >= 1"),
         (lambda m: m.update(classes="defect"), "'classes' must be a list of names"),
+        (lambda m: m.update(network_stride=0), "'network_stride' must be a whole number >= 1"),
     ],
 )
 def test_a_bad_card_is_one_error_naming_the_file(change, message):

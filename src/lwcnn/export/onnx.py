@@ -43,6 +43,9 @@ def onnx_metadata(model: nn.Module, metadata: Mapping[str, Any] | None = None) -
     if meta["task"] == "cls":
         meta["class_maps"] = CLASS_MAPS_NAME
     meta["output_stride"] = getattr(model, "output_stride", None)
+    backbone = getattr(model, "backbone", None)
+    if backbone is not None:  # what the engine pads a segmenter's input to (the card says it)
+        meta["network_stride"] = int(backbone.feature_strides[-1])
     return meta
 
 

@@ -375,7 +375,7 @@ class Inspector:
     def _probability(self, batch: np.ndarray) -> np.ndarray:
         height, width = batch.shape[-2:]
         # the network runs on multiples of its stride, as it was trained (pad_to_stride says why)
-        padded = pad_to_stride(batch, axes=(-2, -1))
+        padded = pad_to_stride(batch, axes=(-2, -1), stride=self.card.network_stride)
         logits = self.backend.run(padded)["logits"]
         full = resize_bilinear(logits, padded.shape[-2:])[..., :height, :width]
         # P(defect) = 1 - P(background), class 0 being the background

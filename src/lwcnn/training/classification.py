@@ -37,29 +37,29 @@ def prepare_data(config: Mapping[str, Any], run_dir: Path, show_progress: bool =
     if split_path.exists():
         split = Split.load(split_path)
     else:
-        split = stratified_split(images, data_cfg["split"], int(data_cfg["split_seed"]))
+        split = stratified_split(images, data_cfg["split"], data_cfg["split_seed"])
     if "train" not in split.parts:
         raise DataError("the split has no 'train' part")
     preprocessing = Preprocessing.create(
-        int(data_cfg["channels"]),
+        data_cfg["channels"],
         data_cfg["input_size"],
         config["normalize"]["mean"],
         config["normalize"]["std"],
     )
-    train_seed = int(config["train"]["seed"])
+    train_seed = config["train"]["seed"]
     augmentation = build_augmentation(config["augment"]["transforms"], seed=train_seed)
     train = ClassificationDataset(
-        images.subset(split.indices(images, "train")), preprocessing, augmentation, bool(data_cfg["cache"])
+        images.subset(split.indices(images, "train")), preprocessing, augmentation, data_cfg["cache"]
     )
     val, test = (
         ClassificationDataset(
-            images.subset(split.indices(images, part)), preprocessing, None, bool(data_cfg["cache"])
+            images.subset(split.indices(images, part)), preprocessing, None, data_cfg["cache"]
         )
         if part in split.parts
         else None
         for part in ("val", "test")
     )
-    skipped = read_parts([train, val, test], bool(data_cfg["skip_bad"]), show_progress)
+    skipped = read_parts([train, val, test], data_cfg["skip_bad"], show_progress)
     return PreparedData(images, split, preprocessing, train, val, test, skipped)
 
 
@@ -79,7 +79,7 @@ class ClassificationTask(TrainingTask):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ClassificationTask:
-        return cls(label_smoothing=float(config["train"]["label_smoothing"]))
+        return cls(label_smoothing=config["train"]["label_smoothing"])
 
     def prepare(self, config: Mapping[str, Any], run_dir: Path, show_progress: bool) -> PreparedData:
         return prepare_data(config, run_dir, show_progress)
@@ -95,8 +95,8 @@ class ClassificationTask(TrainingTask):
     ) -> BalancedSampler:
         return BalancedSampler(
             data.train.images.labels,  # type: ignore[attr-defined]
-            int(config["augment"]["per_class"]),
-            int(config["train"]["seed"]),
+            config["augment"]["per_class"],
+            config["train"]["seed"],
             rank=context.rank,
             world_size=context.world_size,
             global_batch=global_batch,

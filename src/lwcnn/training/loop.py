@@ -295,7 +295,7 @@ def resolve_run_config(config: Mapping[str, Any], resume: bool, context: DistCon
     if precision not in ("fp32", "bf16"):
         raise ConfigError(f"train.precision: 'fp32' or 'bf16', got {precision!r}")
     if train_cfg["ema"]:
-        WeightAverage.checked(float(train_cfg["ema"]))
+        WeightAverage.checked(train_cfg["ema"])
     if train_cfg["optimizer"] != "adam":
         raise ConfigError(
             f"train.optimizer: only 'adam' (the paper's) is supported, got {train_cfg['optimizer']!r}"
@@ -341,7 +341,7 @@ def build_parts(
     if train_cfg["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
-    average = WeightAverage(model, float(train_cfg["ema"])) if train_cfg["ema"] else None
+    average = WeightAverage(model, train_cfg["ema"]) if train_cfg["ema"] else None
     net = model  # wrapped for DistributedDataParallel once a resumed state is in (wrap_distributed)
     return TrainingParts(
         sampler, loader, schedule, classes, model, net, optimizer, average, train_cfg["accumulate"], epochs
@@ -432,7 +432,7 @@ def train_step(
     parts.optimizer.zero_grad(set_to_none=True)
     micro_images, micro_targets = images.chunk(parts.accumulate), targets.chunk(parts.accumulate)
     device_kind = context.device.split(":")[0]  # autocast's device type: cpu or cuda
-    l2 = float(train_cfg["l2"])
+    l2 = train_cfg["l2"]
     for index, (micro, micro_target) in enumerate(zip(micro_images, micro_targets, strict=True)):
         last = index == len(micro_images) - 1
         with parts.net.no_sync() if context.distributed and not last else contextlib.nullcontext():
@@ -482,17 +482,17 @@ def end_epoch(
 
 def build_model(config: Mapping[str, Any], task: str, num_classes: int, schedule: Schedule) -> nn.Module:
     """The model of ``config``, BN set to the (scaled) recipe, initialised from ``train.init_from``."""
-    torch.manual_seed(int(config["train"]["seed"]))
+    torch.manual_seed(config["train"]["seed"])
     model = create_model(
         config["model"]["name"],
         task=task,
         num_classes=num_classes,
-        in_channels=int(config["data"]["channels"]),
+        in_channels=config["data"]["channels"],
     )
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.momentum = schedule.bn_momentum
-            module.eps = float(config["train"]["bn_eps"])
+            module.eps = config["train"]["bn_eps"]
     init_from = config["train"].get("init_from")
     if init_from:
         fresh = load_matching_weights(model, init_from)

@@ -34,13 +34,13 @@ def scaled_schedule(train: Mapping[str, Any], total_steps: int) -> Schedule:
     """The schedule for a run of ``total_steps`` from the ``train`` section of a config."""
     if total_steps < 1:
         raise ConfigError("the run has no training steps (check epochs, batch size and data)")
-    scale = min(1.0, total_steps / float(train["reference_steps"]))
-    bn_decay = float(train["bn_decay"])
+    scale = min(1.0, total_steps / train["reference_steps"])
+    bn_decay = train["bn_decay"]
     return Schedule(
         total_steps=total_steps,
-        lr=float(train["lr"]),
-        lr_decay=float(train["lr_decay"]),
-        decay_every=max(1.0, float(train["lr_decay_steps"]) * scale),
+        lr=train["lr"],
+        lr_decay=train["lr_decay"],
+        decay_every=max(1.0, train["lr_decay_steps"] * scale),
         bn_momentum=1.0 - bn_decay ** (1.0 / scale),
         scale=scale,
     )

@@ -48,17 +48,17 @@ def prepare_segmentation_data(
     if split_path.exists():
         split = Split.load(split_path)
     else:
-        split = segmentation_split(images, data_cfg["split"], int(data_cfg["split_seed"]))
+        split = segmentation_split(images, data_cfg["split"], data_cfg["split_seed"])
     preprocessing = Preprocessing.create(
-        int(data_cfg["channels"]),
+        data_cfg["channels"],
         data_cfg["input_size"],
         config["normalize"]["mean"],
         config["normalize"]["std"],
-        float(data_cfg["scale"]),
+        data_cfg["scale"],
     )
     crop = data_cfg.get("crop") or data_cfg["input_size"]
-    augmentation = build_augmentation(config["augment"]["transforms"], seed=int(config["train"]["seed"]))
-    cache = bool(data_cfg["cache"])
+    augmentation = build_augmentation(config["augment"]["transforms"], seed=config["train"]["seed"])
+    cache = data_cfg["cache"]
     train = SegmentationDataset(
         images.subset(split.indices(images, "train")), preprocessing, crop, augmentation, cache
     )
@@ -71,7 +71,7 @@ def prepare_segmentation_data(
         else None
         for part in ("val", "test")
     )
-    skipped = read_parts([train, val, test], bool(data_cfg["skip_bad"]), show_progress)
+    skipped = read_parts([train, val, test], data_cfg["skip_bad"], show_progress)
     return PreparedData(images, split, preprocessing, train, val, test, skipped)
 
 
@@ -81,7 +81,7 @@ def gradual_schedule(config: Mapping[str, Any], total_steps: int) -> GradualSche
     if not gradual["enabled"]:
         return None
     return GradualSchedule.for_run(
-        float(gradual["zoom_steps"]), float(gradual["clean_from"]), total_steps, float(gradual["start_ratio"])
+        gradual["zoom_steps"], gradual["clean_from"], total_steps, gradual["start_ratio"]
     )
 
 
@@ -126,7 +126,7 @@ class SegmentationTask(TrainingTask):
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SegmentationTask:
         train = config["train"]
-        return cls(defect_weight=float(train["defect_weight"]), image_loss=float(train["image_loss"]))
+        return cls(defect_weight=train["defect_weight"], image_loss=train["image_loss"])
 
     def prepare(self, config: Mapping[str, Any], run_dir: Path, show_progress: bool) -> PreparedData:
         return prepare_segmentation_data(config, run_dir, show_progress)
@@ -140,16 +140,16 @@ class SegmentationTask(TrainingTask):
     def sampler(
         self, config: Mapping[str, Any], data: PreparedData, context: DistContext, global_batch: int
     ) -> SegmentationSampler:
-        per_epoch = int(config["augment"]["per_epoch"])
-        epochs = int(config["train"]["epochs"])
+        per_epoch = config["augment"]["per_epoch"]
+        epochs = config["train"]["epochs"]
         steps = max(1, per_epoch // global_batch) * epochs
         return SegmentationSampler(
             data.train.defective,  # type: ignore[attr-defined]
             per_epoch,
             global_batch,
-            int(config["train"]["seed"]),
+            config["train"]["seed"],
             gradual_schedule(config, steps),
-            float(config["augment"]["defective_fraction"]),
+            config["augment"]["defective_fraction"],
             rank=context.rank,
             world_size=context.world_size,
         )
@@ -193,7 +193,7 @@ class SegmentationTask(TrainingTask):
 
     def metadata(self, config: Mapping[str, Any], data: PreparedData) -> dict[str, Any]:
         decision = config["decision"]
-        return {"threshold": float(decision["threshold"]), "min_area": int(decision["min_area"])}
+        return {"threshold": decision["threshold"], "min_area": decision["min_area"]}
 
     def finish(self, config: Mapping[str, Any], run_dir: Path, data: PreparedData) -> dict[str, Any] | None:
         if data.test is None:

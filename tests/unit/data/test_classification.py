@@ -3,8 +3,7 @@ from __future__ import annotations
 import pytest
 
 from lwcnn.data import NEU_CLASSES, DataError, check_images, scan_classification, scan_neu
-
-from .conftest import write_image
+from tests.synthetic import write_image
 
 NEU_CLS_PREFIXES = ("Cr", "In", "Pa", "PS", "RS", "Sc")
 

@@ -5,8 +5,7 @@ import pytest
 from PIL import Image
 
 from lwcnn.data.images import ImageReadError, read_image
-
-from .conftest import write_image
+from tests.synthetic import write_image
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".tif"])

@@ -25,8 +25,7 @@ from lwcnn.data.masked_images import (
 )
 from lwcnn.data.splits import grouped_folds
 from lwcnn.data.synth import DEFECT_KINDS, synthesize_dagm
-
-from .conftest import SHARED_DATASETS, write_image
+from tests.synthetic import SHARED_DATASETS, write_image
 
 
 def save_mask(path, array, mode="L"):

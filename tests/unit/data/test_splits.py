@@ -3,8 +3,7 @@ from __future__ import annotations
 import pytest
 
 from lwcnn.data import NEU_STANDARD_SPLIT, DataError, Split, scan_classification, stratified_split
-
-from .conftest import write_image
+from tests.synthetic import write_image
 
 
 def make_folders(root, counts):

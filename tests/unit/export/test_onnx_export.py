@@ -16,8 +16,7 @@ from lwcnn.data.images import read_image
 from lwcnn.data.preprocessing import Preprocessing
 from lwcnn.export import ONNX_METADATA_KEY, export_onnx
 from lwcnn.models import create_model, list_models
-
-from ..data.conftest import SHARED_DATASETS
+from tests.synthetic import SHARED_DATASETS
 
 
 def session(data: bytes) -> ort.InferenceSession:

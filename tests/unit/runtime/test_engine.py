@@ -17,9 +17,9 @@ from lwcnn.models import upsample_logits
 from lwcnn.runtime import Inspection, InspectionFailure, Inspector
 from lwcnn.runtime.engine import _tile_starts
 from lwcnn.weights import BUNDLED_DIR
+from tests.synthetic import SHARED_DATASETS
 
 from ...synthetic import make_class_folders
-from ..data.conftest import SHARED_DATASETS
 
 
 def steel_like(seed: int = 0, size: tuple[int, int] = (200, 200)) -> np.ndarray:
@@ -101,7 +101,7 @@ def test_the_bottom_and_right_edges_see_what_training_crops_show(segmenter_onnx)
 
 
 def test_a_scaled_segmenter_sees_the_image_at_its_scale_and_answers_at_full_size(tmp_path):
-    from .conftest import exported
+    from tests.synthetic import exported
 
     path, model = exported(tmp_path, "seg", 1, (64, 64), threshold=0.5)
     inspector = Inspector(path, threads=1)

@@ -13,8 +13,7 @@ from PIL import Image
 
 from lwcnn.runtime import Inspector
 from lwcnn.serve import ServiceSettings, create_app
-
-from ..runtime.conftest import exported
+from tests.synthetic import exported
 
 
 def png(size: tuple[int, int] = (200, 200), seed: int = 0) -> bytes:
