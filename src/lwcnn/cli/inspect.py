@@ -11,7 +11,6 @@ import glob
 import json
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from lwcnn.errors import ConfigError
@@ -21,8 +20,6 @@ from lwcnn.limits import DEFAULT_MAX_PIXELS
 EXIT_DEFECT = 1
 #: Exit status when some image could not be read (and none made the run fail otherwise).
 EXIT_UNREADABLE = 3
-#: Pictures waiting to be written at most (each holds one image and its mask).
-MAX_PENDING_PICTURES = 8
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -108,7 +105,6 @@ def _is_file(path: Path) -> bool:
 def run(args: argparse.Namespace) -> int:
     from lwcnn.fileio import printable_path
     from lwcnn.runtime import Inspector
-    from lwcnn.runtime.results import InspectionOutput
 
     paths, problems = expand_paths(args.paths)
     for problem in problems:
@@ -131,114 +127,53 @@ def run(args: argparse.Namespace) -> int:
         ok_classes=args.ok_class,
         max_pixels=args.max_pixels,
     )
-    # the output folder is checked and locked before any image is inspected
-    with InspectionOutput(args.out) as output:
-        return _inspect_into(args, inspector, paths, output, started)
+    return _inspect_and_report(args, inspector, paths, started)
 
 
-def _inspect_into(args: argparse.Namespace, inspector, paths: list[Path], output, started: float) -> int:
+def _inspect_and_report(args: argparse.Namespace, inspector, paths: list[Path], started: float) -> int:
     from tqdm import tqdm
 
-    from lwcnn.fileio import printable_path
-    from lwcnn.runtime.engine import InspectionFailure
-    from lwcnn.runtime.results import picture_names, results_csv
+    from lwcnn.runtime.results import inspect_to_folder
 
-    out = output.folder
-    pictures = not args.no_pictures
-    names = picture_names([printable_path(p) for p in paths])
-    rows: list[dict] = []
-    failures: list[dict] = []
-    first_result_s = None
-    # Pictures are drawn and encoded in a second thread (Pillow and NumPy release the GIL), so
-    # that writing them overlaps the next images' inference.
-    writer = ThreadPoolExecutor(max_workers=1)
-    writing: list[tuple[Future, dict]] = []
     bar = tqdm(
         total=len(paths), unit="img", desc="inspect", file=sys.stderr, dynamic_ncols=True, disable=None
     )
+
+    def result_line(row: dict) -> None:
+        bar.update(1)
+        if not args.json:
+            tqdm.write(_line(row), file=sys.stdout)
+
+    def skipped_line(failure) -> None:
+        bar.update(1)
+        tqdm.write(f"lwcnn inspect: skipped {failure.error}", file=sys.stderr)
+
     try:
-        for name, result in zip(names, inspector.inspect_paths(paths, keep_pixels=pictures), strict=True):
-            bar.update(1)
-            if isinstance(result, InspectionFailure):
-                failures.append({"image": result.image, "error": result.error})
-                tqdm.write(f"lwcnn inspect: skipped {result.error}", file=sys.stderr)
-                continue
-            if first_result_s is None:
-                first_result_s = time.perf_counter() - started
-            row = result.to_dict()
-            if pictures and result.pixels is not None:
-                row["overlay"] = str(output.final("overlays", name))
-                targets = {"overlay": output.staged("overlays", name)}
-                if result.mask is not None:
-                    row["mask"] = str(output.final("masks", name))
-                    targets["mask"] = output.staged("masks", name)
-                writing.append((writer.submit(_write_pictures, result, targets), row))
-                while len(writing) > MAX_PENDING_PICTURES:  # bounded: memory stays flat on any folder
-                    _picture_written(*writing.pop(0))
-            rows.append(row)
-            if not args.json:
-                tqdm.write(_line(row), file=sys.stdout)
-        bar.close()
-        for future, row in writing:
-            _picture_written(future, row)
+        report = inspect_to_folder(
+            inspector, paths, args.out, pictures=not args.no_pictures,
+            on_result=result_line, on_failure=skipped_line, started=started,
+        )  # fmt: skip
     finally:
-        writer.shutdown(cancel_futures=True)
-    seconds = time.perf_counter() - started
-    defective = sum(1 for r in rows if r["defective"])
-    summary = {
-        "model": inspector.model_name,
-        "task": inspector.task,
-        "engine": inspector.backend.name,
-        "images": len(rows),
-        "defective": defective,
-        "ok": len(rows) - defective,
-        "failed": len(failures),
-        "seconds": round(seconds, 3),
-        "first_result_s": round(first_result_s, 3) if first_result_s is not None else None,
-        "ms_per_image": round(1000.0 * seconds / max(1, len(rows)), 3),
-        "results_csv": str(out / "results.csv"),
-        "results_json": str(out / "results.json"),
-        "overlays": str(out / "overlays") if pictures else None,
-    }
-    report = {"summary": summary, "results": rows, "failures": failures}
-    output.commit(report, results_csv(rows, failures))
+        bar.close()
+    summary, rows = report["summary"], report["results"]
+    for row in rows:
+        if "error" in row:  # pictures that could not be written
+            print(f"lwcnn inspect: {row['error']}", file=sys.stderr)
     if args.json:
         print(json.dumps(report))
     else:
-        where = f"; overlays in {out / 'overlays'}/" if pictures and rows else ""
+        where = f"; overlays in {summary['overlays']}/" if summary["overlays"] and rows else ""
         print(
-            f"{len(rows)} image(s) inspected with {inspector.model_name}: {defective} defective, "
-            f"{len(rows) - defective} OK, {len(failures)} unreadable, "
+            f"{summary['images']} image(s) inspected with {inspector.model_name}: "
+            f"{summary['defective']} defective, "
+            f"{summary['ok']} OK, {summary['failed']} unreadable, "
             f"{summary['ms_per_image']:.1f} ms/image; "
-            f"results in {out / 'results.csv'}{where}",
+            f"results in {summary['results_csv']}{where}",
             file=sys.stderr,
         )
-    if args.fail_on_defect and defective:
+    if args.fail_on_defect and summary["defective"]:
         return EXIT_DEFECT
-    return EXIT_UNREADABLE if failures else 0
-
-
-def _write_pictures(result, targets: dict[str, Path]) -> None:
-    from lwcnn.fileio import atomic_write_bytes
-    from lwcnn.runtime.overlay import overlay_image, png_bytes
-
-    atomic_write_bytes(targets["overlay"], png_bytes(overlay_image(result.pixels, result)))
-    if "mask" in targets:
-        atomic_write_bytes(targets["mask"], png_bytes(result.mask))
-
-
-def _picture_written(future: Future, row: dict) -> None:
-    """Wait for one image's pictures; a picture that could not be written (a full disk) is
-    reported in its row and the run goes on."""
-    from tqdm import tqdm
-
-    try:
-        future.result()
-    except (OSError, ValueError) as error:
-        row.pop("overlay", None)
-        row.pop("mask", None)
-        row["error"] = f"{row['image']}: pictures not written ({getattr(error, 'strerror', None) or error})"
-        tqdm.write(f"lwcnn inspect: {row['error']}", file=sys.stderr)
+    return EXIT_UNREADABLE if summary["failed"] else 0
 
 
 def _line(row: dict) -> str:

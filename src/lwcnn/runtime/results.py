@@ -17,17 +17,28 @@ import io
 import json
 import os
 import shutil
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from lwcnn.errors import OutputError
-from lwcnn.fileio import atomic_write_json, atomic_write_text, remove_stale_temporaries
+from lwcnn.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    printable_path,
+    remove_stale_temporaries,
+)
+from lwcnn.runtime.engine import Inspection, InspectionFailure, Inspector
 
 #: The picture folders of an output folder.
 PICTURE_FOLDERS = ("overlays", "masks")
 LOCK_NAME = ".lwcnn-inspect.lock"
+#: Pictures waiting to be written at most (each holds one image and its mask).
+MAX_PENDING_PICTURES = 8
 STAGING_PREFIX = ".lwcnn-staging-"
 #: The columns of results.csv, in order (results.json holds every field).
 CSV_COLUMNS = ("image", "verdict", "defective", "score", "area", "area_fraction", "boxes", "height", "width",
@@ -178,3 +189,104 @@ class InspectionOutput:
 
 def _reason(error: OSError) -> str:
     return error.strerror or str(error)
+
+
+def inspect_to_folder(
+    inspector: Inspector, paths: Sequence[str | Path], out: str | Path, pictures: bool = True,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_failure: Callable[[InspectionFailure], None] | None = None,
+    started: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Inspect ``paths`` into the output folder ``out`` (what ``lwcnn inspect`` does): results.csv,
+    results.json and, with ``pictures``, overlays and masks, all written as one consistent set at
+    the end (:class:`InspectionOutput`). ``on_result`` gets each result's row and ``on_failure``
+    each image that could not be inspected, as they come; ``started`` (``time.perf_counter()``)
+    is when the clock of the summary started (default: now). Returns the report written to
+    results.json: ``summary``, ``results`` (rows) and ``failures``."""
+    started = time.perf_counter() if started is None else started
+    with InspectionOutput(out) as output:  # checked and locked before any image is inspected
+        rows, failures, first_result_s = _inspect_rows(
+            inspector, paths, output, pictures, on_result, on_failure, started
+        )
+        seconds = time.perf_counter() - started
+        defective = sum(1 for r in rows if r["defective"])
+        folder = output.folder
+        summary = {
+            "model": inspector.model_name,
+            "task": inspector.task,
+            "engine": inspector.backend.name,
+            "images": len(rows),
+            "defective": defective,
+            "ok": len(rows) - defective,
+            "failed": len(failures),
+            "seconds": round(seconds, 3),
+            "first_result_s": round(first_result_s, 3) if first_result_s is not None else None,
+            "ms_per_image": round(1000.0 * seconds / max(1, len(rows)), 3),
+            "results_csv": str(folder / "results.csv"),
+            "results_json": str(folder / "results.json"),
+            "overlays": str(folder / "overlays") if pictures else None,
+        }
+        report = {"summary": summary, "results": rows, "failures": failures}
+        output.commit(report, results_csv(rows, failures))
+    return report
+
+
+def _inspect_rows(
+    inspector: Inspector, paths: Sequence[str | Path], output: InspectionOutput, pictures: bool,
+    on_result: Callable[[dict[str, Any]], None] | None,
+    on_failure: Callable[[InspectionFailure], None] | None, started: float,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float | None]:  # fmt: skip
+    names = picture_names([printable_path(p) for p in paths])
+    rows: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    first_result_s = None
+    # Pictures are drawn and encoded in a second thread (Pillow and NumPy release the GIL), so
+    # that writing them overlaps the next images' inference.
+    writer = ThreadPoolExecutor(max_workers=1)
+    writing: list[tuple[Future, dict[str, Any]]] = []
+    try:
+        for name, result in zip(names, inspector.inspect_paths(paths, keep_pixels=pictures), strict=True):
+            if isinstance(result, InspectionFailure):
+                failures.append({"image": result.image, "error": result.error})
+                if on_failure:
+                    on_failure(result)
+                continue
+            if first_result_s is None:
+                first_result_s = time.perf_counter() - started
+            row = result.to_dict()
+            if pictures and result.pixels is not None:
+                row["overlay"] = str(output.final("overlays", name))
+                targets = {"overlay": output.staged("overlays", name)}
+                if result.mask is not None:
+                    row["mask"] = str(output.final("masks", name))
+                    targets["mask"] = output.staged("masks", name)
+                writing.append((writer.submit(_write_pictures, result, targets), row))
+                while len(writing) > MAX_PENDING_PICTURES:  # bounded: memory stays flat on any folder
+                    _picture_written(*writing.pop(0))
+            rows.append(row)
+            if on_result:
+                on_result(row)
+        for future, row in writing:
+            _picture_written(future, row)
+    finally:
+        writer.shutdown(cancel_futures=True)
+    return rows, failures, first_result_s
+
+
+def _write_pictures(result: Inspection, targets: dict[str, Path]) -> None:
+    from lwcnn.runtime.overlay import overlay_image, png_bytes
+
+    atomic_write_bytes(targets["overlay"], png_bytes(overlay_image(result.pixels, result)))
+    if "mask" in targets:
+        atomic_write_bytes(targets["mask"], png_bytes(result.mask))
+
+
+def _picture_written(future: Future, row: dict[str, Any]) -> None:
+    """Wait for one image's pictures; a picture that could not be written (a full disk) is
+    reported in its row (``error``) and the run goes on."""
+    try:
+        future.result()
+    except (OSError, ValueError) as error:
+        row.pop("overlay", None)
+        row.pop("mask", None)
+        row["error"] = f"{row['image']}: pictures not written ({getattr(error, 'strerror', None) or error})"

@@ -103,3 +103,28 @@ sys.exit(status)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["summary"]["engine"] == "onnxruntime" and report["results"][0]["verdict"]
+
+
+def test_the_python_api_writes_the_same_results_as_the_command(tmp_path, classifier_onnx):
+    from lwcnn.runtime import Inspector
+    from lwcnn.runtime.results import inspect_to_folder
+
+    paths = write_images(tmp_path / "in", 3)
+    seen = []
+    report = inspect_to_folder(Inspector(classifier_onnx[0]), paths, tmp_path / "api", on_result=seen.append)
+    main(
+        [
+            "inspect",
+            str(tmp_path / "in"),
+            "--weights",
+            str(classifier_onnx[0]),
+            "--out",
+            str(tmp_path / "cli"),
+        ]
+    )
+    from_cli = json.loads((tmp_path / "cli" / "results.json").read_text())
+    assert len(seen) == 3 and report == json.loads((tmp_path / "api" / "results.json").read_text())
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("ms", "overlay")} for r in rows]  # noqa: E731
+    assert strip(report["results"]) == strip(from_cli["results"])
+    assert (tmp_path / "api" / "results.csv").read_text().splitlines()[0].startswith("image,verdict")
+    assert all(Path(r["overlay"]).is_file() for r in report["results"])
