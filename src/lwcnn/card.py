@@ -19,6 +19,8 @@ from lwcnn.errors import ModelError
 
 #: The ONNX ``metadata_props`` key under which lwcnn stores the card as JSON.
 ONNX_METADATA_KEY = "lwcnn"
+#: The version of the card's format, written in every checkpoint's ``NAME.json`` (``format``).
+CARD_FORMAT = "lwcnn-model/1"
 TASKS = ("cls", "seg")
 
 
@@ -39,11 +41,16 @@ class ModelCard:
     network_stride: int = NETWORK_STRIDE
     fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "model card") -> ModelCard:
+        """The checked card of a JSON object (:func:`check_card`)."""
+        return check_card(data, source)
+
     def to_dict(self) -> dict[str, Any]:
         """The card as the JSON object it came from (the typed fields written back)."""
         data = dict(self.fields)
         data.update(task=self.task, classes=list(self.classes), preprocessing=self.preprocessing.to_dict())
-        for key in ("threshold", "min_area", "ok_classes"):
+        for key in ("threshold", "min_area", "ok_classes", "network_stride"):
             value = getattr(self, key)
             if value is not None or key in data:
                 data[key] = list(value) if isinstance(value, tuple) else value

@@ -15,13 +15,13 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from lwcnn import __version__
-from lwcnn.card import check_card
+from lwcnn.card import CARD_FORMAT, check_card
 from lwcnn.errors import ModelError
 from lwcnn.fileio import atomic_write_bytes, atomic_write_json
 from lwcnn.models import create_model
 from lwcnn.weights import resolve_weights
 
-FORMAT = "lwcnn-model/1"
+FORMAT = CARD_FORMAT  # the card format, defined with the card
 
 
 def save_model(path: str | Path, model: nn.Module, metadata: Mapping[str, Any]) -> Path:
