@@ -62,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (LwcnnError, OSError) as error:
-        if isinstance(error, OSError) and (not error.filename or isinstance(error, BrokenPipeError)):
+        ours = isinstance(error, LwcnnError)  # some are OSErrors too (MissingError, RunExistsError)
+        if not ours and (not error.filename or isinstance(error, BrokenPipeError)):
             if isinstance(error, BrokenPipeError):  # piped into head & co: stop quietly, as Unix tools do
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())

@@ -88,3 +88,35 @@ def test_bench_json_rows(capsys):
             row["latency_ms"] > 0
             and abs(row["images_per_s"] - 1000 * row["batch"] / row["latency_ms"]) < 1e-6
         )
+
+
+def _raising(error: BaseException):
+    def run(args):
+        raise error
+
+    return run
+
+
+def test_errors_of_the_users_files_are_one_line_and_bugs_keep_their_traceback(tmp_path, capsys, monkeypatch):
+    """An LwcnnError (even one that is also an OSError) or an OS error about a named file: one line,
+    exit 2. Anything else is a bug: its traceback goes through (and LWCNN_DEBUG=1 shows them all)."""
+    from lwcnn.cli import inspect as inspect_command
+    from lwcnn.errors import MissingError, RunExistsError
+
+    errors = (
+        RunExistsError("runs/x: already holds a run"),
+        MissingError("runs/x/resume.pt: nothing to resume"),
+        FileNotFoundError(2, "No such file or directory", "my.yaml"),
+    )
+    for error in errors:
+        monkeypatch.setattr(inspect_command, "run", _raising(error))
+        assert main(["inspect", "x"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("lwcnn inspect: error: ") and "Traceback" not in err[0]
+    monkeypatch.setattr(inspect_command, "run", _raising(ValueError("operands could not be broadcast")))
+    with pytest.raises(ValueError, match="broadcast"):  # a bug (a NumPy shape mismatch): not one line
+        main(["inspect", "x"])
+    monkeypatch.setenv("LWCNN_DEBUG", "1")
+    monkeypatch.setattr(inspect_command, "run", _raising(RunExistsError("runs/x: taken")))
+    assert main(["inspect", "x"]) == 2
+    assert "Traceback" in capsys.readouterr().err
