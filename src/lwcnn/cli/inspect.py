@@ -41,7 +41,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="model: .onnx file, bundled name (default: neu), run folder, .safetensors",
     )
     parser.add_argument("--out", default="inspection", help="output folder (default: ./inspection)")
-    parser.add_argument("--no-pictures", action="store_true", help="write no overlays or masks")
+    parser.add_argument(
+        "--pictures", choices=("all", "defective", "none"), default="all",
+        help="which images get an overlay (and mask): all (default), defective, none",
+    )  # fmt: skip
+    parser.add_argument("--no-pictures", action="store_true", help="the same as --pictures none")
     parser.add_argument("--json", action="store_true", help="print one JSON object (summary and results)")
     parser.add_argument("--threads", type=int, default=None, help="inference threads (default: one per core)")
     parser.add_argument("--batch", type=int, default=1, help="images (or tiles) per forward pass (default 1)")
@@ -150,7 +154,7 @@ def _inspect_and_report(args: argparse.Namespace, inspector, paths: list[Path], 
 
     try:
         report = inspect_to_folder(
-            inspector, paths, args.out, pictures=not args.no_pictures,
+            inspector, paths, args.out, pictures="none" if args.no_pictures else args.pictures,
             on_result=result_line, on_failure=skipped_line, started=started,
         )  # fmt: skip
     finally:

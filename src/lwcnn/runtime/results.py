@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from lwcnn.errors import OutputError
+from lwcnn.errors import ConfigError, OutputError
 from lwcnn.fileio import (
     atomic_write_bytes,
     atomic_write_json,
@@ -37,6 +37,8 @@ from lwcnn.runtime.engine import Inspection, InspectionFailure, Inspector
 #: The picture folders of an output folder.
 PICTURE_FOLDERS = ("overlays", "masks")
 LOCK_NAME = ".lwcnn-inspect.lock"
+#: Which images get pictures: every one, only those found defective, or none.
+PICTURE_CHOICES = ("all", "defective", "none")
 #: Pictures waiting to be written at most (each holds one image and its mask).
 MAX_PENDING_PICTURES = 8
 STAGING_PREFIX = ".lwcnn-staging-"
@@ -192,18 +194,22 @@ def _reason(error: OSError) -> str:
 
 
 def inspect_to_folder(
-    inspector: Inspector, paths: Sequence[str | Path], out: str | Path, pictures: bool = True,
+    inspector: Inspector, paths: Sequence[str | Path], out: str | Path, pictures: bool | str = "all",
     on_result: Callable[[dict[str, Any]], None] | None = None,
     on_failure: Callable[[InspectionFailure], None] | None = None,
     started: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Inspect ``paths`` into the output folder ``out`` (what ``lwcnn inspect`` does): results.csv,
-    results.json and, with ``pictures``, overlays and masks, all written as one consistent set at
-    the end (:class:`InspectionOutput`). ``on_result`` gets each result's row and ``on_failure``
-    each image that could not be inspected, as they come; ``started`` (``time.perf_counter()``)
-    is when the clock of the summary started (default: now). Returns the report written to
-    results.json: ``summary``, ``results`` (rows) and ``failures``."""
+    results.json and overlays and masks for the images ``pictures`` names (``all``; ``defective``:
+    only those found defective, the line's usual need; ``none``; True/False mean all/none), all
+    written as one consistent set at the end (:class:`InspectionOutput`). ``on_result`` gets each
+    result's row and ``on_failure`` each image that could not be inspected, as they come;
+    ``started`` (``time.perf_counter()``) is when the clock of the summary started (default: now).
+    Returns the report written to results.json: ``summary``, ``results`` (rows) and ``failures``."""
     started = time.perf_counter() if started is None else started
+    pictures = {True: "all", False: "none"}.get(pictures, pictures)  # type: ignore[call-overload]
+    if pictures not in PICTURE_CHOICES:
+        raise ConfigError(f"pictures must be one of {', '.join(PICTURE_CHOICES)}, got {pictures!r}")
     with InspectionOutput(out) as output:  # checked and locked before any image is inspected
         rows, failures, first_result_s = _inspect_rows(
             inspector, paths, output, pictures, on_result, on_failure, started
@@ -224,7 +230,8 @@ def inspect_to_folder(
             "ms_per_image": round(1000.0 * seconds / max(1, len(rows)), 3),
             "results_csv": str(folder / "results.csv"),
             "results_json": str(folder / "results.json"),
-            "overlays": str(folder / "overlays") if pictures else None,
+            "overlays": str(folder / "overlays") if pictures != "none" else None,
+            "pictures": pictures,
         }
         report = {"summary": summary, "results": rows, "failures": failures}
         output.commit(report, results_csv(rows, failures))
@@ -232,7 +239,7 @@ def inspect_to_folder(
 
 
 def _inspect_rows(
-    inspector: Inspector, paths: Sequence[str | Path], output: InspectionOutput, pictures: bool,
+    inspector: Inspector, paths: Sequence[str | Path], output: InspectionOutput, pictures: str,
     on_result: Callable[[dict[str, Any]], None] | None,
     on_failure: Callable[[InspectionFailure], None] | None, started: float,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float | None]:  # fmt: skip
@@ -245,7 +252,8 @@ def _inspect_rows(
     writer = ThreadPoolExecutor(max_workers=1)
     writing: list[tuple[Future, dict[str, Any]]] = []
     try:
-        for name, result in zip(names, inspector.inspect_paths(paths, keep_pixels=pictures), strict=True):
+        keep = pictures != "none"
+        for name, result in zip(names, inspector.inspect_paths(paths, keep_pixels=keep), strict=True):
             if isinstance(result, InspectionFailure):
                 failures.append({"image": result.image, "error": result.error})
                 if on_failure:
@@ -254,7 +262,8 @@ def _inspect_rows(
             if first_result_s is None:
                 first_result_s = time.perf_counter() - started
             row = result.to_dict()
-            if pictures and result.pixels is not None:
+            wanted = pictures == "all" or (pictures == "defective" and result.defective)
+            if wanted and result.pixels is not None:
                 row["overlay"] = str(output.final("overlays", name))
                 targets = {"overlay": output.staged("overlays", name)}
                 if result.mask is not None:

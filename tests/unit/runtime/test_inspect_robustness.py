@@ -278,3 +278,25 @@ def test_inspect_writes_results_while_a_reader_polls_them(tmp_path, classifier_o
     stop.set()
     thread.join()
     assert not bad
+
+
+def test_pictures_of_defective_images_only(tmp_path, segmenter_onnx):
+    folder = tmp_path / "in"
+    write_images(folder, 6, size=(64, 64))
+    out = tmp_path / "out"
+    args = ["inspect", str(folder), "--weights", str(segmenter_onnx[0]), "--out", str(out)]
+    main([*args, "--pictures", "none"])
+    scores = sorted(r["score"] for r in json.loads((out / "results.json").read_text())["results"])
+    assert scores[0] < scores[-1]
+    threshold = str((scores[2] + scores[3]) / 2)  # half of the images defective, half OK
+    assert not (out / "overlays").exists()
+    main([*args, "--pictures", "defective", "--threshold", threshold])
+    rows = json.loads((out / "results.json").read_text())["results"]
+    defective = {Path(r["image"]).stem for r in rows if r["defective"]}
+    assert 0 < len(defective) < len(rows)
+    assert {Path(r["overlay"]).stem for r in rows if "overlay" in r} == defective
+    assert (
+        {p.stem for p in (out / "overlays").iterdir()}
+        == defective
+        == {p.stem for p in (out / "masks").iterdir()}
+    )
