@@ -17,7 +17,6 @@ from lwcnn.runtime.backends import (
     EXPORTED_FROM_KEY,
     Backend,
     OnnxRuntimeBackend,
-    cached_export,
     export_fingerprint,
 )
 
@@ -25,16 +24,14 @@ from lwcnn.runtime.backends import (
 def open_trained_model(
     metadata_path: str | Path, backend: str = "auto", threads: int | None = None, source: str = ""
 ) -> Backend:
-    """The backend of a trained model: ``torch`` runs it in PyTorch eager; otherwise its export,
-    made once and cached as ``NAME.onnx`` beside ``NAME.json`` (where the folder is writable; else
-    kept in memory), so a run folder is not exported again at every use."""
+    """The backend of a trained model: ``torch`` runs it in PyTorch eager; otherwise it is exported
+    and the export cached as ``NAME.onnx`` beside ``NAME.json`` (where the folder is writable; else
+    kept in memory). :func:`lwcnn.runtime.engine.open_backend` uses a current cached export itself
+    (:func:`~lwcnn.runtime.backends.cached_export`, no torch) and comes here only when there is none."""
     path = Path(metadata_path)
     source = source or str(path)
     if backend == "torch":
         return TorchBackend(path, threads)
-    cached = cached_export(path, threads, source)
-    if cached is not None:
-        return cached
     fingerprint = export_fingerprint(path)
     model, metadata = load_model(path)
     data = export_onnx(model, None, {**metadata, EXPORTED_FROM_KEY: fingerprint})

@@ -117,8 +117,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"no images to inspect in {printable_path(' '.join(args.paths))}")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}")
-    if args.max_pixels < 1:
-        raise ConfigError(f"--max-pixels must be at least 1, got {args.max_pixels}")
     started = time.perf_counter()
     inspector = Inspector(
         args.weights,

@@ -299,8 +299,7 @@ class Inspector:
 
     def _classify(self, images: list[np.ndarray], names: list[str]) -> list[Inspection]:
         start = time.perf_counter()
-        batch = np.stack([self.preprocessing(image) for image in images])
-        outputs = self.backend.run(batch)
+        outputs = self.backend.run(self._batch(images))
         logits = outputs["logits"]
         probabilities = _softmax(logits, axis=1)
         maps = outputs.get("class_maps")
