@@ -72,3 +72,20 @@ def make_class_folders(
         for i in range(per_class):
             Image.fromarray(pattern_image(kind, size, rng)).save(root / kind / f"{i:03d}{suffix}")
     return root
+
+
+def make_masked_folder(root: Path, count: int = 10, defective_every: int = 2, size=(60, 80)) -> Path:
+    """``images/NN.png`` with a bright 4x6 defect in every ``defective_every``-th, ``masks/NN.png``."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(count):
+        image = rng.integers(60, 120, size, dtype=np.uint8)
+        if k % defective_every == 0:
+            mask = np.zeros(size, np.uint8)
+            top, left = min(5 + 3 * k, size[0] - 5), min(50 + k, size[1] - 7)
+            mask[top : top + 4, left : left + 6] = 255
+            image[mask > 0] = 250
+            Image.fromarray(mask).save(root / "masks" / f"{k:02d}.png")
+        Image.fromarray(image).save(root / "images" / f"{k:02d}.png")
+    return root

@@ -61,6 +61,10 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
         "sync_bn": False,  # distributed on GPUs: batch norm over the global batch (SyncBatchNorm)
         "ema": 0.0,  # validate and save a moving average of the weights, this decay per step (0: off)
         "label_smoothing": 0.0,  # classification: target mass spread over the other classes
+        # wall-clock budget of the whole run in seconds (0: train.epochs as given): a timed probe
+        # fits the epochs to it before training (lwcnn train --budget 15m); the run's config.yaml
+        # records the epochs it chose, so that it reproduces the run
+        "budget": 0.0,
     },
 }
 
@@ -85,7 +89,8 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
         "skip_bad": False,
     },
     "normalize": {"mean": [0.5], "std": [0.25]},
-    "model": {"name": "lw@0.35"},
+    # shortcut_stride: the decoder's shortcut, 8 (the paper's output stride) or 4 (thin defects)
+    "model": {"name": "lw@0.35", "shortcut_stride": 8},
     "augment": {
         "per_epoch": 256,  # training crops per epoch
         "defective_fraction": 0.5,  # share of defective images once defect-free ones join (0: as they come)
@@ -196,6 +201,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.label_smoothing": (0.0, 1.0, True, False),
     "train.defect_weight": (0.0, None, False, True),
     "train.image_loss": (0.0, None, True, True),
+    "train.budget": (0.0, None, True, True),
 }
 
 
@@ -263,6 +269,19 @@ def _merge(
             _merge(target[key], value, schema[key], prefix=f"{dotted}.", source=source)
         else:
             target[key] = copy.deepcopy(value)
+
+
+def build_config(values: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
+    """A complete config from a mapping of some keys (a planned config): merged onto its task's
+    defaults and checked as :func:`load_config` checks a file."""
+    task = values.get("task", "cls")
+    if task not in DEFAULTS_BY_TASK:
+        raise ConfigError(f"{source}: task {task!r} is not one of {', '.join(DEFAULTS_BY_TASK)}")
+    defaults = DEFAULTS_BY_TASK[task]
+    config = copy.deepcopy(dict(defaults))
+    _merge(config, values, defaults, prefix="", source=source)
+    check_values(config, defaults, source=source)
+    return config
 
 
 def dump_config(config: Mapping[str, Any]) -> str:

@@ -56,7 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     named file, is one line and exit status 2; any other exception is a bug and goes through with
     its traceback. ``LWCNN_DEBUG=1`` shows the traceback of every error."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # ``lwcnn train DATA --budget 15m key=value``: positionals after an option
+        if getattr(args, "overrides", None) is None or any(item.startswith("-") for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     configure_logging()
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +36,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--min-area", type=int, help="defect pixels that make an image defective (default: the model's)"
     )
     parser.add_argument("--dry-run", action="store_true", help="report the threshold without storing it")
+    parser.add_argument(
+        "--force", action="store_true",
+        help="store the threshold even when it rejects most good parts (refused otherwise)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--plot", metavar="PNG",
+        help="draw the escape-rate / false-alarm trade-off here (default: tradeoff.png beside the model)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -43,20 +53,63 @@ def run(args: argparse.Namespace) -> int:
 
     result = calibrate_model(
         args.weights, args.data, args.split, args.escape_rate, args.min_area,
-        store=not args.dry_run, show_progress=not args.json,
+        store=not args.dry_run, show_progress=not args.json, force=args.force,
+        plot=args.plot or _default_plot(args.weights),
     )  # fmt: skip
-    min_area = result["min_area"]
+    refused = not args.dry_run and not result["stored"]
     if args.json:
         print(json.dumps(result))
-        return 0
+        return 1 if refused else 0
+    min_area = result["min_area"]
+    false_alarms = result["false_alarm_rate"]
+    cost = (
+        "no defect-free images to count" if false_alarms is None else f"false-alarm rate {false_alarms:.1%}"
+    )
     print(
         f"threshold {result['threshold']:.6f} (min area {min_area} px) on {result['n']} {args.split} images "
-        f"({result['defective']} defective): TPR {result['tpr']:.4f}, TNR {result['tnr']:.4f}"
+        f"({result['defective']} defective): TPR {result['tpr']:.4f}, TNR {_fmt(result['tnr'])}; "
+        f"it costs {cost}"
     )
-    print(f"stored in {result['written']}" if not args.dry_run else "not stored (--dry-run)")
+    print("trade-off (escape rate -> false-alarm rate, threshold):")
+    for point in result["tradeoff"][:8]:
+        print(
+            f"  {point['escape_rate']:6.1%} -> {_fmt(point['false_alarm_rate'], '.1%')}"
+            f"  (threshold {point['threshold']:.4f})"
+        )
+    if len(result["tradeoff"]) > 8:
+        print(f"  ... {len(result['tradeoff']) - 8} more points in --json")
+    if "plot" in result:
+        print(f"trade-off plot: {result['plot']}")
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.dry_run:
+        print("not stored (--dry-run)")
+    elif refused:
+        print(
+            f"lwcnn calibrate: not stored: the threshold rejects {false_alarms:.0%} of the good {args.split} "
+            "images (store it anyway with --force)",
+            file=sys.stderr,
+        )
+        return 1
+    else:
+        print(f"stored in {result['written']}")
     if "test" in result:
         figures = ", ".join(f"{k} {v:.4f}" for k, v in result["test"].items() if k != "n" and v is not None)
         print(
             f"test split at this threshold (recorded in the model): {figures} on {result['test']['n']} images"
         )
     return 0
+
+
+def _fmt(value: float | None, spec: str = ".4f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _default_plot(weights: str) -> str | None:
+    """``tradeoff.png`` in the run folder (or beside the model file); None for a bundled name."""
+    path = Path(weights)
+    if path.is_dir():
+        return str(path / "tradeoff.png")
+    if path.suffix in (".json", ".safetensors") and path.parent.is_dir():
+        return str(path.with_name(f"{path.stem}.tradeoff.png"))
+    return None

@@ -41,7 +41,7 @@ class MaskedImages:
     """A collection of images with optional defect masks."""
 
     root: Path
-    layout: str  # "kolektorsdd", "dagm", "masks", "voc"
+    layout: str  # "kolektorsdd", "dagm", "masks", "voc", "deeppcb"
     samples: tuple[MaskedSample, ...]
     dropped_duplicates: tuple[Path, ...] = field(default=())
 
@@ -122,6 +122,7 @@ def scan_segmentation(root: str | Path, layout: str = "auto") -> MaskedImages:
         "dagm": scan_dagm,
         "masks": scan_image_mask_folders,
         "voc": scan_voc,
+        "deeppcb": scan_deeppcb,
     }
     if layout not in scanners:
         raise DataError(
@@ -145,6 +146,8 @@ def read_sample(images: MaskedImages, index: int, channels: int = 1) -> tuple[np
                 f"{image.shape[1]}x{image.shape[0]} (width x height)"
             )
         return image, mask_from_boxes(size, boxes)
+    if sample.mask.suffix.lower() == ".txt":  # DeepPCB's box lines, also coarse masks
+        return image, mask_from_boxes(image.shape[:2], boxes_from_deeppcb(images.root / sample.mask))
     return image, read_mask(images.root / sample.mask, image.shape[:2])
 
 
@@ -312,6 +315,54 @@ def boxes_from_voc(path: str | Path) -> tuple[tuple[int, int], list[tuple[str, i
     except (OSError, ET.ParseError, AttributeError, TypeError, ValueError) as error:
         raise DataError(f"{path}: not a Pascal VOC annotation ({error})") from None
     return (height, width), boxes  # type: ignore[return-value]
+
+
+def scan_deeppcb(root: str | Path) -> MaskedImages:
+    """DeepPCB as released: ``PCBData/groupG/G/N_test.jpg`` (a tested board, its boxes in
+    ``groupG/G_not/N.txt``) and ``N_temp.jpg`` (its defect-free template). ``root`` is the release
+    folder or its ``PCBData/``. The release's ``test.txt`` list makes the test part (a template goes
+    with its tested image), everything else trains; each sample's group is its ``groupG`` folder."""
+    root = _folder(root)
+    data = root / "PCBData" if (root / "PCBData").is_dir() else root
+    listed = data / "test.txt"
+    test_stems: set[str] = set()
+    if listed.is_file():
+        for line in listed.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.strip():
+                test_stems.add(Path(line.split()[0]).stem)
+    samples = []
+    for image in sorted(data.glob("group*/*/*.jpg")):
+        stem, _, kind = image.stem.rpartition("_")
+        if kind not in ("test", "temp") or image.parent.name.endswith("_not"):
+            continue
+        boxes = image.parent.parent / f"{image.parent.name}_not" / f"{stem}.txt"
+        mask = boxes.relative_to(root) if kind == "test" and boxes.is_file() else None
+        if kind == "test" and mask is None:
+            raise DataError(f"{image}: a tested image without its box file {boxes}")
+        part = ("test" if stem in test_stems else "train") if test_stems else None
+        samples.append(MaskedSample(image.relative_to(root), mask, image.parent.parent.name, part))
+    if not samples:
+        raise DataError(f"{data}: no groupG/G/N_test.jpg images (DeepPCB layout)")
+    return MaskedImages(root, "deeppcb", tuple(samples))
+
+
+def boxes_from_deeppcb(path: str | Path) -> list[tuple[str, int, int, int, int]]:
+    """DeepPCB's box file: one ``x1 y1 x2 y2 type`` line per defect (pixel corners, 0-based), as
+    (type, xmin, ymin, xmax, ymax) in :func:`mask_from_boxes`' 1-based inclusive convention."""
+    path = Path(path)
+    boxes = []
+    try:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            fields = line.replace(",", " ").split()
+            if not fields:
+                continue
+            if len(fields) != 5:
+                raise ValueError(f"line {number} has {len(fields)} fields, not x1 y1 x2 y2 type")
+            x1, y1, x2, y2, kind = (int(float(v)) for v in fields)
+            boxes.append((str(kind), x1 + 1, y1 + 1, x2, y2))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise DataError(f"{path}: not a DeepPCB box file ({error})") from None
+    return boxes
 
 
 def mask_from_boxes(size: tuple[int, int], boxes: Sequence[tuple[str, int, int, int, int]]) -> np.ndarray:

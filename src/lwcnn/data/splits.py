@@ -3,6 +3,7 @@ training's split."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import zlib
@@ -88,6 +89,8 @@ def stratified_split(images: LabelledImages, sizes: Mapping[str, float], seed: i
     """
     if not sizes:
         raise ConfigError("split sizes are empty")
+    if "folds" in sizes:
+        return _class_fold_split(images, sizes, seed)
     for name, size in sizes.items():
         _check_size(name, size)
     parts: dict[str, list[str]] = {name: [] for name in sizes}
@@ -106,6 +109,57 @@ def stratified_split(images: LabelledImages, sizes: Mapping[str, float], seed: i
         classes=tuple(images.classes),
         parts={name: tuple(sorted(paths)) for name, paths in parts.items()},
     )
+
+
+def fold_count(sizes: Mapping[str, Any]) -> int | None:
+    """K of a ``{folds: K, ...}`` split (folds computed from the data), None for any other split."""
+    folds = sizes.get("folds")
+    if folds is None or isinstance(folds, str):
+        return None
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ConfigError(f"split folds={folds!r}: a number of folds >= 2 (or a folds file)")
+    return folds
+
+
+def class_folds(images: LabelledImages, k: int, seed: int) -> list[list[str]]:
+    """K folds of image paths, every class dealt alike in a seeded order (stratified K-fold)."""
+    folds: list[list[str]] = [[] for _ in range(k)]
+    offset = 0
+    for label, class_name in enumerate(images.classes):
+        files = sorted(p.as_posix() for p, y in zip(images.paths, images.labels, strict=True) if y == label)
+        if len(files) < k:
+            raise DataError(f"class {class_name!r} has {len(files)} images, fewer than {k} folds")
+        order = np.random.default_rng([seed, zlib.crc32(class_name.encode("utf-8"))]).permutation(len(files))
+        for position, index in enumerate(order):
+            folds[(position + offset) % k].append(files[index])
+        offset += len(files)  # the next class starts where this one stopped: folds stay even
+    return [sorted(fold) for fold in folds]
+
+
+def _class_fold_split(images: LabelledImages, sizes: Mapping[str, Any], seed: int) -> Split:
+    k = fold_count(sizes)
+    if k is None:
+        raise ConfigError(f"split {dict(sizes)}: a classifier's folds are a number (folds: 5)")
+    fold = _test_fold(sizes, k)
+    folds = class_folds(images, k, seed)
+    test = set(folds[fold])
+    keep = [i for i, path in enumerate(images.paths) if path.as_posix() not in test]
+    rest = images.subset(keep)
+    val = float(sizes.get("val") or 0)
+    inner = stratified_split(rest, {"train": 1 - val, "val": val}, seed) if val else None
+    parts = {
+        "train": inner.parts["train"] if inner else tuple(sorted(p.as_posix() for p in rest.paths)),
+        **({"val": inner.parts["val"]} if inner else {}),
+        "test": tuple(sorted(test)),
+    }
+    return Split(seed=seed, sizes=dict(sizes), classes=tuple(images.classes), parts=parts)
+
+
+def _test_fold(sizes: Mapping[str, Any], k: int) -> int:
+    fold = sizes.get("test_fold", 0)
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < k:
+        raise ConfigError(f"split test_fold={fold!r}: a fold number from 0 to {k - 1}")
+    return fold
 
 
 def _counts(available: int, sizes: Mapping[str, float], class_name: str) -> dict[str, int]:
@@ -204,15 +258,37 @@ def segmentation_split(images: MaskedImages, sizes: Mapping[str, Any], seed: int
     return _split_of(images, sizes, seed, _stratified_indices(images, range(len(images)), sizes, seed))
 
 
+def image_folds(images: MaskedImages, k: int, seed: int) -> tuple[list[list[str]], bool]:
+    """K folds for cross-validation of a segmenter: of whole groups where a group is one item seen
+    several times (KolektorSDD's kosNN), else of single images; balanced in defective images
+    (:func:`grouped_folds`). Returns the folds and whether their members are groups."""
+    by_group = images.layout == "kolektorsdd"
+    units = [s.group if by_group else s.image.as_posix() for s in images.samples]
+    return grouped_folds(units, [s.defective for s in images.samples], k, seed), by_group
+
+
 def _fold_split(images: MaskedImages, sizes: Mapping[str, Any], seed: int) -> Split:
-    path = Path(str(sizes["folds"]))
-    try:
-        folds = json.loads(path.read_text(encoding="utf-8"))["folds"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DataError(f"{path}: not a readable folds file ({error})") from None
-    fold = int(sizes.get("test_fold", 0))
-    if not 0 <= fold < len(folds):
-        raise DataError(f"{path}: test_fold {fold} out of range (the file has {len(folds)} folds)")
+    k = fold_count(sizes)
+    if k is not None:
+        folds, by_group = image_folds(images, k, seed)
+        path = None
+        fold = _test_fold(sizes, k)
+    else:
+        path = Path(str(sizes["folds"]))
+        try:
+            folds = json.loads(path.read_text(encoding="utf-8"))["folds"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise DataError(f"{path}: not a readable folds file ({error})") from None
+        fold = int(sizes.get("test_fold", 0))
+        if not 0 <= fold < len(folds):
+            raise DataError(f"{path}: test_fold {fold} out of range (the file has {len(folds)} folds)")
+        by_group = True
+    original = images
+    if not by_group:
+        images = MaskedImages(  # each image its own group: the same code then splits by image
+            images.root, images.layout,
+            tuple(dataclasses.replace(s, group=s.image.as_posix()) for s in images.samples),
+        )  # fmt: skip
     known = set(images.groups())
     unknown = sorted(set(g for f in folds for g in f) - known)
     if unknown:
@@ -222,15 +298,20 @@ def _fold_split(images: MaskedImages, sizes: Mapping[str, Any], seed: int) -> Sp
     val_fraction = float(sizes.get("val") or 0)
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"split val={val_fraction}: a fraction of the training groups in [0, 1)")
-    order = [rest[i] for i in np.random.default_rng(seed).permutation(len(rest))]
-    val_groups = set(order[: round(val_fraction * len(rest))]) if val_fraction else set()
+    if by_group:
+        order = [rest[i] for i in np.random.default_rng(seed).permutation(len(rest))]
+        val_groups = set(order[: round(val_fraction * len(rest))]) if val_fraction else set()
+    else:  # single images: the validation part drawn from defective and defect-free images alike
+        kept = [i for i, s in enumerate(images.samples) if s.group not in test_groups]
+        held = _stratified_indices(original, kept, {"val": val_fraction}, seed)["val"] if val_fraction else []
+        val_groups = {images.samples[i].group for i in held}
     parts = {"train": [], "val": [], "test": []}
     for index, sample in enumerate(images.samples):
         name = "test" if sample.group in test_groups else "val" if sample.group in val_groups else "train"
         parts[name].append(index)
     if not parts["val"]:
         del parts["val"]
-    return _split_of(images, {**sizes, "folds": path.as_posix()}, seed, parts)
+    return _split_of(images, {**sizes, "folds": path.as_posix() if path else k}, seed, parts)
 
 
 def _stratified_indices(

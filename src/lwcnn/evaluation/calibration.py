@@ -9,8 +9,11 @@ from typing import Any
 
 from lwcnn.errors import ConfigError
 from lwcnn.evaluation.segmenter import (
+    MAX_FALSE_ALARMS,
     area_scores,
     calibrate_threshold,
+    calibration_warnings,
+    escape_tradeoff,
     model_part_images,
     record_test_figures,
 )
@@ -20,11 +23,15 @@ from lwcnn.runtime.engine import Inspector
 def calibrate_model(
     weights: str | Path, data: str | Path, part: str = "val", escape_rate: float = 0.0,
     min_area: int | None = None, store: bool = True, show_progress: bool = False,
+    force: bool = False, plot: str | Path | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Choose and (with ``store``) record the threshold of the segmenter ``weights`` on ``part`` of
-    its split in ``data``; returns what was chosen (threshold, TPR, TNR...), where it was written and
-    the test figures at the new threshold (when the model has a test part and it was not the one
-    calibrated on)."""
+    its split in ``data``; returns what was chosen (threshold, TPR, TNR, the false-alarm rate it
+    costs), the whole trade-off (``tradeoff``: escape rate against false alarms, also drawn to
+    ``plot``), ``warnings`` about what so few images cannot promise, where it was written and the test
+    figures at the new threshold (when the model has a test part and it was not the one calibrated
+    on). A threshold that would reject more than half of the good parts is not stored unless
+    ``force``: ``stored`` says whether it was."""
     from lwcnn.checkpoints import read_metadata, update_metadata
     from lwcnn.weights import BUNDLED_DIR, resolve_weights
 
@@ -40,7 +47,18 @@ def calibrate_model(
     scores, truth = area_scores(inspector, model_part_images(meta, data, part), min_area, show_progress)
     result = {"weights": str(weights), "split": part, "min_area": min_area,
               **calibrate_threshold(scores, truth, escape_rate)}  # fmt: skip
-    if not store:
+    false_alarms = None if result["tnr"] is None else 1.0 - result["tnr"]
+    result["false_alarm_rate"] = false_alarms
+    result["tradeoff"] = escape_tradeoff(scores, truth)
+    good = result["n"] - result["defective"]
+    result["warnings"] = calibration_warnings(result["defective"], good, escape_rate, false_alarms)
+    if plot is not None:
+        from lwcnn.evaluation.plots import plot_tradeoff
+
+        result["plot"] = str(plot_tradeoff(result["tradeoff"], plot, escape_rate, part))
+    useless = false_alarms is not None and false_alarms > MAX_FALSE_ALARMS
+    result["stored"] = store and (force or not useless)
+    if not result["stored"]:
         return result
     calibration = {k: result[k] for k in ("split", "escape_rate_target", "n", "defective", "tpr", "tnr")}
     fields = {"threshold": result["threshold"], "min_area": min_area, "calibration": calibration}

@@ -86,3 +86,27 @@ def plot_confusion(
     for (i, j), value in np.ndenumerate(counts):
         ax.text(j, i, str(value), ha="center", va="center", color="white" if value > top / 2 else "black")
     return _save(fig, path)
+
+
+def plot_tradeoff(
+    points: Sequence[dict], path: str | Path, target: float | None = None, part: str = "val"
+) -> Path:
+    """Escape rate (defective images passed as OK) against false-alarm rate (good images rejected),
+    one step per defective image the threshold lets through; the chosen target marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    shown = [p for p in points if p["false_alarm_rate"] is not None]
+    if shown:
+        ax.step(
+            [p["escape_rate"] for p in shown], [p["false_alarm_rate"] for p in shown],
+            where="post", marker="o",
+        )  # fmt: skip
+    if target is not None:
+        ax.axvline(target, color="tab:red", linestyle="--", label=f"target escape rate {target:.1%}")
+        ax.legend()
+    ax.set(
+        xlabel="escape rate (defective images passed)", ylabel="false-alarm rate (good images rejected)",
+        title=f"threshold trade-off on the {part} images", ylim=(-0.02, 1.02),
+    )  # fmt: skip
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -234,6 +234,51 @@ def calibrate_threshold(
     }
 
 
+def escape_tradeoff(scores: Sequence[float], truth: Sequence[bool]) -> list[dict[str, float]]:
+    """Every operating point that these images can tell apart: for each number of defective images
+    allowed through (0, 1, 2, ...), the threshold :func:`calibrate_threshold` would pick and what it
+    costs, the false-alarm rate (defect-free images called defective)."""
+    positives = int(np.asarray(truth, bool).sum())
+    points = []
+    for allowed in range(positives):
+        chosen = calibrate_threshold(scores, truth, allowed / positives)
+        points.append(
+            {
+                "escape_rate": allowed / positives,
+                "threshold": chosen["threshold"],
+                "false_alarm_rate": None if chosen["tnr"] is None else 1.0 - chosen["tnr"],
+            }
+        )
+    return points
+
+
+def calibration_warnings(
+    defective: int, good: int, escape_rate: float, false_alarm_rate: float | None
+) -> list[str]:
+    """What a threshold from so few images cannot promise, in plain words (empty when nothing)."""
+    warnings = []
+    if defective and escape_rate < 1.0 / defective:
+        bound = min(1.0, 3.0 / defective)  # the rule of three: 0 of n seen, 95% upper bound 3/n
+        warnings.append(
+            f"only {defective} defective images: catching all of them bounds the true escape rate "
+            f"below {bound:.0%} (95%), not at {escape_rate:.1%}; calibrate on more defective images "
+            "for a tighter promise"
+        )
+    if good < 20:
+        warnings.append(f"only {good} defect-free images: the false-alarm rate is a rough estimate")
+    if false_alarm_rate is not None and false_alarm_rate > MAX_FALSE_ALARMS:
+        warnings.append(
+            f"the target costs a false-alarm rate of {false_alarm_rate:.0%}: most good parts would be "
+            "rejected (the model cannot separate these images at this escape rate; train longer or on "
+            "more data, or allow a higher --escape-rate)"
+        )
+    return warnings
+
+
+#: A threshold that rejects more than this share of good parts is not stored without --force.
+MAX_FALSE_ALARMS = 0.5
+
+
 def model_part_images(meta: dict[str, Any], data: str | Path, part: str) -> MaskedImages:
     """The images of ``part`` of a model's own split (its card's ``split``) in ``data``, scanned
     in the layout it was trained on (``all``: every image)."""

@@ -9,6 +9,7 @@ which epoch is best, the final test) is a :class:`TrainingTask`.
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import io
 import logging
@@ -37,9 +38,18 @@ from lwcnn.data.preprocessing import Preprocessing
 from lwcnn.data.splits import Split
 from lwcnn.errors import ConfigError, MissingError, OutputError, RunExistsError
 from lwcnn.evaluation.plots import plot_learning_curves
-from lwcnn.fileio import atomic_write_text, remove_stale_temporaries
+from lwcnn.fileio import atomic_write_json, atomic_write_text, remove_stale_temporaries
 from lwcnn.models import create_model
 from lwcnn.training.averaging import WeightAverage
+from lwcnn.training.budget import (
+    SAFETY,
+    BudgetFit,
+    Deadline,
+    budget_summary,
+    choose_precision,
+    fit_epochs,
+    time_steps,
+)
 from lwcnn.training.distributed import (
     DistContext,
     check_agreement,
@@ -73,6 +83,7 @@ class TrainResult:
     test: dict[str, Any] | None
     skipped: list[str]
     main: bool = True  # False on the other ranks of a distributed run (which write and report nothing)
+    fit: BudgetFit | None = None  # what the budget probe measured and chose, when it ran
 
 
 class TrainingTask:
@@ -136,17 +147,20 @@ class TrainingTask:
 
 
 def run_training(
-    task_type: type[TrainingTask], config: Mapping[str, Any], resume: bool = False, show_progress: bool = True
-) -> TrainResult:
+    task_type: type[TrainingTask], config: Mapping[str, Any], resume: bool = False,
+    show_progress: bool = True, started: float | None = None,
+) -> TrainResult:  # fmt: skip
     """Train a ``task_type`` task as ``config`` says; under ``torchrun`` each process runs this and
-    they train as one (DistributedDataParallel; lwcnn.training.distributed)."""
+    they train as one (DistributedDataParallel; lwcnn.training.distributed). ``started``
+    (``time.monotonic``, default now) is when the run's budget began to count."""
+    started = time.monotonic() if started is None else started
     context = init_distributed()
     finished = False
     run_dir = Path(config["out"])
     existed = run_dir.exists()
     present = {name for name in _RUN_START_FILES if (run_dir / name).exists()}
     try:
-        result = _train(task_type, config, resume, show_progress and context.is_main, context)
+        result = _train(task_type, config, resume, show_progress and context.is_main, context, started)
         finished = True
         return result
     except BaseException:
@@ -158,7 +172,7 @@ def run_training(
 
 
 #: What a run writes before its first epoch ends (and leaves behind when it fails before that).
-_RUN_START_FILES = ("config.yaml", "split.json", "metrics.csv")
+_RUN_START_FILES = ("config.yaml", "split.json", "metrics.csv", "budget.json")
 
 
 def discard_unstarted_run(
@@ -178,15 +192,19 @@ def discard_unstarted_run(
             run_dir.rmdir()  # only when empty
 
 
-def open_run_folder(run_dir: Path, data: PreparedData, config: Mapping[str, Any]) -> None:
-    """Create the run folder and write its split and config; an unwritable folder is an
-    :class:`~lwcnn.errors.OutputError`. Temporary files of writes killed in an earlier attempt are
-    removed (this run owns the folder)."""
+def open_run_folder(
+    run_dir: Path, data: PreparedData, config: Mapping[str, Any], fit: BudgetFit | None = None
+) -> None:
+    """Create the run folder and write its split and config (and ``budget.json``, what the budget
+    probe measured and chose); an unwritable folder is an :class:`~lwcnn.errors.OutputError`.
+    Temporary files of writes killed in an earlier attempt are removed (this run owns the folder)."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(run_dir)
         data.split.save(run_dir / "split.json")
         atomic_write_text(run_dir / "config.yaml", dump_config(config))
+        if fit is not None:
+            atomic_write_json(run_dir / "budget.json", budget_summary(fit))
     except OSError as error:
         raise OutputError(f"{run_dir}: cannot write the run folder ({error.strerror or error})") from None
 
@@ -224,14 +242,15 @@ class Progress:
 
 def _train(
     task_type: type[TrainingTask], config: Mapping[str, Any], resume: bool, show_progress: bool,
-    context: DistContext,
+    context: DistContext, started: float,
 ) -> TrainResult:  # fmt: skip
     """Train in the run folder ``config['out']``.
 
     The run folder receives ``config.yaml``, ``split.json``, ``metrics.csv``, ``best.*`` and
     ``last.*`` models, ``resume.pt`` (written at the end of every epoch), ``learning_curves.png`` and
     the task's test pictures. With ``resume`` the run continues from its last completed epoch with the
-    same step count and schedule.
+    same step count and schedule. With ``train.budget`` the epochs are fitted to it first
+    (:func:`fit_to_budget`), counted from ``started`` (``time.monotonic``).
     """
     run_dir = Path(config["out"])
     config = resolve_run_config(config, resume, context)
@@ -241,8 +260,13 @@ def _train(
         context,
         {"config": dict(config), "split": data.split.to_dict(), "images": task.data_fingerprint(data)},
     )
+    fit, deadline = None, Deadline(None)
+    if not resume and (config["train"]["budget"] or config["train"]["precision"] == "auto"):
+        config, fit = fit_to_budget(task, config, data, context, started)
+        if fit.budget_s:
+            deadline = Deadline(started + fit.budget_s * (1 - SAFETY) - fit.finish_s)
     if context.is_main:
-        open_run_folder(run_dir, data, config)
+        open_run_folder(run_dir, data, config, fit)
         for line in data.skipped:
             log.info(f"skipped: {line}")
     parts = build_parts(task, config, data, context)
@@ -256,7 +280,10 @@ def _train(
         parts.net = nn.parallel.DistributedDataParallel(parts.model, device_ids=device_ids)
     metadata = run_metadata(task, config, data, parts.classes)
     for epoch in range(progress.epoch, parts.epochs):
-        started = time.perf_counter()
+        if not deadline.allows_another():  # every rank stops alike: the deadline is on rank 0's clock
+            log.info(f"stopped after epoch {epoch} of {parts.epochs}: the next would overrun the budget")
+            break
+        epoch_started = time.perf_counter()
         row = train_epoch(task, config, data, parts, progress, epoch, context, show_progress)
         if not context.is_main:  # rank 0 validates, logs and writes; the others go on to the next epoch
             continue
@@ -264,8 +291,9 @@ def _train(
             row.update(
                 task.validate(parts.kept, data, metadata, context.device, config["train"]["channels_last"])
             )
-        row["seconds"] = time.perf_counter() - started
+        row["seconds"] = time.perf_counter() - epoch_started
         end_epoch(task, run_dir, parts, progress, row, metadata)
+        deadline.record(time.perf_counter() - epoch_started)  # with the checkpoint writes
     if not context.is_main:
         return TrainResult(run_dir, progress.best, None, data.skipped, main=False)
     plot_learning_curves(
@@ -275,7 +303,60 @@ def _train(
         title=f"{config['model']['name']}",
     )
     test = task.finish(config, run_dir, data)
-    return TrainResult(run_dir, progress.best, test, data.skipped)
+    return TrainResult(run_dir, progress.best, test, data.skipped, fit=fit)
+
+
+def fit_to_budget(
+    task: TrainingTask, config: Mapping[str, Any], data: PreparedData, context: DistContext, started: float
+) -> tuple[dict[str, Any], BudgetFit]:
+    """Time a few real steps (fp32; bf16 too where the CPU has it natively and the config says
+    ``auto``) and one validation pass, and return the config with the precision chosen and, with a
+    budget, ``train.epochs`` fitted to it (``train.budget`` then 0: the saved config reproduces the
+    run instead of probing again)."""
+    probe_started = time.monotonic()
+    config = copy.deepcopy(dict(config))
+    train_cfg = config["train"]
+    auto = train_cfg["precision"] == "auto"
+    timings: dict[str, float] = {}
+    startup = 0.0
+    native = auto and cpu_has_native_bf16()
+    for precision in ("fp32", "bf16") if native else ("fp32" if auto else train_cfg["precision"],):
+        train_cfg["precision"] = precision
+        parts = build_parts(task, config, data, context)
+        parts.sampler.set_epoch(0)  # type: ignore[attr-defined]
+        data.train.set_epoch(train_cfg["seed"], 0, context.rank)  # type: ignore[attr-defined]
+
+        def step(images: torch.Tensor, targets: torch.Tensor, parts: TrainingParts = parts) -> None:
+            train_step(task, train_cfg, parts, 0, images, targets, context, _StepTotals())
+
+        timings[precision], startup = time_steps(step, parts.loader)
+    precision = choose_precision(timings["fp32"], timings.get("bf16")) if auto else train_cfg["precision"]
+    train_cfg["precision"] = precision
+    validation_s = finish_s = 0.0
+    if data.val is not None:
+        metadata = run_metadata(task, config, data, parts.classes)
+        clock = time.perf_counter()
+        task.validate(parts.kept, data, metadata, context.device, train_cfg["channels_last"])
+        validation_s = time.perf_counter() - clock
+    if data.test is not None:  # export, the test through ONNX Runtime (faster than this pass), plots
+        per_image = validation_s / len(data.val) if data.val is not None and len(data.val) else 0.05
+        finish_s = 4.0 + 1.5 * per_image * len(data.test)
+    overhead = startup + 3 * _time_save(parts, run_metadata(task, config, data, parts.classes))
+    budget = train_cfg["budget"]
+    steps = len(parts.loader)
+    epochs = train_cfg["epochs"]
+    if budget:
+        elapsed = time.monotonic() - started
+        epochs = fit_epochs(budget, elapsed, steps, timings[precision], validation_s, finish_s, overhead)
+    train_cfg["epochs"], train_cfg["budget"] = epochs, 0.0
+    fit = BudgetFit(
+        budget_s=budget, epochs=epochs, steps_per_epoch=steps, step_s=timings[precision],
+        epoch_overhead_s=overhead, validation_s=validation_s, finish_s=finish_s, precision=precision,
+        probe_s=time.monotonic() - probe_started,
+    )  # fmt: skip
+    if context.is_main:
+        log.info(fit.line())
+    return config, fit
 
 
 def resolve_run_config(config: Mapping[str, Any], resume: bool, context: DistContext) -> Mapping[str, Any]:
@@ -292,8 +373,8 @@ def resolve_run_config(config: Mapping[str, Any], resume: bool, context: DistCon
         raise RunExistsError(f"{run_dir}: already holds a run; use --resume to continue it or another out=")
     train_cfg = config["train"]
     precision = train_cfg["precision"]
-    if precision not in ("fp32", "bf16"):
-        raise ConfigError(f"train.precision: 'fp32' or 'bf16', got {precision!r}")
+    if precision not in ("fp32", "bf16", "auto"):
+        raise ConfigError(f"train.precision: 'fp32', 'bf16' or 'auto', got {precision!r}")
     if train_cfg["ema"]:
         WeightAverage.checked(train_cfg["ema"])
     if train_cfg["optimizer"] != "adam":
@@ -346,6 +427,16 @@ def build_parts(
     return TrainingParts(
         sampler, loader, schedule, classes, model, net, optimizer, average, train_cfg["accumulate"], epochs
     )
+
+
+def _time_save(parts: TrainingParts, metadata: Mapping[str, Any]) -> float:
+    """Seconds to write one checkpoint (an epoch writes best, last and resume.pt), in a scratch folder."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="lwcnn-probe-") as scratch:
+        clock = time.perf_counter()
+        save_model(Path(scratch) / "probe", parts.kept, {**metadata, "metrics": {}})
+        return time.perf_counter() - clock
 
 
 def restore(parts: TrainingParts, resume_path: Path) -> Progress:
@@ -488,6 +579,7 @@ def build_model(config: Mapping[str, Any], task: str, num_classes: int, schedule
         task=task,
         num_classes=num_classes,
         in_channels=config["data"]["channels"],
+        **({"shortcut_stride": config["model"]["shortcut_stride"]} if task == "seg" else {}),
     )
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):

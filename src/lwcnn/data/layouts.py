@@ -1,0 +1,92 @@
+"""Which task and layout a folder of images is in, told from its folder structure alone.
+
+``lwcnn train DATA`` starts here: class folders make a classifier; images with masks (KolektorSDD,
+DAGM, ``images/`` + ``masks/``), Pascal VOC boxes or DeepPCB's box files make a segmenter. A folder
+that fits two readings (NEU-DET holds both NEU class names and VOC boxes) or none is a one-line
+:class:`~lwcnn.errors.DataError` that says which ``--task`` / ``data.layout`` to give.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lwcnn.data.classification import NEU_PREFIXES
+from lwcnn.data.images import is_image_file
+from lwcnn.errors import DataError
+
+#: Every layout by task, as ``data.layout`` names it.
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "cls": ("folders", "neu"),
+    "seg": ("kolektorsdd", "dagm", "masks", "voc", "deeppcb"),
+}
+
+_BOX_FOLDERS = {"ANNOTATIONS", "annotations", "Annotations"}
+_IMAGE_FOLDERS = {"IMAGES", "images", "JPEGImages"}
+
+
+@dataclass(frozen=True)
+class Detected:
+    """A folder's task (``cls`` or ``seg``) and layout, with the evidence in a few words."""
+
+    task: str
+    layout: str
+    evidence: str
+
+
+def detect_layout(root: str | Path, task: str | None = None) -> Detected:
+    """The task and layout of ``root``; ``task`` (``cls``/``seg``) settles a folder that fits both.
+
+    Raises :class:`DataError` for a folder that fits no layout, or two when ``task`` is not given."""
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    if task is not None and task not in LAYOUTS:
+        raise DataError(f"--task {task!r}: one of {', '.join(LAYOUTS)}")
+    readings = [d for d in _readings(folder) if task is None or d.task == task]
+    if not readings:
+        wanted = f"a {task} layout" if task else "a known layout"
+        raise DataError(
+            f"{folder}: not {wanted} (class folders ROOT/<class>/<image>; images/ + masks/; kosNN/; "
+            "ClassN/Train|Test; IMAGES/ + ANNOTATIONS/ VOC boxes; DeepPCB's PCBData/); "
+            "give --task and data.layout=..."
+        )
+    tasks = {d.task for d in readings}
+    if len(tasks) > 1:
+        options = "; ".join(f"--task {d.task} ({d.layout}: {d.evidence})" for d in readings)
+        raise DataError(f"{folder}: fits more than one task; choose with {options}")
+    return readings[0]
+
+
+def _readings(folder: Path) -> list[Detected]:
+    """Every layout ``folder`` fits, most specific first (one per task at most)."""
+    names = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    found: list[Detected] = []
+    if (folder / "PCBData").is_dir() or folder.name == "PCBData":
+        found.append(Detected("seg", "deeppcb", "a PCBData/ folder of *_test.jpg/*_temp.jpg pairs"))
+    elif any(re.fullmatch(r"kos\d+", n) for n in names):
+        found.append(Detected("seg", "kolektorsdd", "kosNN item folders"))
+    elif re.fullmatch(r"Class\d+", folder.name) or any(re.fullmatch(r"Class\d+", n) for n in names):
+        found.append(Detected("seg", "dagm", "ClassN folders"))
+    elif "images" in names and "masks" in names:
+        found.append(Detected("seg", "masks", "images/ and masks/ folders"))
+    elif names & _BOX_FOLDERS and names & _IMAGE_FOLDERS:
+        found.append(Detected("seg", "voc", "IMAGES/ with Pascal VOC ANNOTATIONS/ (boxes as coarse masks)"))
+    image_folder = next((folder / n for n in ("IMAGES",) if n in names), folder)
+    if _neu_named(image_folder):
+        found.append(Detected("cls", "neu", "NEU class prefixes in the file names"))
+    elif not found and len(names) >= 2 and all(_holds_images(folder / n) for n in names):
+        found.append(Detected("cls", "folders", f"{len(names)} class folders"))
+    return found
+
+
+def _neu_named(folder: Path) -> bool:
+    """Whether the images directly in ``folder`` all carry NEU class prefixes (``Cr_12.bmp``)."""
+    files = [p for p in folder.iterdir() if p.is_file() and is_image_file(p)]
+    return bool(files) and all(p.stem.rsplit("_", 1)[0].lower() in NEU_PREFIXES for p in files)
+
+
+def _holds_images(folder: Path) -> bool:
+    """Whether ``folder`` has an image file at any depth (stops at the first)."""
+    return any(p.is_file() and is_image_file(p) for p in folder.rglob("*"))

@@ -1,0 +1,116 @@
+"""Fitting a run to a wall-clock budget on this machine, by a short timed probe.
+
+Before the first epoch the loop times a few real training steps (data loading and augmentation
+included) and one validation pass, estimates what the final test costs, and sets the number of
+epochs so that the whole run, from the start of ``lwcnn train`` to its last file, ends within the
+budget; ``train.precision: auto`` takes bf16 only where the CPU computes it natively and the probe
+shows it faster. During the run :class:`Deadline` stops before an epoch that would overrun (the
+estimate can be wrong on a busy machine), so the budget holds either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("lwcnn.training")
+
+#: Probe: untimed warm-up steps, then timed steps (their median is the step time).
+WARMUP_STEPS = 2
+TIMED_STEPS = 5
+#: bf16 must be at least this much faster than fp32 in the probe to be taken (it rounds scores).
+BF16_GAIN = 1.1
+#: Part of the budget kept free for what the estimate misses (checkpoint writes, plots).
+SAFETY = 0.05
+
+
+@dataclass(frozen=True)
+class BudgetFit:
+    """What the probe measured and what it chose."""
+
+    budget_s: float
+    epochs: int
+    steps_per_epoch: int
+    step_s: float
+    epoch_overhead_s: float  # loader start and checkpoint writes, once an epoch
+    validation_s: float
+    finish_s: float
+    precision: str
+    probe_s: float
+
+    def line(self) -> str:
+        return (
+            f"budget {self.budget_s / 60:.1f} min: {self.epochs} epochs of {self.steps_per_epoch} steps "
+            f"({self.step_s:.2f} s a step, {self.validation_s:.1f} s a validation, "
+            f"{self.epoch_overhead_s:.1f} s between epochs, "
+            f"{self.finish_s:.0f} s for the test; {self.precision}; probe {self.probe_s:.0f} s)"
+        )
+
+
+def time_steps(
+    run_step: Callable[[Any, Any], None], loader: Any, steps: int = TIMED_STEPS
+) -> tuple[float, float]:
+    """The median wall time of ``steps`` training steps from ``loader`` (loading included), after
+    :data:`WARMUP_STEPS` untimed ones, and how long the loader took to give its first batch (what
+    every epoch pays again: loading workers start anew); the loader restarts when it runs out."""
+    clock = time.perf_counter()
+    batches = iter(loader)
+    first = next(batches)
+    startup = time.perf_counter() - clock
+    times = []
+    last = time.perf_counter()
+    for index in range(WARMUP_STEPS + steps):
+        try:
+            images, targets = first if index == 0 else next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            images, targets = next(batches)
+        run_step(images, targets)
+        now = time.perf_counter()
+        if index >= WARMUP_STEPS:
+            times.append(now - last)
+        last = now
+    return statistics.median(times), startup
+
+
+def fit_epochs(
+    budget_s: float, elapsed_s: float, steps_per_epoch: int, step_s: float, validation_s: float,
+    finish_s: float, epoch_overhead_s: float = 0.2,
+) -> int:  # fmt: skip
+    """How many epochs fit in what is left of the budget (at least one)."""
+    per_epoch = steps_per_epoch * step_s + validation_s + epoch_overhead_s
+    left = budget_s * (1 - SAFETY) - elapsed_s - finish_s
+    return max(1, math.floor(left / per_epoch))
+
+
+def choose_precision(fp32_s: float, bf16_s: float | None) -> str:
+    """bf16 when it was probed (native bf16 only) and is at least :data:`BF16_GAIN` faster."""
+    return "bf16" if bf16_s is not None and fp32_s / bf16_s >= BF16_GAIN else "fp32"
+
+
+class Deadline:
+    """Stops a run before an epoch that would end past ``end`` (a ``time.monotonic`` instant),
+    judging by the epochs so far (their mean: one slow epoch on a busy machine must not end a run)."""
+
+    def __init__(self, end: float | None) -> None:
+        self.end = end
+        self.seconds: list[float] = []
+
+    def record(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+    def allows_another(self) -> bool:
+        expected = sum(self.seconds) / len(self.seconds) if self.seconds else 0.0
+        return self.end is None or time.monotonic() + expected <= self.end
+
+
+def budget_summary(fit: BudgetFit | None) -> Mapping[str, Any] | None:
+    """What a run's plan.json records of the fit."""
+    if fit is None:
+        return None
+    return {k: getattr(fit, k) for k in fit.__dataclass_fields__}

@@ -1,0 +1,158 @@
+"""``lwcnn train DATA``: the plan from the data's statistics, the budget, the run's config that
+reproduces it, cross-validation, and calibration that says what its threshold costs."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import pytest
+import yaml
+
+from lwcnn.cli import main
+from lwcnn.config import load_config
+from lwcnn.data.statistics import DatasetStatistics
+from lwcnn.errors import ConfigError
+from lwcnn.evaluation.segmenter import calibration_warnings, escape_tradeoff
+from lwcnn.training.budget import Deadline, choose_precision, fit_epochs
+from lwcnn.training.folds import summarise_folds
+from lwcnn.training.plan import parse_budget, plan_training
+from tests.synthetic import make_class_folders, make_masked_folder
+
+SEG = DatasetStatistics(
+    task="seg", layout="masks", images=300, channels=1, median_size=(480, 320), max_size=(640, 400),
+    min_size=(100, 100), aspect_range=(0.6, 0.8), class_counts={"defective": 120, "defect-free": 180},
+    defect_area=(0.001, 0.01), defect_extent=(20.0, 120.0), defect_width=(2.0, 3.0),
+)  # fmt: skip
+
+
+def test_budget_durations():
+    assert parse_budget("15m") == 900 and parse_budget("90s") == 90 and parse_budget("1h30m") == 5400
+    assert parse_budget("2") == 120 and parse_budget(1.5) == 90
+    for bad in ("fast", "0m", "-3m", ""):
+        with pytest.raises(ConfigError, match="--budget"):
+            parse_budget(bad)
+
+
+def test_the_plan_is_deterministic_and_a_complete_checked_config():
+    first = plan_training(SEG, "DATA", "runs/x", budget_s=600)
+    second = plan_training(SEG, "DATA", "runs/x", budget_s=600)
+    assert first.config == second.config and first.reasons == second.reasons
+    config = first.config
+    assert config["train"]["budget"] == 600 and config["data"]["root"] == "DATA"
+    assert config["data"]["split"] == {"train": 0.6, "val": 0.2, "test": 0.2}
+    assert load_config(None, [], defaults=config) == config  # every key known, every value in range
+
+
+def test_thin_defects_get_the_stride_4_shortcut_and_wide_ones_the_paper_s():
+    thin = plan_training(SEG, "D", "o").config
+    wide = plan_training(replace(SEG, defect_width=(12.0, 30.0)), "D", "o").config
+    assert thin["model"]["shortcut_stride"] == 4 and wide["model"]["shortcut_stride"] == 8
+
+
+def test_large_images_are_scaled_but_thin_defects_stay_visible():
+    large = replace(SEG, median_size=(1260, 500), max_size=(1270, 510), defect_width=(6.0, 12.0))
+    config = plan_training(large, "D", "o").config
+    assert config["data"]["scale"] == 0.5  # 1260 px -> 630, and 6 px defects stay 3 px
+    hairline = replace(large, defect_width=(1.5, 2.0))
+    assert plan_training(hairline, "D", "o").config["data"]["scale"] == 1.0
+    h, w = config["data"]["input_size"]
+    assert h >= 1270 * 0.5 and w >= 510 * 0.5 and h % 32 == 0 and w % 32 == 0
+
+
+def test_classifier_plan_keeps_the_class_prior_and_the_data_s_own_split():
+    stats = replace(
+        SEG, task="cls", layout="folders", class_counts={"good": 900, "crack": 40, "stain": 60},
+        median_size=(200, 300), defect_width=None,
+    )  # fmt: skip
+    config = plan_training(stats, "D", "o").config
+    assert config["augment"]["per_class"] == 0  # no balanced sampling: the decision prior stays
+    assert config["data"]["input_size"] == [168, 256]  # aspect kept, long side 256
+    assert not any(t["name"] == "RandomRotate90" for t in config["augment"]["transforms"])  # not square
+    own = plan_training(SEG, "D", "o", own_split=True).config
+    assert own["data"]["split"] == {"val": 0.2}
+
+
+def test_epochs_fit_the_budget_and_bf16_needs_a_real_gain():
+    assert fit_epochs(100, 10, 10, 0.5, 1.0, 5.0, 0.0) == 13  # (95 - 10 - 5) / 6
+    assert fit_epochs(10, 20, 10, 0.5, 1.0, 5.0) == 1  # at least one epoch
+    assert choose_precision(1.0, None) == "fp32" and choose_precision(1.0, 0.95) == "fp32"
+    assert choose_precision(1.0, 0.8) == "bf16"
+    deadline = Deadline(time.monotonic() + 5)
+    assert deadline.allows_another()
+    deadline.record(10.0)
+    assert not deadline.allows_another()
+
+
+def test_one_command_trains_within_its_budget_and_its_config_reproduces_the_plan(tmp_path, capsys):
+    data = make_class_folders(tmp_path / "parts", per_class=15, size=32)
+    run = tmp_path / "run"
+    started = time.monotonic()
+    assert main(["train", str(data), "--budget", "25s", "--out", str(run), "model.name=lw@0.25"]) == 0
+    took = time.monotonic() - started
+    assert 0.5 * 25 <= took <= 1.1 * 25, took
+    err = capsys.readouterr().err
+    assert "folders layout" in err and "budget 0.4 min:" in err
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    fit = json.loads((run / "budget.json").read_text())
+    assert saved["train"]["epochs"] == fit["epochs"] >= 1 and saved["train"]["budget"] == 0
+    assert saved["train"]["precision"] in ("fp32", "bf16") and saved["model"]["name"] == "lw@0.25"
+    rerun = load_config(run / "config.yaml", [f"out={tmp_path / 'again'}"])
+    assert rerun["augment"] == saved["augment"] and rerun["data"]["split"] == saved["data"]["split"]
+
+
+def test_cross_validation_trains_k_folds_and_reports_their_spread(tmp_path, capsys):
+    data = make_class_folders(tmp_path / "parts", per_class=9, size=32)
+    out = tmp_path / "cv"
+    args = ["train", str(data), "--cv", "3", "--out", str(out), "train.epochs=1", "model.name=lw@0.25"]
+    assert main([*args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["folds"] == 3 and len(summary["per_fold"]) == 3
+    accuracies = [fold["accuracy"] for fold in summary["per_fold"]]
+    assert summary["metrics"]["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 3)
+    for fold in range(3):
+        split = json.loads((out / f"fold-{fold}" / "split.json").read_text())
+        assert split["sizes"]["test_fold"] == fold and len(split["parts"]["test"]) == 9
+    stamp = (out / "fold-0" / "best.safetensors").stat().st_mtime_ns
+    assert main(args) == 0  # finished folds are read back, not trained again
+    assert (out / "fold-0" / "best.safetensors").stat().st_mtime_ns == stamp
+    assert "+-" in capsys.readouterr().out
+
+
+def test_fold_summary_mean_and_spread():
+    summary = summarise_folds([{"ap": 0.9, "n": 10}, {"ap": 1.0, "n": 10}, {"ap": 0.8, "n": 9}])
+    assert summary["metrics"]["ap"]["mean"] == pytest.approx(0.9)
+    assert summary["metrics"]["ap"]["std"] == pytest.approx(0.1)
+    assert summary["metrics"]["ap"]["min"] == 0.8 and "n" not in summary["metrics"]
+
+
+def test_calibration_tradeoff_and_its_warnings_on_a_constructed_validation_part():
+    scores = [0.9, 0.8, 0.3, 0.7, 0.6, 0.2, 0.1]  # defective: 0.9, 0.8, 0.3; good: the rest
+    truth = [True, True, True, False, False, False, False]
+    points = escape_tradeoff(scores, truth)
+    assert [p["escape_rate"] for p in points] == pytest.approx([0, 1 / 3, 2 / 3])
+    # catching 0.3 flags the good 0.7 and 0.6: half of the good images; letting it pass flags none
+    assert [p["false_alarm_rate"] for p in points] == pytest.approx([0.5, 0.0, 0.0])
+    warnings = calibration_warnings(defective=3, good=4, escape_rate=0.0, false_alarm_rate=0.75)
+    assert any("only 3 defective images" in w and "100%" in w for w in warnings)
+    assert any("only 4 defect-free" in w for w in warnings)
+    assert any("75%" in w and "most good parts" in w for w in warnings)
+    assert calibration_warnings(defective=400, good=400, escape_rate=0.01, false_alarm_rate=0.02) == []
+
+
+def test_calibrate_refuses_a_threshold_that_rejects_most_good_parts(tmp_path, capsys):
+    data = make_masked_folder(tmp_path / "parts", count=20, size=(48, 64))
+    run = tmp_path / "run"
+    # an untrained model (seeded, lr 0) cannot tell the images apart: catching every defect rejects
+    # most good parts
+    assert main(["train", str(data), "--out", str(run), "train.epochs=1", "train.lr=0", "--json"]) == 0
+    before = json.loads((run / "best.json").read_text())["threshold"]
+    code = main(["calibrate", "--weights", str(run), "--data", str(data)])
+    captured = capsys.readouterr()
+    assert code == 1 and "not stored" in captured.err and "most good parts" in captured.err
+    assert json.loads((run / "best.json").read_text())["threshold"] == before  # nothing written
+    assert main(["calibrate", "--weights", str(run), "--data", str(data), "--force"]) == 0
+    assert json.loads((run / "best.json").read_text())["threshold"] != before
+    assert (run / "tradeoff.png").stat().st_size > 1000
+    assert "trade-off" in captured.out
