@@ -188,10 +188,11 @@ def plan_for(data: str, task: str | None, out: str) -> _Planned:
 
 
 def _cross_validation(config: dict[str, Any]) -> bool:
-    from lwcnn.data.splits import fold_count
+    """Whether the split asks for every fold (``{folds: K}`` or a folds file, no ``test_fold``)."""
+    from lwcnn.training.folds import count_folds
 
     split = config["data"]["split"]
-    return isinstance(split, dict) and fold_count(split) is not None and "test_fold" not in split
+    return count_folds(split) is not None and "test_fold" not in split
 
 
 def _run_folds(config: dict[str, Any], args: argparse.Namespace) -> int:

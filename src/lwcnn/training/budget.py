@@ -105,8 +105,10 @@ class Deadline:
         self.seconds.append(seconds)
 
     def allows_another(self) -> bool:
-        expected = sum(self.seconds) / len(self.seconds) if self.seconds else 0.0
-        return self.end is None or time.monotonic() + expected <= self.end
+        """True before the first epoch (a run trains at least one), then while one more fits."""
+        if self.end is None or not self.seconds:
+            return True
+        return time.monotonic() + sum(self.seconds) / len(self.seconds) <= self.end
 
 
 def budget_summary(fit: BudgetFit | None) -> Mapping[str, Any] | None:

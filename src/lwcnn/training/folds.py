@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lwcnn.data.splits import fold_count
-from lwcnn.errors import ConfigError
+from lwcnn.errors import ConfigError, DataError
 from lwcnn.fileio import atomic_write_json
 
 log = logging.getLogger("lwcnn.training")
@@ -42,7 +42,7 @@ def train_folds(config: Mapping[str, Any], show_progress: bool = True) -> dict[s
     min and max."""
     from lwcnn.training import train_model
 
-    k = fold_count(config["data"]["split"])
+    k = count_folds(config["data"]["split"])
     if k is None:
         raise ConfigError("cross-validation needs data.split={folds: K} (or lwcnn train --cv K)")
     if "test_fold" in config["data"]["split"]:
@@ -67,6 +67,20 @@ def train_folds(config: Mapping[str, Any], show_progress: bool = True) -> dict[s
     summary |= {"folds": k, "runs": [str(out / f"fold-{fold}") for fold in range(k)]}
     atomic_write_json(out / "cv.json", summary)
     return summary
+
+
+def count_folds(split: Mapping[str, Any]) -> int | None:
+    """K of a ``{folds: K}`` split or of a ``{folds: FILE}`` one (the file's folds), else None."""
+    if not isinstance(split, Mapping) or "folds" not in split:
+        return None
+    k = fold_count(split)
+    if k is not None:
+        return k
+    path = Path(str(split["folds"]))
+    try:
+        return len(json.loads(path.read_text(encoding="utf-8"))["folds"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{path}: not a readable folds file ({error})") from None
 
 
 def summarise_folds(figures: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
