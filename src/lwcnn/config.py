@@ -65,6 +65,9 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
         # fits the epochs to it before training (lwcnn train --budget 15m); the run's config.yaml
         # records the epochs it chose, so that it reproduces the run
         "budget": 0.0,
+        # with a budget: a segmenter's training crops shrink (to 128 px a side at least) until about
+        # this many steps fit (0: the crops as configured)
+        "min_steps": 0,
     },
 }
 
@@ -202,6 +205,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.defect_weight": (0.0, None, False, True),
     "train.image_loss": (0.0, None, True, True),
     "train.budget": (0.0, None, True, True),
+    "train.min_steps": (0, None, True, True),
 }
 
 

@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = _new_config(args, data[0] if data else None, overrides, show=not args.json)
     if args.cv or _cross_validation(config):
-        return _run_folds(config, args)
+        code = _run_folds(config, args)
+        _write_plan(args, config)
+        return code
     try:
         result = train_model(config, resume=bool(args.resume), show_progress=not args.json, started=started)
     except KeyboardInterrupt:
@@ -83,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if not result.main:  # another rank of a distributed run: rank 0 reports
         return 0
+    _write_plan(args, config)
     summary = {
         "run": str(result.run_dir),
         "task": config["task"],
@@ -98,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             summary[f"val_{key}"] = result.best.get(f"val_{key}")
             summary[f"test_{key}"] = result.test[key] if result.test else None
     summary["test_n"] = result.test["n"] if result.test else None
+    summary["epochs"] = result.fit.epochs if result.fit else config["train"]["epochs"]
     if args.json:
         print(json.dumps(summary))
     else:
@@ -150,6 +154,7 @@ def _new_config(
     if data is None:
         raise ConfigError("give the data folder (lwcnn train DATA) or a config (--config FILE)")
     plan = plan_for(data, args.task, args.out or f"runs/{Path(data).resolve().name}")
+    args.planned = plan
     if show:
         from lwcnn.data.statistics import describe
 
@@ -185,6 +190,24 @@ def plan_for(data: str, task: str | None, out: str) -> _Planned:
         own_split = any(sample.part for sample in images.samples)
     stats = measure_dataset(images, detected.task)
     return _Planned(stats, plan_training(stats, data, out, own_split), detected.evidence)
+
+
+def _write_plan(args: argparse.Namespace, config: dict[str, Any]) -> None:
+    """``plan.json`` in the run folder: the layout, the data's statistics and the reasons."""
+    planned = getattr(args, "planned", None)
+    if planned is None:
+        return
+    from lwcnn.fileio import atomic_write_json
+
+    atomic_write_json(
+        Path(config["out"]) / "plan.json",
+        {
+            "layout": planned.stats.layout,
+            "evidence": planned.evidence,
+            "statistics": planned.stats.to_dict(),
+            "reasons": planned.plan.reasons,
+        },
+    )
 
 
 def _cross_validation(config: dict[str, Any]) -> bool:

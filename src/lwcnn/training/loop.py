@@ -137,6 +137,19 @@ class TrainingTask:
         """The key the best epoch is chosen by: the highest wins (no validation: every epoch improves)."""
         raise NotImplementedError
 
+    def validates(self, row: Mapping[str, Any]) -> bool:
+        """Whether the epoch of ``row`` is validated (one that can never be chosen need not be)."""
+        return True
+
+    def shrink_crops(self, config: dict[str, Any], data: PreparedData, factor: float) -> bool:
+        """Make each training step about ``factor`` as costly (smaller crops), in ``config`` and
+        ``data`` alike; False where the task has no crops or they are as small as they go."""
+        return False
+
+    def validated_share(self, config: Mapping[str, Any]) -> float:
+        """About which share of a run's epochs :meth:`validates` (what the budget probe counts)."""
+        return 1.0
+
     def metadata(self, config: Mapping[str, Any], data: PreparedData) -> dict[str, Any]:
         """Task-specific model metadata (classes, threshold...)."""
         raise NotImplementedError
@@ -287,7 +300,7 @@ def _train(
         row = train_epoch(task, config, data, parts, progress, epoch, context, show_progress)
         if not context.is_main:  # rank 0 validates, logs and writes; the others go on to the next epoch
             continue
-        if data.val is not None:
+        if data.val is not None and task.validates(row):
             row.update(
                 task.validate(parts.kept, data, metadata, context.device, config["train"]["channels_last"])
             )
@@ -316,22 +329,18 @@ def fit_to_budget(
     probe_started = time.monotonic()
     config = copy.deepcopy(dict(config))
     train_cfg = config["train"]
-    auto = train_cfg["precision"] == "auto"
-    timings: dict[str, float] = {}
-    startup = 0.0
-    native = auto and cpu_has_native_bf16()
-    for precision in ("fp32", "bf16") if native else ("fp32" if auto else train_cfg["precision"],):
-        train_cfg["precision"] = precision
-        parts = build_parts(task, config, data, context)
-        parts.sampler.set_epoch(0)  # type: ignore[attr-defined]
-        data.train.set_epoch(train_cfg["seed"], 0, context.rank)  # type: ignore[attr-defined]
-
-        def step(images: torch.Tensor, targets: torch.Tensor, parts: TrainingParts = parts) -> None:
-            train_step(task, train_cfg, parts, 0, images, targets, context, _StepTotals())
-
-        timings[precision], startup = time_steps(step, parts.loader)
-    precision = choose_precision(timings["fp32"], timings.get("bf16")) if auto else train_cfg["precision"]
+    precision, step_s, startup, parts = _probe_steps(task, config, data, context)
     train_cfg["precision"] = precision
+    wanted = train_cfg["min_steps"]
+    if train_cfg["budget"] and wanted:
+        fitting = 0.7 * train_cfg["budget"] / step_s  # roughly: validation and the test take the rest
+        if fitting < wanted and task.shrink_crops(config, data, fitting / wanted):
+            _, step_s, startup, parts = _probe_steps(task, config, data, context)
+            if context.is_main:
+                log.info(
+                    f"training crops {config['data']['crop']}: at most {fitting:.0f} steps of the planned "
+                    f"size fit the budget, fewer than train.min_steps={wanted}"
+                )
     validation_s = finish_s = 0.0
     if data.val is not None:
         metadata = run_metadata(task, config, data, parts.classes)
@@ -350,10 +359,11 @@ def fit_to_budget(
     epochs = train_cfg["epochs"]
     if budget:
         elapsed = time.monotonic() - started
-        epochs = fit_epochs(budget, elapsed, steps, timings[precision], validation_s, finish_s, overhead)
+        per_epoch_validation = validation_s * task.validated_share(config)
+        epochs = fit_epochs(budget, elapsed, steps, step_s, per_epoch_validation, finish_s, overhead)
     train_cfg["epochs"], train_cfg["budget"] = epochs, 0.0
     fit = BudgetFit(
-        budget_s=budget, epochs=epochs, steps_per_epoch=steps, step_s=timings[precision],
+        budget_s=budget, epochs=epochs, steps_per_epoch=steps, step_s=step_s,
         epoch_overhead_s=overhead, validation_s=validation_s, finish_s=finish_s, precision=precision,
         probe_s=time.monotonic() - probe_started,
     )  # fmt: skip
@@ -430,6 +440,32 @@ def build_parts(
     return TrainingParts(
         sampler, loader, schedule, classes, model, net, optimizer, average, train_cfg["accumulate"], epochs
     )
+
+
+def _probe_steps(
+    task: TrainingTask, config: dict[str, Any], data: PreparedData, context: DistContext
+) -> tuple[str, float, float, TrainingParts]:
+    """The precision to train in (``auto``: fp32, or bf16 where the CPU has it natively and it is
+    faster), its median step time, the loader's start-up time, and the parts it was timed with."""
+    train_cfg = config["train"]
+    auto = train_cfg["precision"] == "auto"
+    timings: dict[str, float] = {}
+    startup = 0.0
+    native = auto and cpu_has_native_bf16()
+    for precision in ("fp32", "bf16") if native else ("fp32" if auto else train_cfg["precision"],):
+        probed = {**config, "train": {**train_cfg, "precision": precision}}
+        parts = build_parts(task, probed, data, context)
+        parts.sampler.set_epoch(0)  # type: ignore[attr-defined]
+        data.train.set_epoch(train_cfg["seed"], 0, context.rank)  # type: ignore[attr-defined]
+
+        def step(
+            images: torch.Tensor, targets: torch.Tensor, parts: TrainingParts = parts, probed: dict = probed
+        ) -> None:
+            train_step(task, probed["train"], parts, 0, images, targets, context, _StepTotals())
+
+        timings[precision], startup = time_steps(step, parts.loader)
+    chosen = choose_precision(timings["fp32"], timings.get("bf16")) if auto else train_cfg["precision"]
+    return chosen, timings[chosen], startup, parts
 
 
 def _time_inference(model: nn.Module, loader: DataLoader, device: str) -> float:

@@ -32,6 +32,9 @@ SEG_TARGET_SIDE = 704
 #: Defects thinner than this (scaled px, median) get the stride-4 shortcut: a stride-8 output cell
 #: is wider than such a line, and its outline blurs.
 THIN_DEFECT_PX = 4.0
+#: With a budget, a segmenter's crops shrink until about this many steps fit (the length of the
+#: masks.yaml example run: 30 epochs of 32 steps).
+MIN_SEG_STEPS = 1000
 #: Scales the planner chooses from (a few, so that plans of similar data agree).
 SCALES = (1.0, 0.75, 0.5, 0.375, 0.25)
 
@@ -181,8 +184,13 @@ def _plan_segmenter(stats: DatasetStatistics) -> Plan:
             "defect_weight": 2.0,
             "image_loss": 0.1,
             "ema": 0.99,
+            "min_steps": MIN_SEG_STEPS,
         },
     }
+    reasons.append(
+        f"with a budget: crops shrink (to 128 px at least) until about {MIN_SEG_STEPS} steps fit "
+        "(fewer, larger crops leave a segmenter undertrained)"
+    )
     return Plan(config, reasons)
 
 

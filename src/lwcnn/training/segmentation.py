@@ -4,6 +4,7 @@ whole images through the inspection engine (image-level AP, mAcc, pixel IoU)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -183,13 +184,36 @@ class SegmentationTask(TrainingTask):
         return {f"val_{k}": report[k] for k in ("ap", "macc", "tpr", "tnr", "iou")}
 
     def selection_key(self, row: Mapping[str, Any]) -> tuple[float, ...]:
-        if row.get("val_ap") is None and row.get("val_macc") is None:
-            return (row["epoch"],)
         # Only epochs of the last phase compete with one another: one from before defect-free images
         # joined has never been taught to pass them, and a validation part of a few images can
-        # still score it perfect by chance (small sets tie at AP 1.0 for many epochs).
+        # still score it perfect by chance (small sets tie at AP 1.0 for many epochs). Epochs that
+        # were not validated (no validation part, or an earlier phase) rank by their number.
         final = 1.0 if row.get("phase", "all") == "all" else 0.0
-        return (final, *(-1.0 if row.get(k) is None else row[k] for k in ("val_ap", "val_macc", "val_iou")))
+        if row.get("val_ap") is None and row.get("val_macc") is None:
+            return (final, -1.0, -1.0, -1.0, float(row["epoch"]))
+        figures = (-1.0 if row.get(k) is None else row[k] for k in ("val_ap", "val_macc", "val_iou"))
+        return (final, *figures, 0.0)
+
+    def shrink_crops(self, config: dict[str, Any], data: PreparedData, factor: float) -> bool:
+        # the area scales the step's cost; sides stay multiples of 32, at least MIN_CROP
+        crop = config["data"]["crop"] or config["data"]["input_size"]
+        side = math.sqrt(max(factor, 0.0))
+        smaller = [max(MIN_CROP, int(c * side) // 32 * 32) for c in crop]
+        if smaller == list(crop):
+            return False
+        config["data"]["crop"] = smaller
+        data.train.crop = (smaller[0], smaller[1])  # type: ignore[attr-defined]
+        return True
+
+    def validates(self, row: Mapping[str, Any]) -> bool:
+        # epochs before defect-free images joined are never chosen (selection_key) while a later one
+        # exists, and the last epoch always is of the last phase: validating them only costs time
+        return row.get("phase", "all") == "all"
+
+    def validated_share(self, config: Mapping[str, Any]) -> float:
+        gradual = config["gradual"]
+        clean_from = gradual["clean_from"]
+        return 1.0 - clean_from if gradual["enabled"] and clean_from < 1 else 1.0
 
     def metadata(self, config: Mapping[str, Any], data: PreparedData) -> dict[str, Any]:
         decision = config["decision"]
@@ -199,6 +223,10 @@ class SegmentationTask(TrainingTask):
         if data.test is None:
             return None
         return evaluate_run_segmenter(run_dir / "best", data.test.images, run_dir)  # type: ignore[attr-defined]
+
+
+#: Training crops a budget may shrink to (pixels a side): a few cells of the network's stride 32.
+MIN_CROP = 128
 
 
 def train_segmenter(

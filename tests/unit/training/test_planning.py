@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,6 +20,8 @@ from lwcnn.training.budget import Deadline, choose_precision, fit_epochs
 from lwcnn.training.folds import summarise_folds
 from lwcnn.training.plan import parse_budget, plan_training
 from tests.synthetic import make_class_folders, make_masked_folder
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 SEG = DatasetStatistics(
     task="seg", layout="masks", images=300, channels=1, median_size=(480, 320), max_size=(640, 400),
@@ -98,8 +101,30 @@ def test_one_command_trains_within_its_budget_and_its_config_reproduces_the_plan
     fit = json.loads((run / "budget.json").read_text())
     assert saved["train"]["epochs"] == fit["epochs"] >= 1 and saved["train"]["budget"] == 0
     assert saved["train"]["precision"] in ("fp32", "bf16") and saved["model"]["name"] == "lw@0.25"
+    plan = json.loads((run / "plan.json").read_text())
+    assert plan["layout"] == "folders" and plan["statistics"]["class_counts"]["checker"] == 15
     rerun = load_config(run / "config.yaml", [f"out={tmp_path / 'again'}"])
     assert rerun["augment"] == saved["augment"] and rerun["data"]["split"] == saved["data"]["split"]
+
+
+def test_budget_also_fits_a_config_s_epochs(tmp_path):
+    data = make_class_folders(tmp_path / "parts", per_class=6, size=32)
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "--config",
+        str(CONFIGS / "folders.yaml"),
+        f"data.root={data}",
+        f"out={run}",
+        "--budget",
+        "15s",
+    ]
+    assert main([*args, "model.name=lw@0.25", "data.input_size=[32,32]", "--json"]) == 0
+    fit = json.loads((run / "budget.json").read_text())
+    assert (
+        fit["budget_s"] == 15
+        and yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == fit["epochs"]
+    )
 
 
 def test_cross_validation_trains_k_folds_and_reports_their_spread(tmp_path, capsys):
