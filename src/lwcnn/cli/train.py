@@ -151,8 +151,10 @@ def _new_config(
         if data:
             overrides.insert(0, f"data.root={data}")
         return load_config(args.config, overrides)
-    if data is None:
-        raise ConfigError("give the data folder (lwcnn train DATA) or a config (--config FILE)")
+    if data is None:  # key=value overrides alone, on the task's defaults (data.root=... among them)
+        if not any(item.startswith("data.root=") for item in overrides):
+            raise ConfigError("give the data folder (lwcnn train DATA) or a config (--config FILE)")
+        return load_config(None, overrides)
     plan = plan_for(data, args.task, args.out or f"runs/{Path(data).resolve().name}")
     args.planned = plan
     if show:

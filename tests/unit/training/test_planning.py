@@ -108,7 +108,7 @@ def test_one_command_trains_within_its_budget_and_its_config_reproduces_the_plan
 
 
 def test_budget_also_fits_a_config_s_epochs(tmp_path):
-    data = make_class_folders(tmp_path / "parts", per_class=6, size=32)
+    data = make_class_folders(tmp_path / "parts", per_class=10, size=32)
     run = tmp_path / "run"
     args = [
         "train",
@@ -181,3 +181,17 @@ def test_calibrate_refuses_a_threshold_that_rejects_most_good_parts(tmp_path, ca
     assert json.loads((run / "best.json").read_text())["threshold"] != before
     assert (run / "tradeoff.png").stat().st_size > 1000
     assert "trade-off" in captured.out
+
+
+def test_a_budget_too_short_for_the_planned_crops_shrinks_them(tmp_path):
+    data = make_masked_folder(tmp_path / "parts", count=16, size=(256, 256))
+    run = tmp_path / "run"
+    overrides = ["data.crop=[256,256]", "train.min_steps=100000", "model.name=lw@0.25", "--json"]
+    assert main(["train", str(data), "--budget", "20s", "--out", str(run), *overrides]) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["data"]["crop"] == [128, 128]  # as small as crops go: 100000 steps never fit
+    rows = (run / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    phases = [dict(zip(header, row.split(","), strict=True)) for row in rows[1:]]
+    # epochs before defect-free images joined are not validated; the last phase's are
+    assert all((row["val_ap"] == "") == (row["phase"] != "all") for row in phases)
