@@ -117,6 +117,8 @@ def baseline(runs: Sequence[Path]) -> dict[str, Any]:
     """The texture baseline on each run's split, averaged over runs (folds)."""
     results = [baseline_on_run(run) for run in runs]
     keys = [k for k in results[0] if all(isinstance(r.get(k), int | float) for r in results)]
+    if "note" in results[0]:
+        return {"note": results[0]["note"]}
     return {k: sum(r[k] for r in results) / len(results) for k in keys}
 
 
