@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -170,9 +171,13 @@ def _new_config(
     return load_config(None, overrides, defaults=plan.plan.config)
 
 
+@dataclass(frozen=True)
 class _Planned:
-    def __init__(self, stats: Any, plan: Any, evidence: str) -> None:
-        self.stats, self.plan, self.evidence = stats, plan, evidence
+    """What ``lwcnn train DATA`` found and chose: the statistics, the plan, the layout's evidence."""
+
+    stats: Any
+    plan: Any
+    evidence: str
 
 
 def plan_for(data: str, task: str | None, out: str) -> _Planned:

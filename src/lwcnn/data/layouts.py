@@ -73,7 +73,7 @@ def _readings(folder: Path) -> list[Detected]:
         found.append(Detected("seg", "masks", "images/ and masks/ folders"))
     elif names & _BOX_FOLDERS and names & _IMAGE_FOLDERS:
         found.append(Detected("seg", "voc", "IMAGES/ with Pascal VOC ANNOTATIONS/ (boxes as coarse masks)"))
-    image_folder = next((folder / n for n in ("IMAGES",) if n in names), folder)
+    image_folder = folder / "IMAGES" if "IMAGES" in names else folder  # NEU-DET keeps them there
     if _neu_named(image_folder):
         found.append(Detected("cls", "neu", "NEU class prefixes in the file names"))
     elif not found and len(names) >= 2 and all(_holds_images(folder / n) for n in names):

@@ -14,7 +14,7 @@ import logging
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,10 +109,3 @@ class Deadline:
         if self.end is None or not self.seconds:
             return True
         return time.monotonic() + sum(self.seconds) / len(self.seconds) <= self.end
-
-
-def budget_summary(fit: BudgetFit | None) -> Mapping[str, Any] | None:
-    """What a run's plan.json records of the fit."""
-    if fit is None:
-        return None
-    return {k: getattr(fit, k) for k in fit.__dataclass_fields__}

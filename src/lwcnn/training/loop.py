@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import dataclasses
 import io
 import logging
 import os
@@ -45,7 +46,6 @@ from lwcnn.training.budget import (
     SAFETY,
     BudgetFit,
     Deadline,
-    budget_summary,
     choose_precision,
     fit_epochs,
     time_steps,
@@ -217,7 +217,7 @@ def open_run_folder(
         data.split.save(run_dir / "split.json")
         atomic_write_text(run_dir / "config.yaml", dump_config(config))
         if fit is not None:
-            atomic_write_json(run_dir / "budget.json", budget_summary(fit))
+            atomic_write_json(run_dir / "budget.json", dataclasses.asdict(fit))
     except OSError as error:
         raise OutputError(f"{run_dir}: cannot write the run folder ({error.strerror or error})") from None
 
@@ -293,7 +293,7 @@ def _train(
         parts.net = nn.parallel.DistributedDataParallel(parts.model, device_ids=device_ids)
     metadata = run_metadata(task, config, data, parts.classes)
     for epoch in range(progress.epoch, parts.epochs):
-        if not deadline.allows_another():  # every rank stops alike: the deadline is on rank 0's clock
+        if not deadline.allows_another():  # single-process runs only (resolve_run_config)
             log.info(f"stopped after epoch {epoch} of {parts.epochs}: the next would overrun the budget")
             break
         epoch_started = time.perf_counter()
@@ -341,20 +341,20 @@ def fit_to_budget(
                     f"training crops {config['data']['crop']}: at most {fitting:.0f} steps of the planned "
                     f"size fit the budget, fewer than train.min_steps={wanted}"
                 )
+    budget = train_cfg["budget"]
+    metadata = run_metadata(task, config, data, parts.classes)
     validation_s = finish_s = 0.0
-    if data.val is not None:
-        metadata = run_metadata(task, config, data, parts.classes)
+    if budget and data.val is not None:
         clock = time.perf_counter()
         task.validate(parts.kept, data, metadata, context.device, train_cfg["channels_last"])
         validation_s = time.perf_counter() - clock
-    if data.test is not None:  # export, the test through ONNX Runtime (faster than this pass), plots
+    if budget and data.test is not None:  # export, the test in ONNX Runtime (faster than this), plots
         if data.val is not None and len(data.val):
             per_image = validation_s / len(data.val)
         else:
             per_image = _time_inference(parts.kept, parts.loader, context.device) / 2
         finish_s = 4.0 + 1.5 * per_image * len(data.test)
-    overhead = startup + 3 * _time_save(parts, run_metadata(task, config, data, parts.classes))
-    budget = train_cfg["budget"]
+    overhead = startup + 3 * _time_save(parts, metadata)
     steps = len(parts.loader)
     epochs = train_cfg["epochs"]
     if budget:
@@ -393,6 +393,12 @@ def resolve_run_config(config: Mapping[str, Any], resume: bool, context: DistCon
     if train_cfg["optimizer"] != "adam":
         raise ConfigError(
             f"train.optimizer: only 'adam' (the paper's) is supported, got {train_cfg['optimizer']!r}"
+        )
+    if context.distributed and not resume and (train_cfg["budget"] or precision == "auto"):
+        # each process would probe its own timings and could fit a different number of epochs
+        raise ConfigError(
+            "train.budget and train.precision=auto fit a single-process run; under torchrun give "
+            "train.epochs and train.precision"
         )
     if train_cfg["sync_bn"] and not context.device.startswith("cuda"):
         raise ConfigError("train.sync_bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only)")
