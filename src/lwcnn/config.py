@@ -9,6 +9,7 @@ A config is a nested mapping merged onto :data:`CLASSIFICATION_DEFAULTS` or, for
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,12 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
         # with a budget: a segmenter's training crops shrink (to 128 px a side at least) until about
         # this many steps fit (0: the crops as configured)
         "min_steps": 0,
+        # validate every so many epochs (and always the last); with a budget the probe raises it
+        # until validation takes about a tenth of the training time
+        "validate_every": 1,
+        # with a budget: the probe trains with batch_size or its half or quarter, whichever takes
+        # the least time per image here (the learning rate scaled by the square root)
+        "fastest_batch": False,
     },
 }
 
@@ -121,6 +128,18 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
 DEFAULTS_BY_TASK: dict[str, dict[str, Any]] = {"cls": CLASSIFICATION_DEFAULTS, "seg": SEGMENTATION_DEFAULTS}
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """YAML as PyYAML's safe loader reads it, but ``1e-3`` is a number (YAML 1.1, PyYAML's rules,
+    needs a dot and a signed exponent: ``1.0e-3``; YAML 1.2 and every user expect ``1e-3``)."""
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def load_config(
     path: str | Path | None,
     overrides: Sequence[str] = (),
@@ -132,7 +151,7 @@ def load_config(
     if path is not None:
         path = Path(path)
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            loaded = yaml.load(path.read_text(encoding="utf-8"), ConfigLoader) or {}
         except OSError as error:
             raise ConfigError(f"{path}: cannot read config ({error.strerror or error})") from None
         except yaml.YAMLError as error:
@@ -157,7 +176,7 @@ def load_config(
         if not sep or not key:
             raise ConfigError(f"override {override!r} must look like key=value (e.g. train.epochs=5)")
         try:
-            value = yaml.safe_load(text) if text else None
+            value = yaml.load(text, ConfigLoader) if text else None
         except yaml.YAMLError:
             value = text
         if key.startswith("data.split.") and isinstance(config["data"].get("split"), dict):
@@ -206,6 +225,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.image_loss": (0.0, None, True, True),
     "train.budget": (0.0, None, True, True),
     "train.min_steps": (0, None, True, True),
+    "train.validate_every": (1, None, True, True),
 }
 
 

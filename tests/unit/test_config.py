@@ -59,6 +59,16 @@ def test_bad_configs_are_one_line_errors_naming_the_source(tmp_path, text, overr
     assert "\n" not in str(caught.value)
 
 
+def test_numbers_in_exponent_notation_are_numbers_in_files_and_overrides(tmp_path):
+    # PyYAML alone reads 1e-3 as the string '1e-3' (YAML 1.1 wants 1.0e-3)
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {lr: 1e-3, l2: 5E-5}\n")
+    config = load_config(path, ["train.bn_eps=1e-4", "train.ema=9.9e-1"])
+    assert (config["train"]["lr"], config["train"]["l2"]) == (0.001, 5e-5)
+    assert (config["train"]["bn_eps"], config["train"]["ema"]) == (1e-4, 0.99)
+    assert load_config(None, ["data.root=run1e3"])["data"]["root"] == "run1e3"
+
+
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "nope.yaml")

@@ -27,6 +27,11 @@ TIMED_STEPS = 5
 BF16_GAIN = 1.1
 #: Part of the budget kept free for what the estimate misses (checkpoint writes, plots).
 SAFETY = 0.05
+#: With a budget, validation may take about this share of the time spent on epochs: where one
+#: pass costs more (large images, a small training set), only every k-th epoch is validated.
+VALIDATION_SHARE = 0.1
+#: ... but at least this many validated epochs remain to choose from.
+MIN_VALIDATIONS = 4
 
 
 @dataclass(frozen=True)
@@ -42,12 +47,16 @@ class BudgetFit:
     finish_s: float
     precision: str
     probe_s: float
+    validate_every: int = 1
+    batch_size: int = 0  # images a step (0: not recorded)
 
     def line(self) -> str:
         return (
             f"budget {self.budget_s / 60:.1f} min: {self.epochs} epochs of {self.steps_per_epoch} steps "
-            f"({self.step_s:.2f} s a step, {self.validation_s:.1f} s a validation, "
-            f"{self.epoch_overhead_s:.1f} s between epochs, "
+            + (f"of {self.batch_size} " if self.batch_size else "")
+            + f"({self.step_s:.2f} s a step, {self.validation_s:.1f} s a validation"
+            + (f" every {self.validate_every} epochs, " if self.validate_every > 1 else ", ")
+            + f"{self.epoch_overhead_s:.1f} s between epochs, "
             f"{self.finish_s:.0f} s for the test; {self.precision}; probe {self.probe_s:.0f} s)"
         )
 
@@ -88,6 +97,26 @@ def fit_epochs(
     return max(1, math.floor(left / per_epoch))
 
 
+def fit_validation(
+    budget_s: float, elapsed_s: float, steps_per_epoch: int, step_s: float, validation_s: float,
+    finish_s: float, epoch_overhead_s: float, validated_share: float = 1.0,
+) -> tuple[int, int]:  # fmt: skip
+    """The epochs that fit and how often to validate (every k-th epoch): k is the smallest that
+    keeps validation near :data:`VALIDATION_SHARE` of the epochs' time, lowered again where fewer
+    than :data:`MIN_VALIDATIONS` validated epochs would remain (``validated_share``: the part of
+    the run's epochs that can be validated at all)."""
+    training_s = steps_per_epoch * step_s + epoch_overhead_s
+    every = max(1, math.ceil(validation_s * (1 - VALIDATION_SHARE) / (VALIDATION_SHARE * training_s)))
+    while True:
+        per_epoch = validation_s * validated_share / every
+        epochs = fit_epochs(
+            budget_s, elapsed_s, steps_per_epoch, step_s, per_epoch, finish_s, epoch_overhead_s
+        )
+        if every == 1 or epochs * validated_share / every >= MIN_VALIDATIONS:
+            return epochs, every
+        every -= 1
+
+
 def choose_precision(fp32_s: float, bf16_s: float | None) -> str:
     """bf16 when it was probed (native bf16 only) and is at least :data:`BF16_GAIN` faster."""
     return "bf16" if bf16_s is not None and fp32_s / bf16_s >= BF16_GAIN else "fp32"
@@ -104,8 +133,11 @@ class Deadline:
     def record(self, seconds: float) -> None:
         self.seconds.append(seconds)
 
-    def allows_another(self) -> bool:
-        """True before the first epoch (a run trains at least one), then while one more fits."""
-        if self.end is None or not self.seconds:
+    def allows_another(self, pending: float | None = None) -> bool:
+        """True before the first epoch (a run trains at least one), then while one more fits;
+        ``pending``: the seconds of an epoch still running, counted with the recorded ones (would
+        one more fit after it?)."""
+        seconds = self.seconds if pending is None else [*self.seconds, pending]
+        if self.end is None or not seconds:
             return True
-        return time.monotonic() + sum(self.seconds) / len(self.seconds) <= self.end
+        return time.monotonic() + sum(seconds) / len(seconds) <= self.end

@@ -16,7 +16,7 @@ from lwcnn.config import load_config
 from lwcnn.data.statistics import DatasetStatistics
 from lwcnn.errors import ConfigError
 from lwcnn.evaluation.segmenter import calibration_warnings, escape_tradeoff
-from lwcnn.training.budget import Deadline, choose_precision, fit_epochs
+from lwcnn.training.budget import VALIDATION_SHARE, Deadline, choose_precision, fit_epochs, fit_validation
 from lwcnn.training.folds import summarise_folds
 from lwcnn.training.plan import parse_budget, plan_training
 from tests.synthetic import make_class_folders, make_masked_folder
@@ -86,6 +86,65 @@ def test_epochs_fit_the_budget_and_bf16_needs_a_real_gain():
     assert deadline.allows_another()
     deadline.record(10.0)
     assert not deadline.allows_another()
+
+
+def test_costly_validation_runs_every_few_epochs_but_leaves_enough_to_choose_from():
+    # one validation as long as an epoch's training: every 9th epoch keeps it at a tenth
+    epochs, every = fit_validation(1000, 0, 10, 1.0, 10.0, 0.0, 0.0)
+    assert every == 9 and epochs == 85  # 950 s / (10 + 10 / 9)
+    assert 10.0 / every / (10.0 + 10.0 / every) <= VALIDATION_SHARE
+    # cheap validation: every epoch
+    assert fit_validation(1000, 0, 10, 1.0, 0.5, 0.0, 0.0) == (90, 1)
+    # a short run: fewer epochs apart, so that at least four validated epochs remain
+    assert fit_validation(120, 0, 10, 1.0, 10.0, 0.0, 0.0) == (5, 1)
+    epochs, every = fit_validation(300, 0, 10, 1.0, 10.0, 0.0, 0.0)
+    assert epochs // every >= 4 and 1 < every < 9
+    # only the last 70% of a segmenter's epochs can be validated at all
+    epochs, every = fit_validation(1000, 0, 10, 1.0, 10.0, 0.0, 0.0, validated_share=0.7)
+    assert epochs * 0.7 / every >= 4
+
+
+def test_validate_every_k_epochs_validates_those_and_the_last_and_chooses_among_them(tmp_path):
+    data = make_class_folders(tmp_path / "parts", per_class=10, size=32)
+    run = tmp_path / "run"
+    overrides = ["model.name=lw@0.25", "train.epochs=5", "train.validate_every=2", "--json"]
+    assert main(["train", str(data), "--out", str(run), *overrides]) == 0
+    rows = (run / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    validated = [int(row.split(",")[0]) for row in rows[1:] if row.split(",")[header.index("val_acc")]]
+    assert validated == [2, 4, 5]
+    assert json.loads((run / "best.json").read_text())["metrics"]["epoch"] in validated
+
+
+def test_the_probe_trains_with_the_batch_fastest_per_image_and_scales_the_rate(tmp_path):
+    data = make_class_folders(tmp_path / "parts", per_class=20, size=32)
+    run = tmp_path / "run"
+    overrides = ["model.name=lw@0.25", "train.batch_size=32", "train.lr=0.004", "train.fastest_batch=true"]
+    assert main(["train", str(data), "--budget", "15s", "--out", str(run), *overrides, "--json"]) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())["train"]
+    batch = json.loads((run / "budget.json").read_text())["batch_size"]
+    assert batch in (32, 16, 8) and saved["batch_size"] == batch
+    assert saved["lr"] == pytest.approx(0.004 * (batch / 32) ** 0.5)
+
+
+@pytest.mark.parametrize(
+    ("step_s", "chosen"),
+    [
+        ({64: 1.6, 32: 0.5, 16: 0.23}, 16),  # activations past the caches: small batches win
+        ({64: 0.4, 32: 0.21, 16: 0.105}, 64),  # within 10% per image: the planned batch stays
+    ],
+)
+def test_choose_batch_takes_the_least_time_per_image(monkeypatch, step_s, chosen):
+    from lwcnn.training import loop
+
+    def probe(task, config, data, context):
+        return "fp32", step_s[config["train"]["batch_size"]], 0.0, None
+
+    monkeypatch.setattr(loop, "_probe_steps", probe)
+    config = {"train": {"batch_size": 64, "lr": 2e-3, "precision": "auto"}}
+    loop._choose_batch(None, config, None, loop.DistContext())
+    assert config["train"]["batch_size"] == chosen
+    assert config["train"]["lr"] == pytest.approx(2e-3 * (chosen / 64) ** 0.5)
 
 
 def test_one_command_trains_within_its_budget_and_its_config_reproduces_the_plan(tmp_path, capsys):
@@ -193,5 +252,10 @@ def test_a_budget_too_short_for_the_planned_crops_shrinks_them(tmp_path):
     rows = (run / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
     phases = [dict(zip(header, row.split(","), strict=True)) for row in rows[1:]]
-    # epochs before defect-free images joined are not validated; the last phase's are
-    assert all((row["val_ap"] == "") == (row["phase"] != "all") for row in phases)
+    # epochs before defect-free images joined are not validated; the last phase's every k-th
+    # (the probe's choice) and the last are
+    every = saved["train"]["validate_every"]
+    last = int(phases[-1]["epoch"])
+    for row in phases:
+        wanted = row["phase"] == "all" and (int(row["epoch"]) % every == 0 or int(row["epoch"]) == last)
+        assert (row["val_ap"] != "") == wanted, (row, every)
