@@ -62,6 +62,9 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
         "sync_bn": False,  # distributed on GPUs: batch norm over the global batch (SyncBatchNorm)
         "ema": 0.0,  # validate and save a moving average of the weights, this decay per step (0: off)
         "label_smoothing": 0.0,  # classification: target mass spread over the other classes
+        # classification: this share of the epochs (the first) on inputs resized by low_res_scale
+        "low_res": 0.0,
+        "low_res_scale": 0.5,
         # wall-clock budget of the whole run in seconds (0: train.epochs as given): a timed probe
         # fits the epochs to it before training (lwcnn train --budget 15m); the run's config.yaml
         # records the epochs it chose, so that it reproduces the run
@@ -72,9 +75,6 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
         # validate every so many epochs (and always the last); with a budget the probe raises it
         # until validation takes about a tenth of the training time
         "validate_every": 1,
-        # with a budget: the probe trains with batch_size or its half or quarter, whichever takes
-        # the least time per image here (the learning rate scaled by the square root)
-        "fastest_batch": False,
     },
 }
 
@@ -117,7 +117,11 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
         "min_area": 1,  # defect pixels that make an image defective (1: the paper's any-pixel rule)
     },
     "train": {
-        **{k: v for k, v in CLASSIFICATION_DEFAULTS["train"].items() if k != "label_smoothing"},
+        **{
+            k: v
+            for k, v in CLASSIFICATION_DEFAULTS["train"].items()
+            if k not in ("label_smoothing", "low_res", "low_res_scale")
+        },
         "defect_weight": 1.0,  # cross-entropy weight of defect pixels (background: 1)
         # weight of the image-level term: binary cross-entropy of each crop's highest pixel defect
         # logit against "the crop holds a defect" (0: pixel cross-entropy alone)
@@ -226,6 +230,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.budget": (0.0, None, True, True),
     "train.min_steps": (0, None, True, True),
     "train.validate_every": (1, None, True, True),
+    "train.low_res": (0.0, 1.0, True, False),
+    "train.low_res_scale": (0.1, 1.0, True, True),
 }
 
 

@@ -124,7 +124,8 @@ def choose_precision(fp32_s: float, bf16_s: float | None) -> str:
 
 class Deadline:
     """Stops a run before an epoch that would end past ``end`` (a ``time.monotonic`` instant),
-    judging by the epochs so far (their mean: one slow epoch on a busy machine must not end a run)."""
+    judging by the epochs so far (their mean: one slow epoch on a busy machine must not end a run;
+    the last one where longer: a run's epochs get costlier when it turns to full-size inputs)."""
 
     def __init__(self, end: float | None) -> None:
         self.end = end
@@ -140,4 +141,5 @@ class Deadline:
         seconds = self.seconds if pending is None else [*self.seconds, pending]
         if self.end is None or not seconds:
             return True
-        return time.monotonic() + sum(seconds) / len(seconds) <= self.end
+        # the mean, or the last epoch where it took longer (epochs at a reduced input scale come first)
+        return time.monotonic() + max(sum(seconds) / len(seconds), seconds[-1]) <= self.end

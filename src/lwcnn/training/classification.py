@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,12 +75,24 @@ class ClassificationTask(TrainingTask):
         ("accuracy", "accuracy", ("train_acc", "val_acc")),
     )
 
-    def __init__(self, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self, label_smoothing: float = 0.0, low_res: float = 0.0, low_res_scale: float = 0.5
+    ) -> None:
         self.label_smoothing = label_smoothing
+        self.low_res, self.low_res_scale = low_res, low_res_scale
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ClassificationTask:
-        return cls(label_smoothing=config["train"]["label_smoothing"])
+        train = config["train"]
+        return cls(train["label_smoothing"], train["low_res"], train["low_res_scale"])
+
+    def input_scale(self, epoch: int, epochs: int) -> float:
+        # the first train.low_res of the epochs on smaller inputs: each step costs a fraction, and
+        # coarse features are learnt as well there; the rest at full size (all of a 1-epoch run)
+        return self.low_res_scale if epoch < math.floor(self.low_res * epochs) else 1.0
+
+    def scaled_epochs(self) -> tuple[float, float]:
+        return (self.low_res, self.low_res_scale) if self.low_res_scale != 1.0 else (0.0, 1.0)
 
     def prepare(self, config: Mapping[str, Any], run_dir: Path, show_progress: bool) -> PreparedData:
         return prepare_data(config, run_dir, show_progress)

@@ -107,7 +107,13 @@ def test_costly_validation_runs_every_few_epochs_but_leaves_enough_to_choose_fro
 def test_validate_every_k_epochs_validates_those_and_the_last_and_chooses_among_them(tmp_path):
     data = make_class_folders(tmp_path / "parts", per_class=10, size=32)
     run = tmp_path / "run"
-    overrides = ["model.name=lw@0.25", "train.epochs=5", "train.validate_every=2", "--json"]
+    overrides = [
+        "model.name=lw@0.25",
+        "train.epochs=5",
+        "train.validate_every=2",
+        "train.low_res=0",
+        "--json",
+    ]
     assert main(["train", str(data), "--out", str(run), *overrides]) == 0
     rows = (run / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
@@ -116,35 +122,29 @@ def test_validate_every_k_epochs_validates_those_and_the_last_and_chooses_among_
     assert json.loads((run / "best.json").read_text())["metrics"]["epoch"] in validated
 
 
-def test_the_probe_trains_with_the_batch_fastest_per_image_and_scales_the_rate(tmp_path):
-    data = make_class_folders(tmp_path / "parts", per_class=20, size=32)
+def test_low_resolution_epochs_come_first_and_are_not_validated(tmp_path):
+    from lwcnn.training.classification import ClassificationTask
+
+    task = ClassificationTask(low_res=0.5, low_res_scale=0.5)
+    assert [task.input_scale(e, 5) for e in range(5)] == [0.5, 0.5, 1.0, 1.0, 1.0]
+    assert task.input_scale(0, 1) == 1.0  # a one-epoch run trains at full size
+    data = make_class_folders(tmp_path / "parts", per_class=10, size=32)
     run = tmp_path / "run"
-    overrides = ["model.name=lw@0.25", "train.batch_size=32", "train.lr=0.004", "train.fastest_batch=true"]
-    assert main(["train", str(data), "--budget", "15s", "--out", str(run), *overrides, "--json"]) == 0
-    saved = yaml.safe_load((run / "config.yaml").read_text())["train"]
-    batch = json.loads((run / "budget.json").read_text())["batch_size"]
-    assert batch in (32, 16, 8) and saved["batch_size"] == batch
-    assert saved["lr"] == pytest.approx(0.004 * (batch / 32) ** 0.5)
+    overrides = ["model.name=lw@0.25", "train.epochs=4", "train.low_res=0.5", "--json"]
+    assert main(["train", str(data), "--out", str(run), *overrides]) == 0
+    rows = (run / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    validated = [int(row.split(",")[0]) for row in rows[1:] if row.split(",")[header.index("val_acc")]]
+    assert validated == [3, 4]
+    assert json.loads((run / "best.json").read_text())["metrics"]["epoch"] in validated
 
 
-@pytest.mark.parametrize(
-    ("step_s", "chosen"),
-    [
-        ({64: 1.6, 32: 0.5, 16: 0.23}, 16),  # activations past the caches: small batches win
-        ({64: 0.4, 32: 0.21, 16: 0.105}, 64),  # within 10% per image: the planned batch stays
-    ],
-)
-def test_choose_batch_takes_the_least_time_per_image(monkeypatch, step_s, chosen):
-    from lwcnn.training import loop
-
-    def probe(task, config, data, context):
-        return "fp32", step_s[config["train"]["batch_size"]], 0.0, None
-
-    monkeypatch.setattr(loop, "_probe_steps", probe)
-    config = {"train": {"batch_size": 64, "lr": 2e-3, "precision": "auto"}}
-    loop._choose_batch(None, config, None, loop.DistContext())
-    assert config["train"]["batch_size"] == chosen
-    assert config["train"]["lr"] == pytest.approx(2e-3 * (chosen / 64) ** 0.5)
+def test_the_deadline_judges_by_the_last_epoch_when_epochs_grow_costlier():
+    deadline = Deadline(time.monotonic() + 12)
+    for seconds in (1.0, 1.0, 1.0, 13.0):  # the mean (4 s) fits, the last (13 s) does not
+        deadline.record(seconds)
+    assert not deadline.allows_another()
+    assert Deadline(time.monotonic() + 12).allows_another(pending=5.0)
 
 
 def test_one_command_trains_within_its_budget_and_its_config_reproduces_the_plan(tmp_path, capsys):
