@@ -91,6 +91,9 @@ class ClassificationTask(TrainingTask):
         # coarse features are learnt as well there; the rest at full size (all of a 1-epoch run)
         return self.low_res_scale if epoch < math.floor(self.low_res * epochs) else 1.0
 
+    def validated_share(self, config: Mapping[str, Any]) -> float:
+        return 1.0 - self.scaled_epochs()[0]
+
     def scaled_epochs(self) -> tuple[float, float]:
         return (self.low_res, self.low_res_scale) if self.low_res_scale != 1.0 else (0.0, 1.0)
 

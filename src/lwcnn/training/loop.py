@@ -336,10 +336,11 @@ def _train(
 
 def _last_epoch(epoch: int, epochs: int, deadline: Deadline, epoch_started: float) -> bool:
     """Whether ``epoch`` (just trained) is the run's last: the planned one, or the deadline leaves
-    no room for another (judged with this epoch's time so far)."""
+    no room for another (judged with this epoch's time so far and a tenth more for its checkpoint
+    writes: when in doubt, validate, so that the run does not end on an epoch it did not score)."""
     if epoch + 1 >= epochs:
         return True
-    return not deadline.allows_another(pending=time.perf_counter() - epoch_started)
+    return not deadline.allows_another(pending=1.1 * (time.perf_counter() - epoch_started))
 
 
 def fit_to_budget(

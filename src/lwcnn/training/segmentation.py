@@ -195,10 +195,11 @@ class SegmentationTask(TrainingTask):
         return (final, *figures, 0.0)
 
     def shrink_crops(self, config: dict[str, Any], data: PreparedData, factor: float) -> bool:
-        # the area scales the step's cost; sides stay multiples of 32, at least MIN_CROP
+        # the area scales the step's cost; sides stay multiples of 32, at least MIN_CROP, and a
+        # side already below MIN_CROP stays as it is (never larger than planned)
         crop = config["data"]["crop"] or config["data"]["input_size"]
         side = math.sqrt(max(factor, 0.0))
-        smaller = [max(MIN_CROP, int(c * side) // 32 * 32) for c in crop]
+        smaller = [min(c, max(MIN_CROP, int(c * side) // 32 * 32)) for c in crop]
         if smaller == list(crop):
             return False
         config["data"]["crop"] = smaller

@@ -128,6 +128,7 @@ def test_low_resolution_epochs_come_first_and_are_not_validated(tmp_path):
     task = ClassificationTask(low_res=0.5, low_res_scale=0.5)
     assert [task.input_scale(e, 5) for e in range(5)] == [0.5, 0.5, 1.0, 1.0, 1.0]
     assert task.input_scale(0, 1) == 1.0  # a one-epoch run trains at full size
+    assert task.validated_share({}) == 0.5  # what the budget probe counts validation for
     data = make_class_folders(tmp_path / "parts", per_class=10, size=32)
     run = tmp_path / "run"
     overrides = ["model.name=lw@0.25", "train.epochs=4", "train.low_res=0.5", "--json"]
@@ -240,6 +241,21 @@ def test_calibrate_refuses_a_threshold_that_rejects_most_good_parts(tmp_path, ca
     assert json.loads((run / "best.json").read_text())["threshold"] != before
     assert (run / "tradeoff.png").stat().st_size > 1000
     assert "trade-off" in captured.out
+
+
+def test_shrinking_crops_never_makes_a_side_larger_than_planned():
+    from types import SimpleNamespace
+
+    from lwcnn.training.segmentation import SegmentationTask
+
+    task = SegmentationTask.from_config(load_config(None, ["task=seg"]))
+    data = SimpleNamespace(train=SimpleNamespace(crop=None))
+    config = {"data": {"crop": [96, 384], "input_size": [96, 384]}}
+    assert task.shrink_crops(config, data, 0.25)  # type: ignore[arg-type]
+    assert config["data"]["crop"] == [96, 192] and data.train.crop == (96, 192)
+    config = {"data": {"crop": [96, 128], "input_size": [96, 128]}}
+    assert not task.shrink_crops(config, data, 0.1)  # type: ignore[arg-type]
+    assert config["data"]["crop"] == [96, 128]
 
 
 def test_a_budget_too_short_for_the_planned_crops_shrinks_them(tmp_path):
