@@ -44,39 +44,31 @@ def _shared(name: str) -> Callable[[Path], Path]:
     return lambda cache: SHARED / name
 
 
-def elpv_folders(cache: Path) -> Path:
-    """ELPV cells as class folders: functional (defect probability < 0.5) and defective."""
+def _elpv_class_folders(root: Path, label: Callable[[float], str]) -> Path:
+    """ELPV cells written once as class folders under ``root``, ``label`` naming each cell's
+    folder from its annotated defect probability."""
     from elpv_dataset.utils import load_dataset
     from PIL import Image
 
-    root = cache / "elpv-binary"
     if (root / ".complete").exists():
         return root
     images, probabilities, kinds = load_dataset()
     for index, (image, probability, kind) in enumerate(zip(images, probabilities, kinds, strict=True)):
-        label = "defective" if probability >= 0.5 else "functional"
-        folder = root / label
+        folder = root / label(probability)
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(folder / f"cell{index:04d}_{kind}.png")
     (root / ".complete").touch()
     return root
+
+
+def elpv_folders(cache: Path) -> Path:
+    """ELPV cells as class folders: functional (defect probability < 0.5) and defective."""
+    return _elpv_class_folders(cache / "elpv-binary", lambda p: "defective" if p >= 0.5 else "functional")
 
 
 def elpv_levels(cache: Path) -> Path:
     """ELPV cells as four class folders, one per annotated defect probability (0, 1/3, 2/3, 1)."""
-    from elpv_dataset.utils import load_dataset
-    from PIL import Image
-
-    root = cache / "elpv-levels"
-    if (root / ".complete").exists():
-        return root
-    images, probabilities, kinds = load_dataset()
-    for index, (image, probability, kind) in enumerate(zip(images, probabilities, kinds, strict=True)):
-        folder = root / f"p{round(100 * probability):03d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(folder / f"cell{index:04d}_{kind}.png")
-    (root / ".complete").touch()
-    return root
+    return _elpv_class_folders(cache / "elpv-levels", lambda p: f"p{round(100 * p):03d}")
 
 
 def dagm_synth(cache: Path) -> Path:

@@ -47,14 +47,13 @@ class BudgetFit:
     finish_s: float
     precision: str
     probe_s: float
-    validate_every: int = 1
-    batch_size: int = 0  # images a step (0: not recorded)
+    validate_every: int
+    batch_size: int
 
     def line(self) -> str:
         return (
             f"budget {self.budget_s / 60:.1f} min: {self.epochs} epochs of {self.steps_per_epoch} steps "
-            + (f"of {self.batch_size} " if self.batch_size else "")
-            + f"({self.step_s:.2f} s a step, {self.validation_s:.1f} s a validation"
+            f"of {self.batch_size} ({self.step_s:.2f} s a step, {self.validation_s:.1f} s a validation"
             + (f" every {self.validate_every} epochs, " if self.validate_every > 1 else ", ")
             + f"{self.epoch_overhead_s:.1f} s between epochs, "
             f"{self.finish_s:.0f} s for the test; {self.precision}; probe {self.probe_s:.0f} s)"

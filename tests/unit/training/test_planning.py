@@ -3,6 +3,7 @@ reproduces it, cross-validation, and calibration that says what its threshold co
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from dataclasses import replace
@@ -28,6 +29,12 @@ SEG = DatasetStatistics(
     min_size=(100, 100), aspect_range=(0.6, 0.8), class_counts={"defective": 120, "defect-free": 180},
     defect_area=(0.001, 0.01), defect_extent=(20.0, 120.0), defect_width=(2.0, 3.0),
 )  # fmt: skip
+
+
+def _metrics(run: Path) -> list[dict[str, str]]:
+    """The rows of a run's metrics.csv (an empty cell: not measured that epoch)."""
+    with open(run / "metrics.csv", newline="") as file:
+        return list(csv.DictReader(file))
 
 
 def test_budget_durations():
@@ -115,9 +122,7 @@ def test_validate_every_k_epochs_validates_those_and_the_last_and_chooses_among_
         "--json",
     ]
     assert main(["train", str(data), "--out", str(run), *overrides]) == 0
-    rows = (run / "metrics.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    validated = [int(row.split(",")[0]) for row in rows[1:] if row.split(",")[header.index("val_acc")]]
+    validated = [int(row["epoch"]) for row in _metrics(run) if row["val_acc"]]
     assert validated == [2, 4, 5]
     assert json.loads((run / "best.json").read_text())["metrics"]["epoch"] in validated
 
@@ -133,9 +138,7 @@ def test_low_resolution_epochs_come_first_and_are_not_validated(tmp_path):
     run = tmp_path / "run"
     overrides = ["model.name=lw@0.25", "train.epochs=4", "train.low_res=0.5", "--json"]
     assert main(["train", str(data), "--out", str(run), *overrides]) == 0
-    rows = (run / "metrics.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    validated = [int(row.split(",")[0]) for row in rows[1:] if row.split(",")[header.index("val_acc")]]
+    validated = [int(row["epoch"]) for row in _metrics(run) if row["val_acc"]]
     assert validated == [3, 4]
     assert json.loads((run / "best.json").read_text())["metrics"]["epoch"] in validated
 
@@ -265,9 +268,7 @@ def test_a_budget_too_short_for_the_planned_crops_shrinks_them(tmp_path):
     assert main(["train", str(data), "--budget", "20s", "--out", str(run), *overrides]) == 0
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["data"]["crop"] == [128, 128]  # as small as crops go: 100000 steps never fit
-    rows = (run / "metrics.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    phases = [dict(zip(header, row.split(","), strict=True)) for row in rows[1:]]
+    phases = _metrics(run)
     # epochs before defect-free images joined are not validated; the last phase's every k-th
     # (the probe's choice) and the last are
     every = saved["train"]["validate_every"]
