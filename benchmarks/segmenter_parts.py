@@ -28,9 +28,10 @@ from lwcnn.export import export_onnx
 from lwcnn.export.onnx import DEFAULT_OPSET
 from lwcnn.export.quantize import quantize_onnx
 from lwcnn.export.rewrites import for_inference
-from lwcnn.profiling.bench import INT8_CALIBRATION_IMAGES, median_ms, trained_like
+from lwcnn.profiling.bench import INT8_CALIBRATION_IMAGES, trained_like
 from lwcnn.runtime.backends import cpu_session
 from lwcnn.tables import format_table
+from lwcnn.timing import median_ms
 
 SHAPE = (3, 512, 512)
 MODELS = ("lw@0.35", "mobilenetv2@0.35")

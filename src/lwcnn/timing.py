@@ -3,6 +3,7 @@ the profiler and the benchmarks all use it, and it needs neither torch nor ONNX 
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Mapping
 
@@ -24,3 +25,17 @@ def time_alternately(
                 runner()
                 times[name].append((time.perf_counter() - t0) * 1000.0)
     return times
+
+
+def median_ms(run: Callable[[], object], runs: int, warmup: int, budget_s: float) -> tuple[float, int]:
+    """Median wall time of ``run`` in milliseconds after ``warmup`` calls, and how many runs were
+    timed: ``runs`` of them, or fewer (at least 5) once ``budget_s`` seconds have passed."""
+    for _ in range(warmup):
+        run()
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < runs and (len(times) < 5 or time.perf_counter() < deadline):
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times), len(times)

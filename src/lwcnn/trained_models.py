@@ -46,6 +46,7 @@ class TorchBackend:
     """A trained model (safetensors + JSON) in PyTorch eager: needs the training install."""
 
     name = "torch"
+    precision = "fp32"
 
     def __init__(self, weights: str | Path, threads: int | None = None) -> None:
         import torch

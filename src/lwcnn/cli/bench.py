@@ -1,5 +1,5 @@
 """``lwcnn bench``: inference latency and throughput of lw@0.35 and mobilenetv2@0.35, classification
-and segmentation, in ONNX Runtime and PyTorch eager, 1 and 2 threads, batch 1 and 8."""
+and segmentation, in ONNX Runtime, OpenVINO and PyTorch eager, 1 and 2 threads, batch 1 and 8."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import sys
 from lwcnn.errors import ConfigError
 
 #: The same names as lwcnn.profiling.bench.ENGINES (which imports torch; the parser must not).
-ENGINES = ("onnxruntime", "onnxruntime-int8", "onnxruntime-int8-decoder", "torch")
+ENGINES = (
+    "onnxruntime",
+    "onnxruntime-int8",
+    "onnxruntime-int8-decoder",
+    "openvino",
+    "openvino-bf16",
+    "torch",
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,14 +28,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Median latency per forward pass and images/s for lw@0.35 and mobilenetv2@0.35 (classification "
             "3x200x200, segmentation 3x512x512 with the same decoder), ONNX Runtime fp32 and int8 (lwcnn's "
             "export with its inference rewrites; int8 calibrated on random inputs; for segmenters also "
-            "int8 in the decoder only) and PyTorch eager "
-            "(channels_last), 1 and 2 threads, batch 1 and 8. "
+            "int8 in the decoder only), OpenVINO fp32 and bf16 where installed and supported, and "
+            "PyTorch eager (channels_last), 1 and 2 threads, batch 1 and 8. "
             "Engines run one at a time. Takes a few minutes."
         ),
     )
     parser.add_argument("--models", nargs="+", default=["lw@0.35", "mobilenetv2@0.35"], metavar="MODEL")
     parser.add_argument("--tasks", nargs="+", choices=("cls", "seg"), default=["cls", "seg"])
-    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
+    parser.add_argument(
+        "--engines", nargs="+", choices=ENGINES, default=None,
+        help="default: every engine this install and CPU can run (OpenVINO from the openvino extra)",
+    )  # fmt: skip
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--batch", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--runs", type=int, default=30, help="timed runs per configuration (default 30)")
@@ -42,11 +52,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from lwcnn.profiling.bench import run_bench
+    from lwcnn.profiling.bench import available_engines, run_bench
     from lwcnn.tables import format_table
 
     if min(args.threads) < 1 or min(args.batch) < 1 or args.runs < 1:
         raise ConfigError("--threads, --batch and --runs must be at least 1")
+    available = available_engines()
+    if args.engines is None:
+        args.engines = available
+    elif set(args.engines) - set(available):
+        missing = ", ".join(sorted(set(args.engines) - set(available)))
+        raise ConfigError(
+            f"engine(s) {missing} cannot run here (OpenVINO: pip install 'lwcnn[openvino]'; "
+            "bf16 needs a CPU with AMX or AVX-512 BF16)"
+        )
     # int8-decoder rows exist for segmenters only
     per_model = sum(
         1 for task in args.tasks for e in args.engines if task == "seg" or e != "onnxruntime-int8-decoder"

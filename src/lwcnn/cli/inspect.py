@@ -29,9 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Inspect image files, folders (searched recursively) and glob patterns with a trained "
             "model (default: the bundled NEU classifier). Writes results.csv, results.json and overlay "
-            "pictures (and masks, for segmenters) under --out. A corrupt or unreadable file is reported "
-            "and skipped. Exit status: 0, or 1 with --fail-on-defect when an image is defective, or 3 "
-            "when an image could not be read."
+            "pictures (JPEG; and PNG masks, for segmenters) under --out. A corrupt or unreadable file is "
+            "reported and skipped. Exit status: 0, or 1 with --fail-on-defect when an image is "
+            "defective, or 3 when an image could not be read."
         ),
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns")
@@ -46,10 +46,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="which images get an overlay (and mask): all (default), defective, none",
     )  # fmt: skip
     parser.add_argument("--no-pictures", action="store_true", help="the same as --pictures none")
+    parser.add_argument(
+        "--overlay-format", choices=("jpeg", "png"), default="jpeg",
+        help="overlays as JPEG (default: fast to write) or PNG (lossless); masks are always PNG",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object (summary and results)")
     parser.add_argument("--threads", type=int, default=None, help="inference threads (default: one per core)")
     parser.add_argument("--batch", type=int, default=1, help="images (or tiles) per forward pass (default 1)")
-    parser.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto")
+    parser.add_argument(
+        "--backend", choices=("auto", "onnxruntime", "openvino", "torch"), default="auto",
+        help="inference engine: ONNX Runtime (auto), OpenVINO (the openvino extra), torch (training install)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16"), default="fp32",
+        help="what OpenVINO computes in: fp32 (default) or bf16 (CPUs with AMX or AVX-512 BF16)",
+    )  # fmt: skip
     parser.add_argument("--threshold", type=float, default=None, help="segmenter pixel threshold (0..1)")
     parser.add_argument(
         "--min-area", type=int, default=None, help="defect pixels that make an image defective"
@@ -128,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         tile_overlap=args.tile_overlap,
         ok_classes=args.ok_class,
         max_pixels=args.max_pixels,
+        precision=args.precision,
     )
     return _inspect_and_report(args, inspector, paths, started)
 
@@ -154,6 +166,7 @@ def _inspect_and_report(args: argparse.Namespace, inspector, paths: list[Path], 
         report = inspect_to_folder(
             inspector, paths, args.out, pictures="none" if args.no_pictures else args.pictures,
             on_result=result_line, on_failure=skipped_line, started=started,
+            overlay_format=args.overlay_format,
         )  # fmt: skip
     finally:
         bar.close()
@@ -166,7 +179,7 @@ def _inspect_and_report(args: argparse.Namespace, inspector, paths: list[Path], 
     else:
         where = f"; overlays in {summary['overlays']}/" if summary["overlays"] and rows else ""
         print(
-            f"{summary['images']} image(s) inspected with {inspector.model_name}: "
+            f"{summary['images']} image(s) inspected with {inspector.model_name} in {inspector.engine}: "
             f"{summary['defective']} defective, "
             f"{summary['ok']} OK, {summary['failed']} unreadable, "
             f"{summary['ms_per_image']:.1f} ms/image; "

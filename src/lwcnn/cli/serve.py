@@ -1,4 +1,4 @@
-"""``lwcnn serve``: the inspection service (HTTP API and web page) on ONNX Runtime."""
+"""``lwcnn serve``: the inspection service (HTTP API and web page) on ONNX Runtime or OpenVINO."""
 
 from __future__ import annotations
 
@@ -32,6 +32,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--api-key", default=None, help=f"require this key (default: ${API_KEY_ENV} if set)")
     parser.add_argument("--workers", type=int, default=2, help="images inspected at once (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="inference threads per image (default 1)")
+    parser.add_argument(
+        "--backend", choices=("auto", "onnxruntime", "openvino"), default="auto",
+        help="inference engine: ONNX Runtime (auto) or OpenVINO (the openvino extra)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16"), default="fp32",
+        help="what OpenVINO computes in: fp32 (default) or bf16 (CPUs with AMX or AVX-512 BF16)",
+    )  # fmt: skip
     parser.add_argument("--max-body-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
     parser.add_argument(
         "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image in pixels (default 40M)"
@@ -85,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
         header_timeout_s=args.header_timeout,
         max_connections=args.max_connections,
     )
-    inspector = Inspector(args.weights, threads=args.threads, max_pixels=args.max_pixels)
+    inspector = Inspector(
+        args.weights, backend=args.backend, threads=args.threads, max_pixels=args.max_pixels,
+        precision=args.precision,
+    )  # fmt: skip
     app = create_app(inspector, settings)
     key_note = "an API key is required" if api_key else "no API key"
     print(f"lwcnn serve: {inspector.model_name} on http://{args.host}:{args.port}/ ({key_note})", flush=True)

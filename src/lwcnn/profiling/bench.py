@@ -5,10 +5,14 @@ Runtime thread pool never run side by side."""
 from __future__ import annotations
 
 import gc
-import statistics
-import time
+import json
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,11 +21,19 @@ from lwcnn.export import export_onnx
 from lwcnn.export.quantize import quantize_onnx
 from lwcnn.models import create_model
 from lwcnn.runtime.backends import cpu_session
+from lwcnn.timing import median_ms
 
 #: The issue's configurations: NEU-size classification and 512x512 segmentation.
 BENCH_CASES = (("cls", 6, (3, 200, 200)), ("seg", 2, (3, 512, 512)))
 BENCH_MODELS = ("lw@0.35", "mobilenetv2@0.35")
-ENGINES = ("onnxruntime", "onnxruntime-int8", "onnxruntime-int8-decoder", "torch")
+ENGINES = (
+    "onnxruntime",
+    "onnxruntime-int8",
+    "onnxruntime-int8-decoder",
+    "openvino",
+    "openvino-bf16",
+    "torch",
+)
 #: Calibration images for the int8 rows: random inputs (speed does not depend on the values; the
 #: accuracy of int8 is measured by ``lwcnn export --int8`` on real images, not here).
 INT8_CALIBRATION_IMAGES = 8
@@ -45,20 +57,6 @@ class BenchRow:
         return asdict(self)
 
 
-def median_ms(run: Callable[[], object], runs: int, warmup: int, budget_s: float) -> tuple[float, int]:
-    """Median wall time of ``run`` in milliseconds after ``warmup`` calls, and how many runs were
-    timed: ``runs`` of them, or fewer (at least 5) once ``budget_s`` seconds have passed."""
-    for _ in range(warmup):
-        run()
-    times: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(times) < runs and (len(times) < 5 or time.perf_counter() < deadline):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times), len(times)
-
-
 def trained_like(name: str, task: str, classes: int, shape: tuple[int, int, int]) -> torch.nn.Module:
     """A factory model with random weights but batch-norm statistics from a forward pass, in eval
     mode: the graph and arithmetic of a trained model, which is all that timing depends on."""
@@ -67,6 +65,53 @@ def trained_like(name: str, task: str, classes: int, shape: tuple[int, int, int]
     with torch.no_grad():  # realistic BN statistics (folded by the export either way)
         model.train()(torch.randn(2, *shape))
     return model.eval()
+
+
+def available_engines() -> list[str]:
+    """The engines of :data:`ENGINES` that this install and CPU can run (OpenVINO is an extra;
+    its bf16 needs AMX or AVX-512 BF16)."""
+    from lwcnn.runtime.openvino_engine import openvino_available
+
+    precisions = []
+    if openvino_available():  # asked in a child process: OpenVINO stays out of this torch process
+        command = [sys.executable, "-m", "lwcnn.runtime.openvino_engine", "precisions"]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        precisions = json.loads(done.stdout) if done.returncode == 0 else []
+    wanted = {"openvino": "fp32", "openvino-bf16": "bf16"}  # the precision each OpenVINO row needs
+    return [e for e in ENGINES if e not in wanted or wanted[e] in precisions]
+
+
+def _runner(session: Any, model: torch.nn.Module, x: np.ndarray) -> Callable[[], object]:
+    """One forward pass of ``x`` in an ONNX Runtime ``session``, or in PyTorch eager without one."""
+    if session is not None:
+        return lambda: session.run(None, {"image": x})
+    tensor = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+
+    def run() -> object:
+        with torch.inference_mode():
+            return model(tensor)
+
+    return run
+
+
+def openvino_latency(
+    onnx_bytes: bytes, shape: tuple[int, ...], threads: int, precision: str, runs: int, warmup: int,
+    budget_s: float,
+) -> tuple[float, int]:  # fmt: skip
+    """:func:`~lwcnn.timing.median_ms` of the model in OpenVINO, timed in a child process without
+    torch: OpenVINO's thread pool (TBB) beside torch's (OpenMP) in one process crashed later torch
+    work (a sporadic segmentation fault in the test suite), and one engine at a time is the rule."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        path.write_bytes(onnx_bytes)
+        command = [sys.executable, "-m", "lwcnn.runtime.openvino_engine", str(path),
+                   ",".join(map(str, shape)), str(threads), precision, str(runs), str(warmup),
+                   str(budget_s)]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"OpenVINO timing failed: {done.stderr.strip().splitlines()[-1:]}")
+    timed = json.loads(done.stdout)
+    return timed["latency_ms"], timed["runs"]
 
 
 def run_bench(
@@ -107,20 +152,16 @@ def run_bench(
                     session = None
                     if engine in graphs:
                         session = cpu_session(graphs[engine], thread_count)
-                    else:
+                    elif engine == "torch":
                         torch.set_num_threads(thread_count)
                     for batch in batches:
                         x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
-                        if session is not None:
-                            run = lambda s=session, x=x: s.run(None, {"image": x})  # noqa: E731
+                        if engine.startswith("openvino"):
+                            precision = "bf16" if engine.endswith("bf16") else "fp32"
+                            latency, count = openvino_latency(onnx_bytes, x.shape, thread_count, precision,
+                                                              runs, warmup, budget_s)  # fmt: skip
                         else:
-                            tensor = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-
-                            def run(m=model, t=tensor):
-                                with torch.inference_mode():
-                                    return m(t)
-
-                        latency, count = median_ms(run, runs, warmup, budget_s)
+                            latency, count = median_ms(_runner(session, model, x), runs, warmup, budget_s)
                         row = BenchRow(name, task, "x".join(map(str, shape)), engine, thread_count, batch,
                                        count, latency, 1000.0 * batch / latency)  # fmt: skip
                         rows.append(row)

@@ -1,7 +1,8 @@
-"""Where a model's outputs come from: ONNX Runtime, the runtime's only engine (no torch). A backend
-takes a float32 (N, C, H, W) batch and returns the model's named outputs as NumPy arrays; the
-PyTorch backend for trained-model files (:class:`lwcnn.trained_models.TorchBackend`) lives with the
-training install and follows the same :class:`Backend` protocol."""
+"""Where a model's outputs come from: ONNX Runtime, the runtime's default engine (no torch). A
+backend takes a float32 (N, C, H, W) batch and returns the model's named outputs as NumPy arrays;
+OpenVINO (:class:`lwcnn.runtime.openvino_engine.OpenVinoBackend`, the ``openvino`` extra) and the
+PyTorch backend for trained-model files (:class:`lwcnn.trained_models.TorchBackend`, the training
+install) follow the same :class:`Backend` protocol."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ EXPORTED_FROM_KEY = "exported_from"
 
 
 class Backend(Protocol):
-    """Runs a model: ``card`` (its checked model card), ``metadata`` (the card's fields as written)
-    and ``run(batch) -> {name: array}``."""
+    """Runs a model: ``card`` (its checked model card), ``metadata`` (the card's fields as written),
+    ``precision`` (what it computes in: ``fp32``, ``bf16``, ``int8``) and ``run(batch) -> {name: array}``."""
 
     name: str
+    precision: str
     card: ModelCard
     metadata: dict[str, Any]
 
@@ -55,6 +57,7 @@ class OnnxRuntimeBackend:
         source = source or (str(model) if not isinstance(model, bytes) else "model")
         try:
             self.session = cpu_session(data, threads)
+            self.precision = onnx_precision(data)
         except Exception as error:  # onnxruntime raises its own exception types
             raise ModelError(
                 f"{source}: not an ONNX model ONNX Runtime can load ({_first_line(error)})"
@@ -74,6 +77,13 @@ class OnnxRuntimeBackend:
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
         return dict(zip(self.output_names, outputs, strict=True))
+
+
+def onnx_precision(model: str | bytes) -> str:
+    """``int8`` for an ONNX file quantised by ``lwcnn export --int8`` (it holds QuantizeLinear
+    nodes, whose operator name is stored as plain text), else ``fp32``."""
+    data = model if isinstance(model, bytes) else Path(model).read_bytes()
+    return "int8" if b"QuantizeLinear" in data else "fp32"
 
 
 def export_fingerprint(metadata_path: str | Path) -> str:

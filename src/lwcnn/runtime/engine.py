@@ -8,7 +8,9 @@ models. Preprocessing is the training's own (:class:`lwcnn.data.preprocessing.Pr
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,15 @@ from lwcnn.errors import ConfigError, MissingError, ModelError
 from lwcnn.fileio import printable_path
 from lwcnn.limits import DEFAULT_MAX_PIXELS
 from lwcnn.runtime.backends import Backend, OnnxRuntimeBackend, cached_export
-from lwcnn.runtime.regions import Region, find_regions, resize_bilinear, resize_bilinear_rows
+from lwcnn.runtime.probability import (
+    STRIP_ROWS,
+    ProbabilityRows,
+    native_mask,
+    regions_in_rows,
+    sigmoid,
+    softmax,
+)
+from lwcnn.runtime.regions import Region, resize_bilinear, resize_bilinear_rows
 from lwcnn.weights import BUNDLED_DIR, BUNDLED_PREFIX, bundled_name, resolve_weights
 
 #: The model used when none is named: the bundled NEU steel-defect classifier.
@@ -31,7 +41,9 @@ DEFAULT_MODEL = "neu"
 OK_CLASS_NAMES = frozenset(
     {"ok", "good", "normal", "pass", "defect_free", "defect-free", "no_defect", "none"}
 )
-BACKENDS = ("auto", "onnxruntime", "torch")
+BACKENDS = ("auto", "onnxruntime", "openvino", "torch")
+#: Images read (decoded and resized) ahead of the one being inspected, in a second thread.
+READ_AHEAD = 2
 
 
 @dataclass
@@ -91,6 +103,16 @@ class Inspection:
 
 
 @dataclass(frozen=True)
+class _ReadImage:
+    """An image read ahead: as read, at the model's scale (segmenters), and as the network takes it
+    (a classifier's (C, H, W) input; a segmenter's padded (1, C, H, W) batch where it is one pass)."""
+
+    image: np.ndarray
+    scaled: np.ndarray | None = None
+    network_input: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
 class InspectionFailure:
     """An image that could not be inspected: ``error`` is one line naming the file and the problem."""
 
@@ -99,31 +121,71 @@ class InspectionFailure:
 
 
 def open_backend(
-    weights: str | Path | None = None, backend: str = "auto", threads: int | None = None
+    weights: str | Path | None = None,
+    backend: str = "auto",
+    threads: int | None = None,
+    precision: str = "fp32",
 ) -> Backend:
     """The backend for ``weights``: an ``.onnx`` file, a bundled model's name, or a trained model
     (run folder, ``.safetensors`` or ``.json``).
 
     ``auto`` and ``onnxruntime`` run ONNX Runtime; a trained model runs from its export cached beside
     it, made (once, by the training install: :func:`lwcnn.open_trained_model`) when there is none or
-    its files changed. ``torch`` runs PyTorch eager (the training install too)."""
+    its files changed. ``openvino`` runs the same ONNX file in OpenVINO, in ``precision`` (``fp32``
+    or ``bf16``; the other engines run the file as it was exported). ``torch`` runs PyTorch eager
+    (the training install too)."""
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if precision != "fp32" and backend != "openvino":
+        raise ConfigError(f"precision {precision!r} needs the openvino backend (this one is {backend})")
     spec = str(weights) if weights is not None else f"{BUNDLED_PREFIX}{DEFAULT_MODEL}"
-    if spec.lower().endswith(".onnx"):
-        if backend == "torch":
-            raise ConfigError(f"{spec}: an ONNX file runs in ONNX Runtime, not the torch backend")
-        if not Path(spec).is_file():
-            raise MissingError(f"{spec}: no such ONNX file")
-        return OnnxRuntimeBackend(spec, threads)
-    bundled = bundled_name(spec)  # a bare name that is also a path on disk is refused as ambiguous
-    if backend != "torch" and bundled is not None and (BUNDLED_DIR / f"{bundled}.onnx").is_file():
-        return OnnxRuntimeBackend(BUNDLED_DIR / f"{bundled}.onnx", threads, source=bundled)
+    onnx_file, source = _onnx_file(spec, backend)
+    if backend == "openvino":
+        from lwcnn.runtime.openvino_engine import OpenVinoBackend
+
+        if onnx_file is None:
+            onnx_file, source = _exported_file(spec, threads), spec
+        return OpenVinoBackend(onnx_file, threads, precision, source=source)
+    if onnx_file is not None:
+        return OnnxRuntimeBackend(onnx_file, threads, source=source)
     metadata_path = resolve_weights(spec)
     if backend != "torch":
         cached = cached_export(metadata_path, threads, source=spec)  # exported before: no torch needed
         if cached is not None:
             return cached
+    return _trained_model(spec, metadata_path, backend, threads)
+
+
+def _onnx_file(spec: str, backend: str) -> tuple[Path | None, str]:
+    """The ONNX file that ``spec`` names (a path ending in .onnx, or a bundled model's) and the name
+    its errors give, else (None, spec)."""
+    if spec.lower().endswith(".onnx"):
+        if backend == "torch":
+            raise ConfigError(f"{spec}: an ONNX file runs in ONNX Runtime or OpenVINO, not the torch backend")
+        if not Path(spec).is_file():
+            raise MissingError(f"{spec}: no such ONNX file")
+        return Path(spec), spec
+    bundled = bundled_name(spec)  # a bare name that is also a path on disk is refused as ambiguous
+    if backend != "torch" and bundled is not None and (BUNDLED_DIR / f"{bundled}.onnx").is_file():
+        return BUNDLED_DIR / f"{bundled}.onnx", bundled
+    return None, spec
+
+
+def _exported_file(spec: str, threads: int | None) -> Path:
+    """A trained model's current export cached beside it (made now if there is none), for an engine
+    that reads ONNX files."""
+    metadata_path = resolve_weights(spec)
+    if cached_export(metadata_path, threads, source=spec) is None:
+        _trained_model(spec, metadata_path, "onnxruntime", threads)  # exports and caches it
+        if cached_export(metadata_path, threads, source=spec) is None:
+            raise ModelError(
+                f"{spec}: its folder is read-only, so its ONNX export cannot be cached there; "
+                "make one with 'lwcnn export' and give that .onnx file"
+            )
+    return Path(metadata_path).with_suffix(".onnx")
+
+
+def _trained_model(spec: str, metadata_path: Path, backend: str, threads: int | None) -> Backend:
     import lwcnn  # the package root reaches the training install's exporter (the runtime may not)
 
     try:
@@ -150,7 +212,8 @@ class Inspector:
     image is larger than the segmenter's working size. ``ok_classes``: classifier classes that mean
     "no defect" (default: the model's ``ok_classes``, else names such as ``good`` or ``ok``).
     ``max_pixels``: image files with more pixels (width x height) are refused from their header,
-    before they are decoded (default 40 M, as the service's; None: no limit).
+    before they are decoded (default 40 M, as the service's; None: no limit). ``precision``: what
+    the ``openvino`` backend computes in (``fp32``, or ``bf16`` on CPUs that have it).
     """
 
     def __init__(
@@ -164,11 +227,14 @@ class Inspector:
         tile_overlap: int = 64,
         ok_classes: Iterable[str] | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        precision: str = "fp32",
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         # a Backend object is used as it is (training validates its live model this way)
-        self.backend = open_backend(weights, backend, threads) if isinstance(backend, str) else backend
+        self.backend = (
+            open_backend(weights, backend, threads, precision) if isinstance(backend, str) else backend
+        )
         self.weights = (
             str(weights) if weights is not None else DEFAULT_MODEL if isinstance(backend, str) else "model"
         )
@@ -201,6 +267,11 @@ class Inspector:
                 raise ConfigError(f"ok classes {sorted(unknown)} are not classes of the model {self.classes}")
 
     @property
+    def engine(self) -> str:
+        """The engine and the precision it runs in, e.g. ``onnxruntime fp32`` or ``openvino bf16``."""
+        return f"{self.backend.name} {getattr(self.backend, 'precision', 'fp32')}"
+
+    @property
     def model_name(self) -> str:
         """The architecture (``lw@0.35``) and the weights it was given as."""
         return f"{self.card.model_name} ({self.weights})"
@@ -224,43 +295,75 @@ class Inspector:
         on. Classifier inputs are batched ``batch_size`` at a time. ``keep_pixels`` keeps each image
         (as read) in its result, for pictures. Results name their image by
         :func:`~lwcnn.fileio.printable_path` (a file name that is not UTF-8 comes back escaped)."""
-        pending: list[tuple[np.ndarray, str]] = []
-        for path in paths:
-            name = printable_path(path)
-            try:
-                image = read_image(path, self.preprocessing.channels, self.max_pixels)
-            except ImageReadError as error:
+        pending: list[tuple[_ReadImage, str]] = []
+        for name, read in self._read_ahead(paths):
+            if isinstance(read, ImageReadError):
                 yield from self._flush(pending, keep_pixels)
                 pending = []
-                yield InspectionFailure(name, str(error))
+                yield InspectionFailure(name, str(read))
                 continue
             if self.task == "cls":
-                pending.append((image, name))
+                pending.append((read, name))
                 if len(pending) >= self.batch_size:
                     yield from self._flush(pending, keep_pixels)
                     pending = []
                 continue
             try:
-                result = self._segment(image, name)
+                result = self._segment(read.image, name, read.scaled, read.network_input)
             except Exception as error:  # one bad image never ends the batch
                 yield InspectionFailure(name, f"{name}: inspection failed ({error})")
                 continue
-            result.pixels = image if keep_pixels else None
+            result.pixels = read.image if keep_pixels else None
             yield result
         yield from self._flush(pending, keep_pixels)
 
+    def _read_ahead(self, paths: Sequence[str | Path]) -> Iterator[tuple[str, _ReadImage | ImageReadError]]:
+        """Each path's name and its image read and made ready for the network, or the error that
+        reading it raised, in order. Reading runs in a second thread, :data:`READ_AHEAD` images
+        ahead: decoding, resizing and normalising (Pillow and NumPy release the GIL) overlap the
+        inference of the images before."""
+
+        def read(path: str | Path) -> _ReadImage | ImageReadError:
+            try:
+                image = read_image(path, self.preprocessing.channels, self.max_pixels)
+            except ImageReadError as error:
+                return error
+            try:
+                if self.task == "cls":
+                    return _ReadImage(image, network_input=self.preprocessing(image))
+                scaled = self.preprocessing.rescale(image)
+                return _ReadImage(image, scaled, self._network_input(scaled))
+            except Exception:  # inspecting it fails again, and reports the image, in its own turn
+                return _ReadImage(image)
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lwcnn-read")
+        window: deque[tuple[str, Future]] = deque()
+        try:
+            for path in paths:
+                window.append((printable_path(path), pool.submit(read, path)))
+                if len(window) > READ_AHEAD:
+                    name, future = window.popleft()
+                    yield name, future.result()
+            while window:
+                name, future = window.popleft()
+                yield name, future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def _flush(
-        self, pending: list[tuple[np.ndarray, str]], keep_pixels: bool
+        self, pending: list[tuple[_ReadImage, str]], keep_pixels: bool
     ) -> list[Inspection | InspectionFailure]:
         if not pending:
             return []
+        images = [read.image for read, _ in pending]
+        ready = [read.network_input for read, _ in pending]
         try:
-            results = self._classify([image for image, _ in pending], [name for _, name in pending])
+            results = self._classify(images, [name for _, name in pending], ready)
         except Exception as error:  # one bad image never ends the batch: retry one at a time
             if len(pending) > 1:
                 return [r for item in pending for r in self._flush([item], keep_pixels)]
             return [InspectionFailure(pending[0][1], f"{pending[0][1]}: inspection failed ({error})")]
-        for result, (image, _) in zip(results, pending, strict=True):
+        for result, image in zip(results, images, strict=True):
             result.pixels = image if keep_pixels else None
         return list(results)
 
@@ -289,7 +392,7 @@ class Inspector:
                 f"{self.weights}: class probabilities come from a classifier, not a {self.task} model"
             )
         parts = [
-            _softmax(self.backend.run(self._batch(images[i : i + self.batch_size]))["logits"], axis=1)
+            softmax(self.backend.run(self._batch(images[i : i + self.batch_size]))["logits"], axis=1)
             for i in range(0, len(images), self.batch_size)
         ]
         return np.concatenate(parts) if parts else np.zeros((0, len(self.classes)), np.float32)
@@ -297,11 +400,15 @@ class Inspector:
     def _batch(self, images: Sequence[np.ndarray]) -> np.ndarray:
         return np.stack([self.preprocessing(self._as_model_channels(image)) for image in images])
 
-    def _classify(self, images: list[np.ndarray], names: list[str]) -> list[Inspection]:
+    def _classify(
+        self, images: list[np.ndarray], names: list[str], ready: Sequence[np.ndarray | None] = ()
+    ) -> list[Inspection]:
+        """``ready``: the images as the network takes them where they were prepared already."""
         start = time.perf_counter()
-        outputs = self.backend.run(self._batch(images))
+        known = len(ready) == len(images) and all(x is not None for x in ready)
+        outputs = self.backend.run(np.stack(ready) if known else self._batch(images))
         logits = outputs["logits"]
-        probabilities = _softmax(logits, axis=1)
+        probabilities = softmax(logits, axis=1)
         maps = outputs.get("class_maps")
         each_ms = (time.perf_counter() - start) * 1000.0 / len(images)
         results = []
@@ -332,22 +439,41 @@ class Inspector:
         resized by the model's scale, run in one pass when it fits the working size, else in
         overlapping tiles of that size whose probabilities are averaged where they overlap, and the
         probability is brought back to the image's own size."""
-        probability = self._scaled_probability(image)
+        probability = self._scaled_probability(self.preprocessing.rescale(image)).full()
         if probability.shape != image.shape[:2]:
             probability = resize_bilinear(probability, image.shape[:2])
         return probability
 
-    def _scaled_probability(self, image: np.ndarray) -> np.ndarray:
-        """The defect probability at the model's scale (no other resizing: fully convolutional)."""
-        return self._tiled_probability(self.preprocessing.rescale(image))
-
-    def _tiled_probability(self, image: np.ndarray) -> np.ndarray:
-        """Probabilities of a (scaled) uint8 image, normalised tile by tile so that no float copy of
-        a large image is ever made; overlapping tiles are averaged."""
+    def _network_input(self, image: np.ndarray) -> np.ndarray | None:
+        """An image at the model's scale as the network takes it in one pass (normalised, padded to
+        the network's stride as in training: pad_to_stride says why), or None when it is larger
+        than the working size and goes in tiles."""
         height, width = image.shape[:2]
         tile_h, tile_w = self.preprocessing.size
-        if height <= tile_h and width <= tile_w:
-            return self._probability(self.preprocessing.normalize(image)[None])[0]
+        if height > tile_h or width > tile_w:
+            return None
+        batch = self.preprocessing.normalize(image)[None]
+        return pad_to_stride(batch, axes=(-2, -1), stride=self.card.network_stride)
+
+    def _scaled_probability(self, image: np.ndarray, padded: np.ndarray | None = None) -> ProbabilityRows:
+        """The defect probability of an image at the model's scale (no other resizing: the network
+        is fully convolutional), its rows computed as they are needed where it is one pass.
+        ``padded``: its network input, when made already (:meth:`_network_input`)."""
+        height, width = image.shape[:2]
+        padded = padded if padded is not None else self._network_input(image)
+        if padded is None:
+            return ProbabilityRows.of_array(self._tiled_probability(image))
+        logits = self.backend.run(padded)["logits"]
+        if logits.shape[1] == 2:
+            difference = logits[0, 1] - logits[0, 0]
+            return ProbabilityRows.of_logit_difference(difference, padded.shape[-2:], height, width)
+        return ProbabilityRows.of_array(_defect_probability(logits, padded.shape[-2:], height, width)[0])
+
+    def _tiled_probability(self, image: np.ndarray) -> np.ndarray:
+        """Probabilities of a (scaled) uint8 image larger than the working size, normalised tile by
+        tile so that no float copy of a large image is ever made; overlapping tiles are averaged."""
+        height, width = image.shape[:2]
+        tile_h, tile_w = self.preprocessing.size
         tops = _tile_starts(height, tile_h, self.tile_overlap)
         lefts = _tile_starts(width, tile_w, self.tile_overlap)
         boxes = [(t, left) for t in tops for left in lefts]
@@ -358,7 +484,11 @@ class Inspector:
             batch = np.stack(
                 [self.preprocessing.normalize(image[t : t + th, left : left + tw]) for t, left in chunk]
             )
-            for (t, left), probability in zip(chunk, self._probability(batch), strict=True):
+            padded = pad_to_stride(batch, axes=(-2, -1), stride=self.card.network_stride)
+            logits = self.backend.run(padded)["logits"]
+            for (t, left), probability in zip(
+                chunk, _defect_probability(logits, padded.shape[-2:], th, tw), strict=True
+            ):
                 total[t : t + th, left : left + tw] += probability
         # the tiles form a grid: a pixel's tile count is its row's count times its column's
         rows, cols = np.zeros(height, np.float32), np.zeros(width, np.float32)
@@ -366,25 +496,26 @@ class Inspector:
             rows[t : t + th] += 1.0
         for left in lefts:
             cols[left : left + tw] += 1.0
-        for start in range(0, height, _STRIP_ROWS):  # in strips: no second full-size array
-            strip = slice(start, start + _STRIP_ROWS)
+        for start in range(0, height, STRIP_ROWS):  # in strips: no second full-size array
+            strip = slice(start, start + STRIP_ROWS)
             total[strip] /= rows[strip, None] * cols[None, :]
         return total
 
-    def _probability(self, batch: np.ndarray) -> np.ndarray:
-        height, width = batch.shape[-2:]
-        # the network runs on multiples of its stride, as it was trained (pad_to_stride says why)
-        padded = pad_to_stride(batch, axes=(-2, -1), stride=self.card.network_stride)
-        logits = self.backend.run(padded)["logits"]
-        full = resize_bilinear(logits, padded.shape[-2:])[..., :height, :width]
-        # P(defect) = 1 - P(background), class 0 being the background
-        return 1.0 - _softmax(full, axis=1)[:, 0]
-
-    def _segment(self, image: np.ndarray, name: str) -> Inspection:
+    def _segment(
+        self,
+        image: np.ndarray,
+        name: str,
+        scaled: np.ndarray | None = None,
+        network_input: np.ndarray | None = None,
+    ) -> Inspection:
+        """``scaled`` and ``network_input``: the image rescaled by the model's scale and as the
+        network takes it, where they were made already (read ahead in another thread)."""
         start = time.perf_counter()
-        mask, score = self._native_mask(self._scaled_probability(image), image.shape[:2])
-        regions = find_regions(mask)
-        area = int(mask.sum())
+        if scaled is None:
+            scaled = self.preprocessing.rescale(image)
+        probability = self._scaled_probability(scaled, network_input)
+        mask, score, rows = native_mask(probability, image.shape[:2], self.threshold)
+        regions, area = regions_in_rows(mask, rows)
         defective = area >= self.min_area
         return Inspection(
             image=name,
@@ -399,30 +530,16 @@ class Inspector:
             mask=mask,
         )
 
-    def _native_mask(self, probability: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float]:
-        """The defect mask at the image's own ``size`` and the highest probability, from the
-        probability at the model's scale: resized in strips of rows (the same values as one
-        :func:`resize_bilinear`), so a large image costs a boolean mask, not a float one."""
-        if probability.shape == tuple(size):
-            return probability > self.threshold, float(probability.max())
-        mask = np.empty(size, dtype=bool)
-        score = 0.0
-        for start in range(0, size[0], _STRIP_ROWS):
-            stop = min(size[0], start + _STRIP_ROWS)
-            strip = resize_bilinear_rows(probability, size, start, stop)
-            mask[start:stop] = strip > self.threshold
-            score = max(score, float(strip.max()))
-        return mask, score
 
-
-#: Rows per strip where a full-size float map is worked through piecewise.
-_STRIP_ROWS = 256
-
-
-def _softmax(logits: np.ndarray, axis: int) -> np.ndarray:
-    shifted = logits - logits.max(axis=axis, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=axis, keepdims=True)
+def _defect_probability(logits: np.ndarray, padded: tuple[int, int], height: int, width: int) -> np.ndarray:
+    """P(defect) (N, height, width) from a batch's logits at the network's stride, resized to the
+    ``padded`` input size and cut to the image (or tile): for two classes sigmoid(l1 - l0), one map
+    resized instead of two; else 1 - P(background), class 0 being the background."""
+    if logits.shape[1] == 2:
+        difference = resize_bilinear_rows(logits[:, 1] - logits[:, 0], padded, 0, height)
+        return sigmoid(difference[..., :width])
+    full = resize_bilinear(logits, padded)[..., :height, :width]
+    return 1.0 - softmax(full, axis=1)[:, 0]
 
 
 def _normalised(values: np.ndarray) -> np.ndarray:

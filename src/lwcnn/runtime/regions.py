@@ -3,6 +3,7 @@ and bilinear resizing of score maps. NumPy only (the runtime has no SciPy, OpenC
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,20 +83,37 @@ def resize_bilinear(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return resize_bilinear_rows(maps, size, 0, size[0])
 
 
-def resize_bilinear_rows(maps: np.ndarray, size: tuple[int, int], start: int, stop: int) -> np.ndarray:
+def resize_bilinear_rows(
+    maps: np.ndarray, size: tuple[int, int], start: int, stop: int | None = None
+) -> np.ndarray:
     """Rows ``start:stop`` of :func:`resize_bilinear` (``maps``, ``size``), computed alone: the same
-    values, for working through a large output in strips."""
+    values, for working through a large output in strips. ``start`` may instead be an array of row
+    indices (``stop`` None): those rows, in that order, with the same values."""
     height, width = size
     rows, row_w = _axis_weights(maps.shape[-2], height)
-    rows, row_w = (rows[0][start:stop], rows[1][start:stop]), row_w[start:stop]
+    chosen = slice(start, stop) if stop is not None else np.asarray(start, np.int64)
+    rows, row_w = (rows[0][chosen], rows[1][chosen]), row_w[chosen]
     cols, col_w = _axis_weights(maps.shape[-1], width)
     top = maps[..., rows[0], :] * (1 - row_w)[:, None] + maps[..., rows[1], :] * row_w[:, None]
     return (top[..., cols[0]] * (1 - col_w) + top[..., cols[1]] * col_w).astype(maps.dtype, copy=False)
 
 
+def source_rows(source: int, target: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``target`` output rows of :func:`resize_bilinear` from ``source`` rows, the two
+    source rows it is interpolated from (the same one twice at the borders)."""
+    (low, high), _ = _axis_weights(source, target)
+    return low, high
+
+
+@functools.lru_cache(maxsize=64)
 def _axis_weights(source: int, target: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Source indices and weights of one axis, kept for the sizes in use (a line inspects one or
+    two image sizes; read-only, as they are shared)."""
     position = (np.arange(target, dtype=np.float64) + 0.5) * (source / target) - 0.5
     position = np.clip(position, 0, None)
     low = np.minimum(np.floor(position).astype(np.int64), source - 1)
     high = np.minimum(low + 1, source - 1)
-    return (low, high), (position - low).astype(np.float32)
+    weights = (position - low).astype(np.float32)
+    for array in (low, high, weights):
+        array.flags.writeable = False
+    return (low, high), weights

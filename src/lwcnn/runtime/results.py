@@ -39,6 +39,10 @@ PICTURE_FOLDERS = ("overlays", "masks")
 LOCK_NAME = ".lwcnn-inspect.lock"
 #: Which images get pictures: every one, only those found defective, or none.
 PICTURE_CHOICES = ("all", "defective", "none")
+#: How overlays are written, and their file suffixes: JPEG (default; about 15x faster to write
+#: than PNG on a KolektorSDD overlay, which kept a line's inspection at a fraction of its speed)
+#: or PNG (lossless). Masks are always PNG: they are data.
+OVERLAY_FORMATS = {"jpeg": ".jpg", "png": ".png"}
 #: Pictures waiting to be written at most (each holds one image and its mask).
 MAX_PENDING_PICTURES = 8
 STAGING_PREFIX = ".lwcnn-staging-"
@@ -126,13 +130,13 @@ class InspectionOutput:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def final(self, kind: str, name: str) -> Path:
+    def final(self, kind: str, name: str, suffix: str = ".png") -> Path:
         """Where picture ``name`` of ``kind`` (``overlays`` or ``masks``) is once the run is committed."""
-        return self.folder / kind / f"{name}.png"
+        return self.folder / kind / f"{name}{suffix}"
 
-    def staged(self, kind: str, name: str) -> Path:
+    def staged(self, kind: str, name: str, suffix: str = ".png") -> Path:
         """Where the run writes it meanwhile."""
-        return self.staging / kind / f"{name}.png"
+        return self.staging / kind / f"{name}{suffix}"
 
     def commit(self, report: dict[str, Any], csv_text: str) -> None:
         """Swap this run's pictures in (the previous run's out) and write the results."""
@@ -197,7 +201,7 @@ def inspect_to_folder(
     inspector: Inspector, paths: Sequence[str | Path], out: str | Path, pictures: bool | str = "all",
     on_result: Callable[[dict[str, Any]], None] | None = None,
     on_failure: Callable[[InspectionFailure], None] | None = None,
-    started: float | None = None,
+    started: float | None = None, overlay_format: str = "jpeg",
 ) -> dict[str, Any]:  # fmt: skip
     """Inspect ``paths`` into the output folder ``out`` (what ``lwcnn inspect`` does): results.csv,
     results.json and overlays and masks for the images ``pictures`` names (``all``; ``defective``:
@@ -205,14 +209,19 @@ def inspect_to_folder(
     written as one consistent set at the end (:class:`InspectionOutput`). ``on_result`` gets each
     result's row and ``on_failure`` each image that could not be inspected, as they come;
     ``started`` (``time.perf_counter()``) is when the clock of the summary started (default: now).
-    Returns the report written to results.json: ``summary``, ``results`` (rows) and ``failures``."""
+    ``overlay_format``: ``jpeg`` (``overlays/NAME.jpg``, fast) or ``png``. Returns the report
+    written to results.json: ``summary``, ``results`` (rows) and ``failures``."""
     started = time.perf_counter() if started is None else started
     pictures = {True: "all", False: "none"}.get(pictures, pictures)  # type: ignore[call-overload]
     if pictures not in PICTURE_CHOICES:
         raise ConfigError(f"pictures must be one of {', '.join(PICTURE_CHOICES)}, got {pictures!r}")
+    if overlay_format not in OVERLAY_FORMATS:
+        raise ConfigError(
+            f"overlay format must be one of {', '.join(OVERLAY_FORMATS)}, got {overlay_format!r}"
+        )
     with InspectionOutput(out) as output:  # checked and locked before any image is inspected
         rows, failures, first_result_s = _inspect_rows(
-            inspector, paths, output, pictures, on_result, on_failure, started
+            inspector, paths, output, (pictures, overlay_format), on_result, on_failure, started
         )
         seconds = time.perf_counter() - started
         defective = sum(1 for r in rows if r["defective"])
@@ -221,6 +230,7 @@ def inspect_to_folder(
             "model": inspector.model_name,
             "task": inspector.task,
             "engine": inspector.backend.name,
+            "precision": getattr(inspector.backend, "precision", "fp32"),
             "images": len(rows),
             "defective": defective,
             "ok": len(rows) - defective,
@@ -232,6 +242,7 @@ def inspect_to_folder(
             "results_json": str(folder / "results.json"),
             "overlays": str(folder / "overlays") if pictures != "none" else None,
             "pictures": pictures,
+            "overlay_format": overlay_format,
         }
         report = {"summary": summary, "results": rows, "failures": failures}
         output.commit(report, results_csv(rows, failures))
@@ -239,10 +250,12 @@ def inspect_to_folder(
 
 
 def _inspect_rows(
-    inspector: Inspector, paths: Sequence[str | Path], output: InspectionOutput, pictures: str,
+    inspector: Inspector, paths: Sequence[str | Path], output: InspectionOutput, pictures: tuple[str, str],
     on_result: Callable[[dict[str, Any]], None] | None,
     on_failure: Callable[[InspectionFailure], None] | None, started: float,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], float | None]:  # fmt: skip
+    pictures, overlay_format = pictures  # which images, and the overlays' format
+    suffix = OVERLAY_FORMATS[overlay_format]
     names = picture_names([printable_path(p) for p in paths])
     rows: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
@@ -264,8 +277,8 @@ def _inspect_rows(
             row = result.to_dict()
             wanted = pictures == "all" or (pictures == "defective" and result.defective)
             if wanted and result.pixels is not None:
-                row["overlay"] = str(output.final("overlays", name))
-                targets = {"overlay": output.staged("overlays", name)}
+                row["overlay"] = str(output.final("overlays", name, suffix))
+                targets = {"overlay": output.staged("overlays", name, suffix)}
                 if result.mask is not None:
                     row["mask"] = str(output.final("masks", name))
                     targets["mask"] = output.staged("masks", name)
@@ -283,9 +296,11 @@ def _inspect_rows(
 
 
 def _write_pictures(result: Inspection, targets: dict[str, Path]) -> None:
-    from lwcnn.runtime.overlay import overlay_image, png_bytes
+    from lwcnn.runtime.overlay import jpeg_bytes, overlay_image, png_bytes
 
-    atomic_write_bytes(targets["overlay"], png_bytes(overlay_image(result.pixels, result)))
+    overlay = overlay_image(result.pixels, result)
+    encode = jpeg_bytes if targets["overlay"].suffix == ".jpg" else png_bytes
+    atomic_write_bytes(targets["overlay"], encode(overlay))
     if "mask" in targets:
         atomic_write_bytes(targets["mask"], png_bytes(result.mask))
 

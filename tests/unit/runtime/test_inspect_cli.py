@@ -40,11 +40,12 @@ def test_folder_with_a_corrupt_file(tmp_path, classifier_onnx, capsys):
     assert len(rows) == 5 and sum(r["verdict"] == "unreadable" for r in rows) == 1
     overlays = sorted(p.name for p in (out / "overlays").iterdir())
     # two images named img0.png (in/ and in/sub/): each gets its own picture, named by a hash of its path
-    assert len(overlays) == 4 and overlays[2:] == ["img1.png", "img2.png"]
+    assert len(overlays) == 4 and overlays[2:] == ["img1.jpg", "img2.jpg"]  # overlays are JPEG
     assert all(name.startswith("img0.png-") for name in overlays[:2])
     assert {Path(r["overlay"]).name for r in rows if r["overlay"]} == set(overlays)
-    with Image.open(out / "overlays" / "img1.png") as picture:
-        assert picture.mode == "RGB" and picture.width > 2 * 48 and picture.height > 48
+    with Image.open(out / "overlays" / "img1.jpg") as picture:
+        assert picture.format == "JPEG" and picture.mode == "RGB"
+        assert picture.width > 2 * 48 and picture.height > 48
     report = json.loads((out / "results.json").read_text())
     assert report["summary"]["images"] == 4 and report["summary"]["failed"] == 1
 
@@ -76,6 +77,17 @@ def test_segmenter_writes_masks_and_boxes(tmp_path, segmenter_onnx, capsys):
             values = set(np.unique(np.asarray(mask)).tolist())
             assert mask.size == (130, 90) and values <= {0, 255}
             assert (np.asarray(mask) > 0).sum() == row["area"]
+
+
+def test_overlays_can_be_lossless_png(tmp_path, segmenter_onnx, capsys):
+    write_images(tmp_path / "in", 1, size=(70, 80))
+    out = tmp_path / "out"
+    args = ["inspect", str(tmp_path / "in"), "--weights", str(segmenter_onnx[0]), "--out", str(out), "--json"]
+    assert main([*args, "--overlay-format", "png"]) == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert row["overlay"].endswith(".png") and row["mask"].endswith(".png")
+    with Image.open(row["overlay"]) as overlay, Image.open(row["mask"]) as mask:
+        assert overlay.format == "PNG" and overlay.width > 2 * 80 and mask.size == (80, 70)
 
 
 def test_no_images_is_a_one_line_error(tmp_path, capsys):

@@ -142,7 +142,7 @@ def test_a_second_run_replaces_the_first_runs_pictures(tmp_path, classifier_onnx
     assert len(list((out / "overlays").iterdir())) == 3
     main(["inspect", str(second), "--weights", weights, "--out", str(out)])
     rows = json.loads((out / "results.json").read_text())["results"]
-    assert len(rows) == 1 and sorted(p.name for p in (out / "overlays").iterdir()) == ["img0.png"]
+    assert len(rows) == 1 and sorted(p.name for p in (out / "overlays").iterdir()) == ["img0.jpg"]
     assert [p.name for p in out.iterdir() if p.name.startswith(".lwcnn-staging")] == []
 
 

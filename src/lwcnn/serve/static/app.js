@@ -26,7 +26,7 @@ async function loadModel() {
   }
   $("key-box").hidden = !body.api_key_required;
   const what = body.task === "cls" ? body.classes.join(", ") : "defect segmentation";
-  $("model").textContent = `${body.name} (${body.weights}) · ${what} · ${body.engine}`;
+  $("model").textContent = `${body.name} (${body.weights}) · ${what} · ${body.engine} ${body.precision}`;
 }
 
 function describe(result) {

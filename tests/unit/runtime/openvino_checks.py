@@ -1,0 +1,73 @@
+"""OpenVINO checks that run in a child process without torch (test_openvino_engine.py says why):
+each function raises AssertionError on a failure and prints what it measured."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+
+def parity(*paths: str) -> None:
+    """OpenVINO gives ONNX Runtime's outputs for each ONNX file, on a new shape, then a known one."""
+    from lwcnn.runtime.backends import OnnxRuntimeBackend
+    from lwcnn.runtime.openvino_engine import OpenVinoBackend
+
+    assert "torch" not in sys.modules
+    for path in paths:
+        openvino, onnxruntime = OpenVinoBackend(path, threads=1), OnnxRuntimeBackend(path, threads=1)
+        assert openvino.precision == "fp32" and openvino.card.task == onnxruntime.card.task
+        channels = onnxruntime.card.preprocessing.channels
+        for shape in ((1, channels, 64, 64), (2, channels, 75, 101), (1, channels, 64, 64)):
+            x = np.random.default_rng(sum(shape)).standard_normal(shape).astype(np.float32)
+            got, expected = openvino.run(x), onnxruntime.run(x)
+            assert got.keys() == expected.keys(), path
+            for key, value in expected.items():
+                assert got[key].shape == value.shape, (path, key)
+                scale = max(1.0, float(np.max(np.abs(value))))
+                assert np.max(np.abs(got[key] - value)) <= 1e-4 * scale, (path, key, shape)
+    print(json.dumps({"checked": len(paths)}))
+
+
+def bundled_decisions() -> None:
+    """The bundled models decide as in ONNX Runtime (verdict, score, area)."""
+    from lwcnn.runtime import Inspector
+
+    rng = np.random.default_rng(0)
+    for weights, size in (("neu", (200, 200)), ("kolektorsdd", (1260, 500))):
+        onnxruntime = Inspector(weights, threads=1)
+        openvino = Inspector(weights, backend="openvino", threads=1)
+        assert openvino.engine == "openvino fp32" and onnxruntime.engine == "onnxruntime fp32"
+        for _ in range(3):
+            image = rng.integers(40, 220, (*size, 1), dtype=np.uint8)
+            image[100:140, 90:110] = 255  # a bright blob
+            a, b = onnxruntime.inspect(image), openvino.inspect(image)
+            assert a.verdict == b.verdict and abs(a.score - b.score) < 1e-4
+            if a.task == "seg":
+                assert abs(a.area - b.area) <= 0.001 * a.size[0] * a.size[1]
+
+
+def refusals(broken: str) -> None:
+    """A precision the CPU lacks, a precision for another engine, an unknown one, a broken file:
+    each a one-line error of the right kind."""
+    from lwcnn.errors import ConfigError, ModelError
+    from lwcnn.runtime import Inspector
+    from lwcnn.runtime.openvino_engine import OpenVinoBackend, cpu_precisions
+
+    def refused(kind: type, text: str, make) -> None:
+        try:
+            make()
+        except kind as error:
+            assert text in str(error), str(error)
+        else:
+            raise AssertionError(f"not refused: {text}")
+
+    if "bf16" in cpu_precisions():
+        assert Inspector("neu", backend="openvino", precision="bf16").engine == "openvino bf16"
+    else:
+        refused(ConfigError, "no native bf16", lambda: Inspector("neu", backend="openvino", precision="bf16"))
+    refused(ConfigError, "needs the openvino backend", lambda: Inspector("neu", precision="bf16"))
+    refused(ConfigError, "precision must be one of", lambda: OpenVinoBackend("x.onnx", precision="int4"))
+    refused(ModelError, f"{broken}: not an ONNX model OpenVINO can read",
+            lambda: Inspector(broken, backend="openvino"))  # fmt: skip
