@@ -7,9 +7,10 @@ For each engine and each round, one after the other (never two thread pools side
 forward pass alone on every image's network input (decoded, scaled, normalised and padded
 beforehand, in memory), then ``inspect_to_folder`` (what ``lwcnn inspect`` runs: reading, the
 forward pass, the decision, regions, results files) with pictures ``none``, ``defective`` and
-``all``. The table gives the median over rounds of the time per image and its ratio to the forward
-pass of the same engine in the same rounds. A last row per engine (segmenters): one generated
-``--large`` x ``--large`` image inspected in tiles, in megapixels per second.
+``all`` (JPEG overlays, the default), and ``all`` with PNG overlays. The table gives the median
+over rounds of the time per image and its ratio to the forward pass of the same engine in the same
+rounds. A last row per engine (segmenters): one generated ``--large`` x ``--large`` image
+inspected in tiles, in megapixels per second.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from lwcnn.runtime import Inspector
 from lwcnn.runtime.results import inspect_to_folder
 from lwcnn.tables import format_table
 
-PICTURES = ("none", "defective", "all")
+#: Which pictures, and the overlays' format: what each inspect row writes.
+PICTURES = (("none", "jpeg"), ("defective", "jpeg"), ("all", "jpeg"), ("all", "png"))
 
 
 def network_inputs(inspector: Inspector, paths: list[Path]) -> list:
@@ -52,9 +54,11 @@ def forward_ms(inspector: Inspector, inputs: list) -> float:
     return 1000.0 * (time.perf_counter() - start) / len(inputs)
 
 
-def inspect_ms(inspector: Inspector, paths: list[Path], out: Path, pictures: str) -> tuple[float, int]:
+def inspect_ms(
+    inspector: Inspector, paths: list[Path], out: Path, pictures: str, overlay_format: str = "jpeg"
+) -> tuple[float, int]:
     start = time.perf_counter()
-    report = inspect_to_folder(inspector, paths, out, pictures=pictures)
+    report = inspect_to_folder(inspector, paths, out, pictures=pictures, overlay_format=overlay_format)
     seconds = time.perf_counter() - start
     return 1000.0 * seconds / len(paths), report["summary"]["defective"]
 
@@ -82,9 +86,11 @@ def measure(args: argparse.Namespace, paths: list[Path]) -> list[dict]:
         for _ in range(args.rounds):
             for name, inspector in inspectors.items():
                 times.setdefault((name, "forward pass"), []).append(forward_ms(inspector, inputs[name]))
-                for pictures in PICTURES:
-                    ms, defective = inspect_ms(inspector, paths, Path(tmp) / name, pictures)
-                    times.setdefault((name, f"inspect, pictures {pictures}"), []).append(ms)
+                for pictures, overlay_format in PICTURES:
+                    ms, defective = inspect_ms(inspector, paths, Path(tmp) / name, pictures, overlay_format)
+                    png = ", PNG overlays" if overlay_format == "png" else ""
+                    what = f"inspect, pictures {pictures}{png}"
+                    times.setdefault((name, what), []).append(ms)
                 if inspector.task == "seg" and args.large:
                     large = large_image_ms(inspector, args.large)
                     times.setdefault((name, f"one {args.large}x{args.large} image, tiled"), []).append(large)
