@@ -328,6 +328,8 @@ class Inspector:
                 image = read_image(path, self.preprocessing.channels, self.max_pixels)
             except ImageReadError as error:
                 return error
+            except Exception as error:  # a decoder's own failure on a strange file: skip it, not the run
+                return ImageReadError(path, f"cannot be decoded ({type(error).__name__}: {error})")
             try:
                 if self.task == "cls":
                     return _ReadImage(image, network_input=self.preprocessing(image))

@@ -8,6 +8,9 @@ that softmax by float rounding (< 1e-6): on real images the answers are identica
 
 from __future__ import annotations
 
+import struct
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -139,17 +142,28 @@ def test_the_bundled_segmenter_gives_the_straightforward_answer_on_real_images()
     assert len(paths) == 48 and defective >= 3  # defects were found, not only empty masks compared
 
 
-def test_reading_ahead_keeps_the_order_and_reports_broken_files(tmp_path, scaled_segmenter):
+def test_reading_ahead_keeps_the_order_and_reports_broken_files(tmp_path, scaled_segmenter, monkeypatch):
     rng = np.random.default_rng(3)
     paths = []
     for index in range(7):
         path = tmp_path / f"part{index}.png"
         if index in (2, 5):
-            path.write_bytes(b"not an image")
+            path.write_bytes(b"not an image")  # 2: Pillow refuses it; 5: a decoder's own failure below
         else:
             Image.fromarray(rng.integers(0, 256, (90 + index, 120), dtype=np.uint8)).save(path)
         paths.append(path)
+    import lwcnn.runtime.engine as engine
+
+    real_read = engine.read_image
+
+    def read_image(path, *args):
+        if Path(path).name == "part5.png":
+            raise struct.error("unpack requires a buffer of 4 bytes")  # as a corrupt TIFF tag can
+        return real_read(path, *args)
+
+    monkeypatch.setattr(engine, "read_image", read_image)
     results = list(scaled_segmenter.inspect_paths(paths))
+    assert "part5.png: cannot be decoded (error: unpack requires" in results[5].error
     assert [r.image for r in results] == [str(p) for p in paths]
     assert [isinstance(r, InspectionFailure) for r in results] == [i in (2, 5) for i in range(7)]
     assert [r.size for r in results if isinstance(r, Inspection)] == [(90 + i, 120) for i in (0, 1, 3, 4, 6)]
