@@ -1,16 +1,17 @@
 """From file to verdict: what `lwcnn inspect` costs per image beside the forward pass alone.
 
     python -m benchmarks.inspect_speed --weights kolektorsdd --images ../shared/datasets/kolektorsdd \
-        [--exclude _label] [--limit 100] [--threads 1] [--rounds 5] [--backend onnxruntime openvino] [--json]
+        [--exclude _label] [--limit 100] [--threads 1 [2]] [--rounds 5] \
+        [--backend onnxruntime openvino] [--json]
 
-For each engine and each round, one after the other (never two thread pools side by side): the
-forward pass alone on every image's network input (decoded, scaled, normalised and padded
-beforehand, in memory), then ``inspect_to_folder`` (what ``lwcnn inspect`` runs: reading, the
-forward pass, the decision, regions, results files) with pictures ``none``, ``defective`` and
-``all`` (JPEG overlays, the default), and ``all`` with PNG overlays. The table gives the median
-over rounds of the time per image and its ratio to the forward pass of the same engine in the same
-rounds. A last row per engine (segmenters): one generated ``--large`` x ``--large`` image
-inspected in tiles, in megapixels per second.
+For each engine (at each thread count) and each round, one after the other (never two thread
+pools side by side): the forward pass alone on every image's network input (decoded, scaled,
+normalised and padded beforehand, in memory), then ``inspect_to_folder`` (what ``lwcnn inspect``
+runs: reading, the forward pass, the decision, regions, results files) with pictures ``none``,
+``defective`` and ``all`` (JPEG overlays, the default), and ``all`` with PNG overlays. The table
+gives the median over rounds of the time per image and its ratio to the forward pass of the same
+engine in the same rounds. A last row per engine (segmenters): one generated ``--large`` x
+``--large`` image inspected in tiles, in megapixels per second.
 """
 
 from __future__ import annotations
@@ -75,7 +76,11 @@ def large_image_ms(inspector: Inspector, side: int) -> float:
 
 
 def measure(args: argparse.Namespace, paths: list[Path]) -> list[dict]:
-    inspectors = {name: Inspector(args.weights, backend=name, threads=args.threads) for name in args.backend}
+    inspectors = {  # each engine at each thread count, by a name for the table
+        f"{name}, {threads} thread(s)": Inspector(args.weights, backend=name, threads=threads)
+        for name in args.backend
+        for threads in args.threads
+    }
     inputs = {name: network_inputs(inspector, paths) for name, inspector in inspectors.items()}
     times: dict[tuple[str, str], list[float]] = {}
     defective = 0
@@ -99,7 +104,8 @@ def measure(args: argparse.Namespace, paths: list[Path]) -> list[dict]:
         median = statistics.median(values)
         forward = statistics.median(times[(name, "forward pass")])
         rows.append({
-            "engine": getattr(inspectors[name], "engine", name), "what": what, "ms_per_image": median,
+            "engine": f"{getattr(inspectors[name], 'engine', name)}, {name.rsplit(', ', 1)[1]}",
+            "what": what, "ms_per_image": median,
             "images_per_s": 1000.0 / median,
             "ratio_to_forward": median / forward if "tiled" not in what else None,
             "images": len(paths), "defective": defective, "rounds": len(values),
@@ -116,7 +122,7 @@ def main() -> None:
     parser.add_argument("--images", required=True, help="a folder of images")
     parser.add_argument("--exclude", default=None, help="leave out images whose name holds this (_label)")
     parser.add_argument("--limit", type=int, default=100, help="images at most (default 100)")
-    parser.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1], help="inference threads (default 1)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of every measurement (default 5)")
     parser.add_argument("--backend", nargs="+", default=["onnxruntime"], help="engines (default onnxruntime)")
     parser.add_argument("--large", type=int, default=2048, help="side of the tiled image (0: none)")
@@ -131,7 +137,7 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     print(f"{len(paths)} images of {args.images}, {rows[0]['defective']} defective; "
-          f"{args.threads} thread(s); median of {args.rounds} rounds")  # fmt: skip
+          f"median of {args.rounds} rounds")  # fmt: skip
     print(format_table(rows, [
         ("engine", "engine"), ("what", "what"), ("ms_per_image", "ms/image", ".2f"),
         ("images_per_s", "images/s", ".1f"), ("ratio_to_forward", "x forward", ".2f"),

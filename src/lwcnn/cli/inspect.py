@@ -51,7 +51,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="overlays as JPEG (default: fast to write) or PNG (lossless); masks are always PNG",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object (summary and results)")
-    parser.add_argument("--threads", type=int, default=None, help="inference threads (default: one per core)")
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="inference threads (default: one per core but one, which reads the next images)",
+    )  # fmt: skip
     parser.add_argument("--batch", type=int, default=1, help="images (or tiles) per forward pass (default 1)")
     parser.add_argument(
         "--backend", choices=("auto", "onnxruntime", "openvino", "torch"), default="auto",
@@ -120,6 +123,7 @@ def _is_file(path: Path) -> bool:
 def run(args: argparse.Namespace) -> int:
     from lwcnn.fileio import printable_path
     from lwcnn.runtime import Inspector
+    from lwcnn.runtime.engine import inspection_threads
 
     paths, problems = expand_paths(args.paths)
     for problem in problems:
@@ -132,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     inspector = Inspector(
         args.weights,
         backend=args.backend,
-        threads=args.threads,
+        threads=args.threads if args.threads is not None else inspection_threads(),
         batch_size=args.batch,
         threshold=args.threshold,
         min_area=args.min_area,

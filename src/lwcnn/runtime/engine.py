@@ -7,6 +7,7 @@ models. Preprocessing is the training's own (:class:`lwcnn.data.preprocessing.Pr
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -118,6 +119,17 @@ class InspectionFailure:
 
     image: str
     error: str
+
+
+def inspection_threads() -> int:
+    """Inference threads for images inspected from files (``lwcnn inspect``): one per core this
+    process may use, but one, which the read-ahead thread needs (with every core to ONNX Runtime
+    its threads and the reader's slowed each other: docs/results.md, "From file to verdict")."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 def open_backend(
