@@ -56,14 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="inference threads (default: one per core but one, which reads the next images)",
     )  # fmt: skip
     parser.add_argument("--batch", type=int, default=1, help="images (or tiles) per forward pass (default 1)")
-    parser.add_argument(
-        "--backend", choices=("auto", "onnxruntime", "openvino", "torch"), default="auto",
-        help="inference engine: ONNX Runtime (auto), OpenVINO (the openvino extra), torch (training install)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--precision", choices=("fp32", "bf16"), default="fp32",
-        help="what OpenVINO computes in: fp32 (default) or bf16 (CPUs with AMX or AVX-512 BF16)",
-    )  # fmt: skip
+    add_engine_options(parser, with_torch=True)
     parser.add_argument("--threshold", type=float, default=None, help="segmenter pixel threshold (0..1)")
     parser.add_argument(
         "--min-area", type=int, default=None, help="defect pixels that make an image defective"
@@ -81,6 +74,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--fail-on-defect", action="store_true", help="exit with status 1 when any image is defective"
     )
     parser.set_defaults(func=run)
+
+
+def add_engine_options(parser: argparse.ArgumentParser, with_torch: bool) -> None:
+    """``--backend`` and ``--precision``, as ``inspect`` and ``serve`` take them (``torch``: the
+    training install's eager engine, for ``inspect`` only)."""
+    backends = ("auto", "onnxruntime", "openvino", *(("torch",) if with_torch else ()))
+    extra = ", torch (training install)" if with_torch else ""
+    parser.add_argument(
+        "--backend", choices=backends, default="auto",
+        help=f"inference engine: ONNX Runtime (auto), OpenVINO (the openvino extra){extra}",
+    )  # fmt: skip
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16"), default="fp32",
+        help="what OpenVINO computes in: fp32 (default) or bf16 (CPUs with AMX or AVX-512 BF16)",
+    )  # fmt: skip
 
 
 def expand_paths(specs: list[str]) -> tuple[list[Path], list[str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from lwcnn.cli.inspect import add_engine_options
 from lwcnn.errors import ConfigError
 from lwcnn.limits import DEFAULT_MAX_PIXELS
 
@@ -32,14 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--api-key", default=None, help=f"require this key (default: ${API_KEY_ENV} if set)")
     parser.add_argument("--workers", type=int, default=2, help="images inspected at once (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="inference threads per image (default 1)")
-    parser.add_argument(
-        "--backend", choices=("auto", "onnxruntime", "openvino"), default="auto",
-        help="inference engine: ONNX Runtime (auto) or OpenVINO (the openvino extra)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--precision", choices=("fp32", "bf16"), default="fp32",
-        help="what OpenVINO computes in: fp32 (default) or bf16 (CPUs with AMX or AVX-512 BF16)",
-    )  # fmt: skip
+    add_engine_options(parser, with_torch=False)
     parser.add_argument("--max-body-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
     parser.add_argument(
         "--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image in pixels (default 40M)"

@@ -28,12 +28,12 @@ from lwcnn.runtime.backends import Backend, OnnxRuntimeBackend, cached_export
 from lwcnn.runtime.probability import (
     STRIP_ROWS,
     ProbabilityRows,
+    defect_probability,
     native_mask,
     regions_in_rows,
-    sigmoid,
     softmax,
 )
-from lwcnn.runtime.regions import Region, resize_bilinear, resize_bilinear_rows
+from lwcnn.runtime.regions import Region, resize_bilinear
 from lwcnn.weights import BUNDLED_DIR, BUNDLED_PREFIX, bundled_name, resolve_weights
 
 #: The model used when none is named: the bundled NEU steel-defect classifier.
@@ -281,7 +281,7 @@ class Inspector:
     @property
     def engine(self) -> str:
         """The engine and the precision it runs in, e.g. ``onnxruntime fp32`` or ``openvino bf16``."""
-        return f"{self.backend.name} {getattr(self.backend, 'precision', 'fp32')}"
+        return f"{self.backend.name} {self.backend.precision}"
 
     @property
     def model_name(self) -> str:
@@ -481,7 +481,7 @@ class Inspector:
         if logits.shape[1] == 2:
             difference = logits[0, 1] - logits[0, 0]
             return ProbabilityRows.of_logit_difference(difference, padded.shape[-2:], height, width)
-        return ProbabilityRows.of_array(_defect_probability(logits, padded.shape[-2:], height, width)[0])
+        return ProbabilityRows.of_array(defect_probability(logits, padded.shape[-2:], height, width)[0])
 
     def _tiled_probability(self, image: np.ndarray) -> np.ndarray:
         """Probabilities of a (scaled) uint8 image larger than the working size, normalised tile by
@@ -501,7 +501,7 @@ class Inspector:
             padded = pad_to_stride(batch, axes=(-2, -1), stride=self.card.network_stride)
             logits = self.backend.run(padded)["logits"]
             for (t, left), probability in zip(
-                chunk, _defect_probability(logits, padded.shape[-2:], th, tw), strict=True
+                chunk, defect_probability(logits, padded.shape[-2:], th, tw), strict=True
             ):
                 total[t : t + th, left : left + tw] += probability
         # the tiles form a grid: a pixel's tile count is its row's count times its column's
@@ -543,17 +543,6 @@ class Inspector:
             regions=regions,
             mask=mask,
         )
-
-
-def _defect_probability(logits: np.ndarray, padded: tuple[int, int], height: int, width: int) -> np.ndarray:
-    """P(defect) (N, height, width) from a batch's logits at the network's stride, resized to the
-    ``padded`` input size and cut to the image (or tile): for two classes sigmoid(l1 - l0), one map
-    resized instead of two; else 1 - P(background), class 0 being the background."""
-    if logits.shape[1] == 2:
-        difference = resize_bilinear_rows(logits[:, 1] - logits[:, 0], padded, 0, height)
-        return sigmoid(difference[..., :width])
-    full = resize_bilinear(logits, padded)[..., :height, :width]
-    return 1.0 - softmax(full, axis=1)[:, 0]
 
 
 def _normalised(values: np.ndarray) -> np.ndarray:

@@ -63,10 +63,11 @@ class OpenVinoBackend:
             raise ConfigError(
                 "the openvino backend needs OpenVINO: pip install 'lwcnn[openvino]' (or pip install openvino)"
             ) from None
-        if precision != "fp32" and precision not in cpu_precisions():
+        offered = cpu_precisions() if precision != "fp32" else ["fp32"]
+        if precision not in offered:
             raise ConfigError(
-                f"this CPU has no native {precision} in OpenVINO (it offers "
-                f"{', '.join(cpu_precisions())}); use --precision fp32"
+                f"this CPU has no native {precision} in OpenVINO (it offers {', '.join(offered)}); "
+                "use --precision fp32"
             )
         self.precision = precision
         self._core = ov.Core()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lwcnn.runtime.regions import Region, find_regions, resize_bilinear_rows, source_rows
+from lwcnn.runtime.regions import Region, find_regions, resize_bilinear, resize_bilinear_rows, source_rows
 
 #: How far a computed value may exceed its bound by float rounding; bounds are compared with it.
 ROUNDING = 1e-5
@@ -66,6 +66,17 @@ class ProbabilityRows:
     def full(self) -> np.ndarray:
         """Every row: the whole map."""
         return self.rows(np.arange(self.shape[0]))
+
+
+def defect_probability(logits: np.ndarray, padded: tuple[int, int], height: int, width: int) -> np.ndarray:
+    """P(defect) (N, height, width) from a batch's logits at the network's stride, resized to the
+    ``padded`` input size and cut to the image (or tile): for two classes sigmoid(l1 - l0), one map
+    resized instead of two; else 1 - P(background), class 0 being the background."""
+    if logits.shape[1] == 2:
+        difference = resize_bilinear_rows(logits[:, 1] - logits[:, 0], padded, 0, height)
+        return sigmoid(difference[..., :width])
+    full = resize_bilinear(logits, padded)[..., :height, :width]
+    return 1.0 - softmax(full, axis=1)[:, 0]
 
 
 def native_mask(

@@ -230,7 +230,7 @@ def inspect_to_folder(
             "model": inspector.model_name,
             "task": inspector.task,
             "engine": inspector.backend.name,
-            "precision": getattr(inspector.backend, "precision", "fp32"),
+            "precision": inspector.backend.precision,
             "images": len(rows),
             "defective": defective,
             "ok": len(rows) - defective,

@@ -149,7 +149,7 @@ def create_app(inspector: Inspector, settings: ServiceSettings | None = None) ->
             "threshold": inspector.threshold if inspector.task == "seg" else None,
             "min_area": inspector.min_area if inspector.task == "seg" else None,
             "engine": inspector.backend.name,
-            "precision": getattr(inspector.backend, "precision", "fp32"),
+            "precision": inspector.backend.precision,
             "metrics": meta.get("metrics"),
             "api_key_required": settings.api_key is not None,
             "max_body_bytes": settings.max_body_bytes,
