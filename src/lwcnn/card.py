@@ -22,6 +22,9 @@ ONNX_METADATA_KEY = "lwcnn"
 #: The version of the card's format, written in every checkpoint's ``NAME.json`` (``format``).
 CARD_FORMAT = "lwcnn-model/1"
 TASKS = ("cls", "seg")
+#: Reduced precisions a card can hold a check for (``precisions``): fp32 is what a model is trained,
+#: calibrated and exported in, so it needs none.
+REDUCED_PRECISIONS = ("bf16", "int8")
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,39 @@ class ModelCard:
     #: The network's total stride: a segmenter sees its input padded to a multiple of it. Files
     #: written before the card said so hold none: every backbone of the factory has 32.
     network_stride: int = NETWORK_STRIDE
+    #: Reduced precisions checked against fp32 on the model's own images (``lwcnn calibrate
+    #: --precision``): for each, ``agree`` (every decision the same as fp32's), ``n`` (images),
+    #: ``differ`` (some that were not), and a segmenter's ``threshold`` calibrated in that precision.
+    precisions: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def threshold_for(self, precision: str) -> float | None:
+        """The segmenter threshold calibrated for ``precision`` (a reduced one's own where it was
+        checked, else the card's fp32 threshold)."""
+        own = self.precisions.get(precision, {}).get("threshold")
+        return float(own) if own is not None else self.threshold
+
+    def precision_verdict(self, precision: str) -> tuple[bool, str]:
+        """Whether ``precision`` may be chosen for this model without being asked for, and why: fp32
+        always; a reduced precision only where its check found every decision the same as fp32's."""
+        if precision == "fp32":
+            return True, "fp32 is what the model was calibrated in"
+        check = self.precisions.get(precision)
+        if check is None:
+            return (
+                False,
+                f"{precision} was never checked against fp32 (lwcnn calibrate --precision {precision})",
+            )
+        if not check.get("agree"):
+            changed = check.get("differ_count", len(check.get("differ") or []))
+            return False, (
+                f"{precision} changed {changed} of {check.get('n')} decisions "
+                f"on the model's {check.get('split', 'validation')} images"
+            )
+        return (
+            True,
+            f"{precision} decided all {check.get('n')} {check.get('split', 'validation')} images as fp32",
+        )
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "model card") -> ModelCard:
@@ -99,6 +134,7 @@ def check_card(data: Any, source: str) -> ModelCard:
         if not isinstance(ok_classes, list) or not set(ok_classes) <= set(classes):
             raise ModelError(f"{source}: model metadata 'ok_classes' {ok_classes!r} are not among {classes}")
         ok_classes = tuple(ok_classes)
+    precisions = _precision_checks(data.get("precisions"), source)
     return ModelCard(
         task=task,
         model_name=model["name"],
@@ -108,8 +144,28 @@ def check_card(data: Any, source: str) -> ModelCard:
         min_area=min_area,
         ok_classes=ok_classes,
         network_stride=stride,
+        precisions=precisions,
         fields=dict(data),
     )
+
+
+def _precision_checks(data: Any, source: str) -> dict[str, dict[str, Any]]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping) or not all(
+        name in REDUCED_PRECISIONS and isinstance(check, Mapping) for name, check in data.items()
+    ):
+        raise ModelError(
+            f"{source}: model metadata 'precisions' must map {' or '.join(REDUCED_PRECISIONS)} to a check, "
+            f"got {data!r}"
+        )
+    for name, check in data.items():
+        threshold = check.get("threshold")
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 < threshold < 1.0
+        ):
+            raise ModelError(f"{source}: model metadata 'precisions.{name}.threshold' must be in (0, 1)")
+    return {name: dict(check) for name, check in data.items()}
 
 
 def card_from_json(text: str | bytes, source: str) -> ModelCard:

@@ -32,7 +32,9 @@ GOOD = {
 def test_a_card_round_trips_through_safetensors_json_and_onnx_metadata(tmp_path):
     torch.manual_seed(0)
     model = create_model("lw@0.35", task="seg", in_channels=1).eval()
-    fields = {k: v for k, v in GOOD.items() if k != "model"}
+    # a reduced precision's check travels too: --backend auto reads it from the ONNX file
+    check = {"engine": "openvino", "split": "val", "n": 9, "agree": True, "differ": [], "threshold": 0.45}
+    fields = {**{k: v for k, v in GOOD.items() if k != "model"}, "precisions": {"bf16": check}}
     meta_path = save_model(tmp_path / "m", model, fields)
     on_disk = check_card(json.loads(meta_path.read_text()), str(meta_path))
     _, loaded = load_model(tmp_path / "m")
@@ -42,6 +44,7 @@ def test_a_card_round_trips_through_safetensors_json_and_onnx_metadata(tmp_path)
     from_onnx = card_from_json(stored, "m.onnx")
     assert on_disk == from_checkpoint == from_onnx  # task, classes, preprocessing, decision
     assert from_onnx.preprocessing.scale == 0.5 and from_onnx.threshold == 0.4 and from_onnx.min_area == 3
+    assert from_onnx.precisions == {"bf16": check} and from_onnx.threshold_for("bf16") == 0.45
     # the export says what the engine pads to; a card written before that field existed means 32
     assert json.loads(stored)["network_stride"] == 32 == from_onnx.network_stride == on_disk.network_stride
     assert Inspector(tmp_path / "m.onnx").preprocessing == on_disk.preprocessing

@@ -44,12 +44,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--plot", metavar="PNG",
         help="draw the escape-rate / false-alarm trade-off here (default: tradeoff.png beside the model)",
     )  # fmt: skip
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16"), default="fp32",
+        help=(
+            "fp32 (default): choose the threshold as above. bf16: check the model in OpenVINO bf16 "
+            "against fp32 on the same images (a segmenter's threshold calibrated again in bf16, the "
+            "same target) and store the check, which lets --backend auto run it in bf16 where every "
+            "decision agreed; classifiers too. Needs a CPU with AMX or AVX-512 BF16"
+        ),
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lwcnn.evaluation.calibration import calibrate_model
+
+    if args.precision != "fp32":
+        return _check_precision(args)
 
     result = calibrate_model(
         args.weights, args.data, args.split, args.escape_rate, args.min_area,
@@ -98,6 +110,33 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"test split at this threshold (recorded in the model): {figures} on {result['test']['n']} images"
         )
+    return 0
+
+
+def _check_precision(args: argparse.Namespace) -> int:
+    from lwcnn.evaluation.precision import check_precision
+
+    result = check_precision(
+        args.weights,
+        args.data,
+        args.split,
+        args.precision,
+        store=not args.dry_run,
+        show_progress=not args.json,
+    )
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    decided = f"at its own threshold {result['threshold']:.6f}, " if "threshold" in result else ""
+    print(
+        f"{result['engine']} {args.precision} {decided}against onnxruntime fp32 on {result['n']} "
+        f"{args.split} "
+        f"images: {result['n'] - result['differ_count']} decisions the same, {result['differ_count']} not"
+        + (f" ({', '.join(result['differ'][:5])})" if result["differ"] else "")
+    )
+    usable = "may run it" if result["agree"] else f"will not run it in {args.precision}"
+    where = "not stored (--dry-run)" if args.dry_run else f"stored in {result['written']}"
+    print(f"{where}; --backend auto {usable}")
     return 0
 
 

@@ -52,8 +52,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object (summary and results)")
     parser.add_argument(
+        "--workers", type=int, default=None,
+        help="images inspected at once, each read and decided in its own thread (default: one per core)",
+    )  # fmt: skip
+    parser.add_argument(
         "--threads", type=int, default=None,
-        help="inference threads (default: one per core but one, which reads the next images)",
+        help="inference threads per worker (default 1; with one worker, one per core but one, which "
+        "reads the next images)",
     )  # fmt: skip
     parser.add_argument("--batch", type=int, default=1, help="images (or tiles) per forward pass (default 1)")
     add_engine_options(parser, with_torch=True)
@@ -83,11 +88,17 @@ def add_engine_options(parser: argparse.ArgumentParser, with_torch: bool) -> Non
     extra = ", torch (training install)" if with_torch else ""
     parser.add_argument(
         "--backend", choices=backends, default="auto",
-        help=f"inference engine: ONNX Runtime (auto), OpenVINO (the openvino extra){extra}",
+        help=(
+            "inference engine: auto (default: the fastest measured on this CPU among ONNX Runtime and, "
+            f"where installed, OpenVINO; measured once per model and CPU), onnxruntime, openvino{extra}"
+        ),
     )  # fmt: skip
     parser.add_argument(
         "--precision", choices=("fp32", "bf16"), default="fp32",
-        help="what OpenVINO computes in: fp32 (default) or bf16 (CPUs with AMX or AVX-512 BF16)",
+        help=(
+            "what --backend openvino computes in: fp32 (default) or bf16 (CPUs with AMX or AVX-512 "
+            "BF16); auto takes bf16 only where the model's card holds a bf16 check that agreed with fp32"
+        ),
     )  # fmt: skip
 
 
@@ -131,20 +142,23 @@ def _is_file(path: Path) -> bool:
 def run(args: argparse.Namespace) -> int:
     from lwcnn.fileio import printable_path
     from lwcnn.runtime import Inspector
-    from lwcnn.runtime.engine import inspection_threads
+    from lwcnn.runtime.engine import inspection_threads, inspection_workers
 
     paths, problems = expand_paths(args.paths)
     for problem in problems:
         print(f"lwcnn inspect: {problem}", file=sys.stderr)
     if not paths:
         raise ConfigError(f"no images to inspect in {printable_path(' '.join(args.paths))}")
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    for option, value in (("--threads", args.threads), ("--workers", args.workers)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{option} must be at least 1, got {value}")
     started = time.perf_counter()
+    workers = args.workers if args.workers is not None else min(inspection_workers(), len(paths))
     inspector = Inspector(
         args.weights,
         backend=args.backend,
-        threads=args.threads if args.threads is not None else inspection_threads(),
+        workers=workers,
+        threads=args.threads if args.threads is not None else inspection_threads(workers),
         batch_size=args.batch,
         threshold=args.threshold,
         min_area=args.min_area,
@@ -153,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         precision=args.precision,
     )
+    if inspector.engine_choice is not None and inspector.engine_choice.timings and not args.json:
+        print(f"lwcnn inspect: {inspector.engine} ({inspector.engine_choice.reason})", file=sys.stderr)
     return _inspect_and_report(args, inspector, paths, started)
 
 

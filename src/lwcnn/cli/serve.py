@@ -89,10 +89,12 @@ def run(args: argparse.Namespace) -> int:
     )
     inspector = Inspector(
         args.weights, backend=args.backend, threads=args.threads, max_pixels=args.max_pixels,
-        precision=args.precision,
+        precision=args.precision, workers=args.workers,
     )  # fmt: skip
     app = create_app(inspector, settings)
     key_note = "an API key is required" if api_key else "no API key"
+    chosen = f" ({inspector.engine_choice.reason})" if inspector.engine_choice is not None else ""
+    print(f"lwcnn serve: {inspector.engine}{chosen}", flush=True)
     print(f"lwcnn serve: {inspector.model_name} on http://{args.host}:{args.port}/ ({key_note})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", **uvicorn_options(settings))
     return 0

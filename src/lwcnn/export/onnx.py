@@ -28,7 +28,7 @@ DEFAULT_OPSET = 17
 #: What of a trained model's metadata goes into the ONNX file (not the split or the config).
 _KEPT = (
     "model", "task", "classes", "preprocessing", "threshold", "min_area", "ok_classes", "calibration",
-    "metrics", "commit", "lwcnn_version", "exported_from",
+    "metrics", "commit", "lwcnn_version", "exported_from", "precisions",
 )  # fmt: skip
 
 

@@ -55,6 +55,9 @@ class OnnxRuntimeBackend:
     def __init__(self, model: str | Path | bytes, threads: int | None = None, source: str = "") -> None:
         data = model if isinstance(model, bytes) else str(model)
         source = source or (str(model) if not isinstance(model, bytes) else "model")
+        #: The ONNX file (None for a model given as bytes), where another engine can read it too.
+        self.path = None if isinstance(model, bytes) else Path(model)
+        self.source = source
         try:
             self.session = cpu_session(data, threads)
             self.precision = onnx_precision(data)

@@ -25,6 +25,7 @@ from lwcnn.errors import ConfigError, MissingError, ModelError
 from lwcnn.fileio import printable_path
 from lwcnn.limits import DEFAULT_MAX_PIXELS
 from lwcnn.runtime.backends import Backend, OnnxRuntimeBackend, cached_export
+from lwcnn.runtime.engine_choice import EngineChoice, choose
 from lwcnn.runtime.probability import (
     STRIP_ROWS,
     ProbabilityRows,
@@ -121,31 +122,47 @@ class InspectionFailure:
     error: str
 
 
-def inspection_threads() -> int:
-    """Inference threads for images inspected from files (``lwcnn inspect``): one per core this
-    process may use, but one, which the read-ahead thread needs (with every core to ONNX Runtime
-    its threads and the reader's slowed each other: docs/results.md, "From file to verdict")."""
+def usable_cores() -> int:
+    """The cores this process may run on."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+        return os.cpu_count() or 1
+
+
+def inspection_threads(workers: int = 1) -> int:
+    """Inference threads for images inspected from files (``lwcnn inspect``) by ``workers``: one
+    each where several share the cores; for one, every core but one, which the read-ahead thread
+    needs (with every core to ONNX Runtime its threads and the reader's slowed each other:
+    docs/results.md, "From file to verdict")."""
+    return 1 if workers > 1 else max(1, usable_cores() - 1)
+
+
+def inspection_workers() -> int:
+    """Images ``lwcnn inspect`` inspects at once by default: one per core (these small networks
+    gain little from a second thread per image, and whole images in parallel scale with cores:
+    docs/results.md, "Throughput on more cores")."""
+    return usable_cores()
 
 
 def open_backend(
     weights: str | Path | None = None,
-    backend: str = "auto",
+    backend: str = "onnxruntime",
     threads: int | None = None,
     precision: str = "fp32",
+    workers: int = 1,
 ) -> Backend:
     """The backend for ``weights``: an ``.onnx`` file, a bundled model's name, or a trained model
     (run folder, ``.safetensors`` or ``.json``).
 
-    ``auto`` and ``onnxruntime`` run ONNX Runtime; a trained model runs from its export cached beside
-    it, made (once, by the training install: :func:`lwcnn.open_trained_model`) when there is none or
-    its files changed. ``openvino`` runs the same ONNX file in OpenVINO, in ``precision`` (``fp32``
-    or ``bf16``; the other engines run the file as it was exported). ``torch`` runs PyTorch eager
-    (the training install too)."""
+    ``auto`` (here) and ``onnxruntime`` run ONNX Runtime (:func:`open_engine` makes ``auto``
+    choose the fastest engine instead, as :class:`Inspector` does); a trained model runs from its
+    export cached beside it, made (once, by the training install: :func:`lwcnn.open_trained_model`)
+    when there is none or its files changed. ``openvino`` runs the same ONNX file in OpenVINO, in
+    ``precision`` (``fp32`` or ``bf16``; the other engines run the file as it was exported).
+    ``torch`` runs PyTorch eager (the training install too). ``workers``: callers that will run it
+    at once (OpenVINO gives each a stream of ``threads``; an ONNX Runtime session runs concurrent
+    calls in parallel as it is)."""
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if precision != "fp32" and backend != "openvino":
@@ -156,8 +173,8 @@ def open_backend(
         from lwcnn.runtime.openvino_engine import OpenVinoBackend
 
         if onnx_file is None:
-            onnx_file, source = _exported_file(spec, threads), spec
-        return OpenVinoBackend(onnx_file, threads, precision, source=source)
+            onnx_file, source = exported_file(spec, threads), spec
+        return OpenVinoBackend(onnx_file, threads, precision, source=source, streams=workers)
     if onnx_file is not None:
         return OnnxRuntimeBackend(onnx_file, threads, source=source)
     metadata_path = resolve_weights(spec)
@@ -166,6 +183,39 @@ def open_backend(
         if cached is not None:
             return cached
     return _trained_model(spec, metadata_path, backend, threads)
+
+
+def open_engine(
+    weights: str | Path | None = None,
+    backend: str = "auto",
+    threads: int | None = None,
+    precision: str = "fp32",
+    workers: int = 1,
+) -> tuple[Backend, EngineChoice | None]:
+    """:func:`open_backend`, and for ``auto`` the engine and precision chosen for this CPU
+    (:mod:`lwcnn.runtime.engine_choice`: measured here, among those whose decisions agree with
+    fp32) with the reason; a named backend is used as asked (choice None)."""
+    if backend != "auto":
+        return open_backend(weights, backend, threads, precision, workers), None
+    if precision != "fp32":
+        raise ConfigError(
+            f"precision {precision!r} goes with a named backend (--backend openvino); auto chooses its own"
+        )
+    first = open_backend(weights, "onnxruntime", threads)
+    path = getattr(first, "path", None)
+    if not isinstance(first, OnnxRuntimeBackend) or path is None:
+        why = "the model's export lives in memory only (no ONNX file for another engine)"
+        return first, EngineChoice(first.name, first.precision, why)
+
+    def open_candidate(engine: str, candidate_precision: str) -> Backend:
+        if engine == "onnxruntime":
+            return first
+        from lwcnn.runtime.openvino_engine import OpenVinoBackend
+
+        return OpenVinoBackend(path, threads, candidate_precision, source=first.source, streams=workers)
+
+    choice, chosen = choose(first.card, path, first.precision, threads, open_candidate)
+    return chosen, choice
 
 
 def _onnx_file(spec: str, backend: str) -> tuple[Path | None, str]:
@@ -183,7 +233,7 @@ def _onnx_file(spec: str, backend: str) -> tuple[Path | None, str]:
     return None, spec
 
 
-def _exported_file(spec: str, threads: int | None) -> Path:
+def exported_file(spec: str, threads: int | None) -> Path:
     """A trained model's current export cached beside it (made now if there is none), for an engine
     that reads ONNX files."""
     metadata_path = resolve_weights(spec)
@@ -225,13 +275,22 @@ class Inspector:
     "no defect" (default: the model's ``ok_classes``, else names such as ``good`` or ``ok``).
     ``max_pixels``: image files with more pixels (width x height) are refused from their header,
     before they are decoded (default 40 M, as the service's; None: no limit). ``precision``: what
-    the ``openvino`` backend computes in (``fp32``, or ``bf16`` on CPUs that have it).
+    the ``openvino`` backend computes in (``fp32``, or ``bf16`` on CPUs that have it). ``workers``:
+    images :meth:`inspect_paths` inspects at once, each whole (read, network, decision) in its own
+    thread through the one model (``threads`` is then each one's share; the service runs its
+    concurrent requests through it the same way).
+
+    ``backend="auto"`` (the default of ``lwcnn inspect`` and ``serve``) runs the fastest engine and
+    precision measured on this CPU among those whose decisions agree with fp32
+    (:mod:`lwcnn.runtime.engine_choice`; ``engine_choice`` says which and why), and a segmenter
+    decides at the threshold calibrated for that precision. The API's default stays ONNX Runtime:
+    a script may train with torch after inspecting, and OpenVINO must not share its process.
     """
 
     def __init__(
         self,
         weights: str | Path | None = None,
-        backend: str | Backend = "auto",
+        backend: str | Backend = "onnxruntime",
         threads: int | None = None,
         batch_size: int = 1,
         threshold: float | None = None,
@@ -240,13 +299,19 @@ class Inspector:
         ok_classes: Iterable[str] | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         precision: str = "fp32",
+        workers: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+        if workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
         # a Backend object is used as it is (training validates its live model this way)
-        self.backend = (
-            open_backend(weights, backend, threads, precision) if isinstance(backend, str) else backend
-        )
+        self.engine_choice: EngineChoice | None = None
+        if isinstance(backend, str):
+            self.backend, self.engine_choice = open_engine(weights, backend, threads, precision, workers)
+        else:
+            self.backend = backend
         self.weights = (
             str(weights) if weights is not None else DEFAULT_MODEL if isinstance(backend, str) else "model"
         )
@@ -257,7 +322,8 @@ class Inspector:
         self.classes: list[str] = list(card.classes)
         self.preprocessing: Preprocessing = card.preprocessing
         self.batch_size = batch_size
-        self.threshold = float(threshold if threshold is not None else card.threshold or 0.5)
+        calibrated = card.threshold_for(self.backend.precision)
+        self.threshold = float(threshold if threshold is not None else calibrated or 0.5)
         self.min_area = int(min_area if min_area is not None else card.min_area or 1)
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"threshold must be between 0 and 1, got {self.threshold}")
@@ -307,6 +373,9 @@ class Inspector:
         on. Classifier inputs are batched ``batch_size`` at a time. ``keep_pixels`` keeps each image
         (as read) in its result, for pictures. Results name their image by
         :func:`~lwcnn.fileio.printable_path` (a file name that is not UTF-8 comes back escaped)."""
+        if self.workers > 1:
+            yield from self._inspect_in_pool(paths, keep_pixels)
+            return
         pending: list[tuple[_ReadImage, str]] = []
         for name, read in self._read_ahead(paths):
             if isinstance(read, ImageReadError):
@@ -320,14 +389,16 @@ class Inspector:
                     yield from self._flush(pending, keep_pixels)
                     pending = []
                 continue
-            try:
-                result = self._segment(read.image, name, read.scaled, read.network_input)
-            except Exception as error:  # one bad image never ends the batch
-                yield InspectionFailure(name, f"{name}: inspection failed ({error})")
-                continue
-            result.pixels = read.image if keep_pixels else None
-            yield result
+            yield self._segmented(read, name, keep_pixels)
         yield from self._flush(pending, keep_pixels)
+
+    def _segmented(self, read: _ReadImage, name: str, keep_pixels: bool) -> Inspection | InspectionFailure:
+        try:
+            result = self._segment(read.image, name, read.scaled, read.network_input)
+        except Exception as error:  # one bad image never ends the batch
+            return InspectionFailure(name, f"{name}: inspection failed ({error})")
+        result.pixels = read.image if keep_pixels else None
+        return result
 
     def _read_ahead(self, paths: Sequence[str | Path]) -> Iterator[tuple[str, _ReadImage | ImageReadError]]:
         """Each path's name and its image read and made ready for the network, or the error that
@@ -335,32 +406,69 @@ class Inspector:
         ahead: decoding, resizing and normalising (Pillow and NumPy release the GIL) overlap the
         inference of the images before."""
 
-        def read(path: str | Path) -> _ReadImage | ImageReadError:
-            try:
-                image = read_image(path, self.preprocessing.channels, self.max_pixels)
-            except ImageReadError as error:
-                return error
-            except Exception as error:  # a decoder's own failure on a strange file: skip it, not the run
-                return ImageReadError(path, f"cannot be decoded ({type(error).__name__}: {error})")
-            try:
-                if self.task == "cls":
-                    return _ReadImage(image, network_input=self.preprocessing(image))
-                scaled = self.preprocessing.rescale(image)
-                return _ReadImage(image, scaled, self._network_input(scaled))
-            except Exception:  # inspecting it fails again, and reports the image, in its own turn
-                return _ReadImage(image)
-
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lwcnn-read")
         window: deque[tuple[str, Future]] = deque()
         try:
             for path in paths:
-                window.append((printable_path(path), pool.submit(read, path)))
+                window.append((printable_path(path), pool.submit(self._read, path)))
                 if len(window) > READ_AHEAD:
                     name, future = window.popleft()
                     yield name, future.result()
             while window:
                 name, future = window.popleft()
                 yield name, future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _read(self, path: str | Path) -> _ReadImage | ImageReadError:
+        """An image file read and made ready for the network, or the error that reading it raised."""
+        try:
+            image = read_image(path, self.preprocessing.channels, self.max_pixels)
+        except ImageReadError as error:
+            return error
+        except Exception as error:  # a decoder's own failure on a strange file: skip it, not the run
+            return ImageReadError(path, f"cannot be decoded ({type(error).__name__}: {error})")
+        try:
+            if self.task == "cls":
+                return _ReadImage(image, network_input=self.preprocessing(image))
+            scaled = self.preprocessing.rescale(image)
+            return _ReadImage(image, scaled, self._network_input(scaled))
+        except Exception:  # inspecting it fails again, and reports the image, in its own turn
+            return _ReadImage(image)
+
+    def _inspect_in_pool(
+        self, paths: Sequence[str | Path], keep_pixels: bool
+    ) -> Iterator[Inspection | InspectionFailure]:
+        """:meth:`inspect_paths` with ``workers`` threads, each reading and inspecting whole images
+        (a classifier: ``batch_size`` at a time) through the one backend, which runs concurrent
+        calls in parallel (ONNX Runtime's session; OpenVINO's streams); results come in order."""
+
+        def inspect_chunk(chunk: Sequence[str | Path]) -> list[Inspection | InspectionFailure]:
+            slots: list[Inspection | InspectionFailure | None] = []  # None: classified below
+            ready: list[tuple[_ReadImage, str]] = []
+            for path in chunk:
+                name, read = printable_path(path), self._read(path)
+                if isinstance(read, ImageReadError):
+                    slots.append(InspectionFailure(name, str(read)))
+                elif self.task == "cls":
+                    ready.append((read, name))
+                    slots.append(None)
+                else:
+                    slots.append(self._segmented(read, name, keep_pixels))
+            classified = iter(self._flush(ready, keep_pixels))
+            return [slot if slot is not None else next(classified) for slot in slots]
+
+        size = self.batch_size if self.task == "cls" else 1
+        chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="lwcnn-inspect")
+        window: deque[Future] = deque()
+        try:
+            for chunk in chunks:
+                window.append(pool.submit(inspect_chunk, chunk))
+                if len(window) >= 2 * self.workers:  # bounded: a folder is not read into memory
+                    yield from window.popleft().result()
+            while window:
+                yield from window.popleft().result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -46,13 +46,19 @@ def cpu_precisions() -> list[str]:
 
 class OpenVinoBackend:
     """An ONNX file compiled by OpenVINO for the CPU, in ``precision`` (``fp32`` or ``bf16``), with
-    ``threads`` inference threads (None: OpenVINO's default, one per core) and one stream (latency:
-    one image at a time, as a line inspects)."""
+    ``threads`` inference threads per stream (None: OpenVINO's default, one per core) and
+    ``streams`` streams (one: latency, an image at a time as a line inspects; more: that many
+    callers run at once, each on its own infer request, for a folder or a busy service)."""
 
     name = "openvino"
 
     def __init__(
-        self, model: str | Path | bytes, threads: int | None = None, precision: str = "fp32", source: str = ""
+        self,
+        model: str | Path | bytes,
+        threads: int | None = None,
+        precision: str = "fp32",
+        source: str = "",
+        streams: int = 1,
     ) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"OpenVINO precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -82,49 +88,55 @@ class OpenVinoBackend:
         count = shape[1].get_length() if shape.rank.get_length() > 1 and shape[1].is_static else None
         check_output_count(self.card, count, source)
         self.output_names = [output.get_any_name() for output in self._model.outputs]
-        self._config = cpu_config(threads, precision)
-        self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
-        self._lock = threading.Lock()  # an infer request serves one caller at a time
+        self._config = cpu_config(threads, precision, streams)
+        # per input shape: the compiled model and its idle infer requests (one serves one caller)
+        self._compiled: OrderedDict[tuple[int, ...], tuple[Any, list[Any]]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         with self._lock:
-            request = self._request(batch.shape)
+            compiled, idle = self._compiled_for(batch.shape)
+            request = idle.pop() if idle else compiled.create_infer_request()
+        try:
             request.infer({0: batch})
             return {
                 name: np.array(request.get_output_tensor(index).data, copy=True)
                 for index, name in enumerate(self.output_names)
             }
+        finally:
+            with self._lock:
+                idle.append(request)
 
-    def _request(self, shape: tuple[int, ...]) -> Any:
-        """The infer request of a model compiled for this input shape (compiled on first use)."""
+    def _compiled_for(self, shape: tuple[int, ...]) -> tuple[Any, list[Any]]:
+        """The model compiled for this input shape (on first use) and its idle requests."""
         if shape in self._compiled:
             self._compiled.move_to_end(shape)
             return self._compiled[shape]
-        request = compile_request(self._core, self._model, shape, self._config)
-        self._compiled[shape] = request
+        entry = (compile_model(self._core, self._model, shape, self._config), [])
+        self._compiled[shape] = entry
         while len(self._compiled) > COMPILED_SHAPES:
             self._compiled.popitem(last=False)
-        return request
+        return entry
 
 
-def cpu_config(threads: int | None, precision: str) -> dict[str, str]:
-    """The CPU plugin's settings for one image at a time: ``precision``, one stream, ``threads``."""
+def cpu_config(threads: int | None, precision: str, streams: int = 1) -> dict[str, str]:
+    """The CPU plugin's settings: ``precision``, ``streams`` streams (one: an image at a time) of
+    ``threads`` threads each."""
     return {
         "INFERENCE_PRECISION_HINT": PRECISIONS[precision],
         "PERFORMANCE_HINT": "LATENCY",
-        "NUM_STREAMS": "1",
-        **({"INFERENCE_NUM_THREADS": str(threads)} if threads else {}),
+        "NUM_STREAMS": str(streams),
+        **({"INFERENCE_NUM_THREADS": str(threads * streams)} if threads else {}),
     }
 
 
-def compile_request(core: Any, model: Any, shape: tuple[int, ...], config: dict[str, str]) -> Any:
-    """An infer request of ``model`` (an ``openvino.Model``, or ONNX bytes) compiled for the CPU
-    with its input fixed to ``shape``. The one place models are compiled: the engine and
-    ``lwcnn bench`` use it."""
+def compile_model(core: Any, model: Any, shape: tuple[int, ...], config: dict[str, str]) -> Any:
+    """``model`` (an ``openvino.Model``, or ONNX bytes) compiled for the CPU with its input fixed to
+    ``shape``. The one place models are compiled: the engine and ``lwcnn bench`` use it."""
     model = core.read_model(model) if isinstance(model, bytes) else model.clone()
     model.reshape({model.inputs[0]: list(shape)})
-    return core.compile_model(model, "CPU", config).create_infer_request()
+    return core.compile_model(model, "CPU", config)
 
 
 def _card_json(model: Any, source: str) -> str:
@@ -148,7 +160,8 @@ def _time_file(args: list[str]) -> None:
 
     path, shape_text, threads, precision, runs, warmup, budget_s = args
     shape = tuple(int(n) for n in shape_text.split(","))
-    request = compile_request(ov.Core(), Path(path).read_bytes(), shape, cpu_config(int(threads), precision))
+    compiled = compile_model(ov.Core(), Path(path).read_bytes(), shape, cpu_config(int(threads), precision))
+    request = compiled.create_infer_request()
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     latency, count = median_ms(lambda: request.infer({0: x}), int(runs), int(warmup), float(budget_s))
     print(json.dumps({"latency_ms": latency, "runs": count}))

@@ -231,6 +231,8 @@ def inspect_to_folder(
             "task": inspector.task,
             "engine": inspector.backend.name,
             "precision": inspector.backend.precision,
+            "engine_choice": None if inspector.engine_choice is None else inspector.engine_choice.to_dict(),
+            "workers": inspector.workers,
             "images": len(rows),
             "defective": defective,
             "ok": len(rows) - defective,

@@ -150,6 +150,7 @@ def create_app(inspector: Inspector, settings: ServiceSettings | None = None) ->
             "min_area": inspector.min_area if inspector.task == "seg" else None,
             "engine": inspector.backend.name,
             "precision": inspector.backend.precision,
+            "engine_choice": None if inspector.engine_choice is None else inspector.engine_choice.to_dict(),
             "metrics": meta.get("metrics"),
             "api_key_required": settings.api_key is not None,
             "max_body_bytes": settings.max_body_bytes,

@@ -71,3 +71,23 @@ def refusals(broken: str) -> None:
     refused(ConfigError, "precision must be one of", lambda: OpenVinoBackend("x.onnx", precision="int4"))
     refused(ModelError, f"{broken}: not an ONNX model OpenVINO can read",
             lambda: Inspector(broken, backend="openvino"))  # fmt: skip
+
+
+def auto_choice() -> None:
+    """``auto`` in a process without torch: both engines measured, the fastest used, the second
+    Inspector reads the choice from the cache, and it decides as ONNX Runtime does."""
+    from lwcnn.runtime import Inspector
+
+    assert "torch" not in sys.modules
+    first = Inspector("kolektorsdd", backend="auto", threads=1)
+    choice = first.engine_choice
+    assert set(choice.timings) >= {"onnxruntime fp32", "openvino fp32"}, choice
+    assert f"{choice.engine} {choice.precision}" == first.engine and not choice.cached
+    fastest = min(choice.timings, key=choice.timings.get)
+    assert first.engine in (fastest, "onnxruntime fp32")  # the fastest, or ONNX Runtime within the margin
+    second = Inspector("kolektorsdd", backend="auto", threads=1)
+    assert second.engine_choice.cached and second.engine == first.engine
+    image = np.random.default_rng(0).integers(40, 220, (1260, 500, 1), dtype=np.uint8)
+    a, b = Inspector("kolektorsdd", threads=1).inspect(image), second.inspect(image)
+    assert a.verdict == b.verdict and abs(a.score - b.score) < 1e-4
+    print(json.dumps(choice.to_dict()))

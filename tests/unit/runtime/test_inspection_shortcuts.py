@@ -167,3 +167,32 @@ def test_reading_ahead_keeps_the_order_and_reports_broken_files(tmp_path, scaled
     assert [r.image for r in results] == [str(p) for p in paths]
     assert [isinstance(r, InspectionFailure) for r in results] == [i in (2, 5) for i in range(7)]
     assert [r.size for r in results if isinstance(r, Inspection)] == [(90 + i, 120) for i in (0, 1, 3, 4, 6)]
+
+
+@pytest.mark.parametrize("task", ["seg", "cls"])
+def test_workers_give_one_workers_answers_in_order_with_the_broken_files(tmp_path, task):
+    """Several workers (whole images in parallel through one session) answer as one does: the same
+    verdicts, scores, masks and failures, in the order of the paths; a classifier in batches."""
+    rng = np.random.default_rng(4)
+    paths = []
+    for index in range(11):
+        path = tmp_path / f"part{index:02d}.png"
+        if index in (3, 8):
+            path.write_bytes(b"not an image")
+        else:
+            Image.fromarray(rng.integers(0, 256, (60 + 3 * index, 70), dtype=np.uint8)).save(path)
+        paths.append(path)
+    model, _ = exported(tmp_path, task, 1, (64, 64), threshold=0.5)
+    one = list(Inspector(model, threads=1, batch_size=3).inspect_paths(paths))
+    pooled = Inspector(model, threads=1, workers=3, batch_size=3)
+    for results in (list(pooled.inspect_paths(paths)), list(pooled.inspect_paths(paths[:2]))):
+        assert [r.image for r in results] == [r.image for r in one[: len(results)]]
+        for a, b in zip(one, results, strict=False):
+            assert type(a) is type(b)
+            if isinstance(a, InspectionFailure):
+                assert a.error == b.error
+            else:
+                assert (a.verdict, a.score, a.size) == (b.verdict, b.score, b.size)
+                assert a.mask is None or np.array_equal(a.mask, b.mask)
+    with pytest.raises(Exception, match="workers must be at least 1"):
+        Inspector(model, workers=0)

@@ -70,6 +70,13 @@ def test_the_bundled_models_decide_the_same_in_openvino():
     check("bundled_decisions")
 
 
+def test_auto_measures_the_engines_once_and_runs_the_fastest(tmp_path, monkeypatch):
+    monkeypatch.setenv("LWCNN_CACHE_DIR", str(tmp_path / "cache"))  # a fresh cache: measured, then read
+    chosen = json.loads(check("auto_choice"))
+    assert chosen["engine"] in ("onnxruntime", "openvino") and chosen["reason"].startswith("fastest measured")
+    assert (tmp_path / "cache" / "engine-choices.json").is_file()
+
+
 def test_a_precision_the_cpu_lacks_is_refused_and_only_openvino_takes_one(tmp_path):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")

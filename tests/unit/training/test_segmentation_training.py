@@ -4,8 +4,11 @@ the CLI and the bad-input cases."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +123,36 @@ def test_calibrate_stores_a_threshold_that_evaluate_then_uses(trained, data, tmp
     assert (
         meta["metrics"]["test_macc"] == pytest.approx(test["macc"]) == pytest.approx(result["test"]["macc"])
     )
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("openvino") is None,
+    reason="OpenVINO is not installed (pip install 'lwcnn[openvino]')",
+)
+def test_a_precision_check_compares_every_validation_decision_with_fp32(trained, data, tmp_path, capsys):
+    from lwcnn.evaluation.precision import check_precision
+    from lwcnn.runtime.openvino_engine import PRECISIONS
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    assert main(["calibrate", "--weights", str(run), "--data", str(data), "--json", "--force"]) == 0
+    calibrated = json.loads(capsys.readouterr().out)
+    # OpenVINO fp32 (in a child process, away from torch) against ONNX Runtime fp32: the same
+    # decisions, at a threshold calibrated again with the same target in the candidate's numbers
+    record = check_precision(run, data, "val", precision="fp32", engine="openvino", store=False)
+    assert record["n"] == calibrated["n"] and record["agree"] and record["differ_count"] == 0
+    assert record["max_score_difference"] < 1e-3 and 0 < record["threshold"] < 1
+    # bf16 where this CPU has it (stored, for auto), else a one-line refusal and nothing stored
+    offered = subprocess.run(
+        [sys.executable, "-m", "lwcnn.runtime.openvino_engine", "precisions"], capture_output=True, text=True
+    )
+    assert set(json.loads(offered.stdout)) <= set(PRECISIONS)
+    status = main(["calibrate", "--weights", str(run), "--data", str(data), "--precision", "bf16", "--json"])
+    meta = json.loads((run / "best.json").read_text())
+    if "bf16" in json.loads(offered.stdout):
+        assert status == 0 and meta["precisions"]["bf16"]["n"] == calibrated["n"]
+    else:
+        assert status != 0 and "no native bf16" in capsys.readouterr().err and "precisions" not in meta
 
 
 def test_calibrate_refuses_a_classifier(tmp_path, capsys, data):

@@ -1,0 +1,224 @@
+"""``--backend auto``: the fastest engine and precision for a model on this CPU, measured here, among
+those this install offers whose decisions are known to agree with fp32.
+
+Candidates: ONNX Runtime (the file as exported) always; OpenVINO fp32 when the ``openvino`` extra is
+installed; OpenVINO bf16 where, in addition, the CPU computes bf16 natively *and* the model's card
+holds a check that found every decision on its own validation images the same as fp32's (``lwcnn
+calibrate --precision bf16`` writes it, with a threshold calibrated in bf16). Each candidate runs
+the model at its working size with the given thread count, interleaved in rounds (a noisy machine
+slows all of them alike), and the fastest median wins, unless it beats ONNX Runtime by less than
+:data:`MARGIN` (noise is not a reason to switch engines). The measurement is cached per model file,
+CPU, thread count and engine versions (:func:`cache_dir`), so it is paid once per machine.
+
+OpenVINO is never chosen in a process that has torch loaded (the two crashed a later torch call in
+one process: docs/architecture.md); ONNX Runtime is then used and the choice says why.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lwcnn.card import ModelCard
+from lwcnn.fileio import atomic_write_json
+
+#: Another engine must be at least this much faster than ONNX Runtime to be chosen.
+MARGIN = 0.05
+#: Interleaved rounds, runs per candidate and round, and warm-up runs of the measurement.
+ROUNDS, RUNS_PER_ROUND, WARMUP = 5, 3, 2
+#: Where measurements are cached (else ``$XDG_CACHE_HOME/lwcnn``, else ``~/.cache/lwcnn``).
+CACHE_ENV = "LWCNN_CACHE_DIR"
+CACHE_FILE = "engine-choices.json"
+#: Entries kept in the cache file (the most recent).
+CACHE_ENTRIES = 200
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """What ``auto`` picked: ``engine`` and ``precision``, ``reason`` (one line a user reads), the
+    median milliseconds of each candidate measured (``"engine precision"``: ms) and whether they came
+    from the cache."""
+
+    engine: str
+    precision: str
+    reason: str
+    timings: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (results.json, ``/v1/model``)."""
+        return {
+            "engine": self.engine,
+            "precision": self.precision,
+            "reason": self.reason,
+            "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
+            "cached": self.cached,
+        }
+
+
+def candidates(card: ModelCard, file_precision: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The (engine, precision) pairs ``auto`` may choose between for a model, ONNX Runtime first,
+    and one line for each engine or precision left out and why."""
+    from lwcnn.runtime.openvino_engine import cpu_precisions, openvino_available
+
+    found = [("onnxruntime", file_precision)]
+    if not openvino_available():
+        return found, ["openvino is not installed (pip install 'lwcnn[openvino]')"]
+    if "torch" in sys.modules:
+        return found, ["openvino is not used in a process that has torch loaded"]
+    if file_precision != "fp32":
+        return found, [f"the file is {file_precision}: it runs as exported, in ONNX Runtime"]
+    found.append(("openvino", "fp32"))
+    notes = []
+    offered = cpu_precisions()
+    for precision in ("bf16",):
+        allowed, why = card.precision_verdict(precision)
+        if precision not in offered:
+            notes.append(f"this CPU has no native {precision}")
+        elif not allowed:
+            notes.append(f"{precision} not used: {why}")
+        else:
+            found.append(("openvino", precision))
+    return found, notes
+
+
+def choose(
+    card: ModelCard,
+    model_file: Path,
+    file_precision: str,
+    threads: int | None,
+    open_candidate: Callable[[str, str], Any],
+) -> tuple[EngineChoice, Any]:
+    """The fastest candidate for ``model_file`` (an ONNX file whose card is ``card``) and its
+    backend, opened by ``open_candidate(engine, precision)``; measured here or read from the cache."""
+    found, notes = candidates(card, file_precision)
+    left_out = f"; {'; '.join(notes)}" if notes else ""
+    if len(found) == 1:
+        engine, precision = found[0]
+        return EngineChoice(engine, precision, f"the only engine here{left_out}"), open_candidate(*found[0])
+    key = _cache_key(model_file, threads, found)
+    entry = _read_cache().get(key)
+    if entry is not None and tuple(entry["choice"]) in found:
+        engine, precision = entry["choice"]
+        timings = {k: float(v) for k, v in entry["timings"].items()}
+        choice = EngineChoice(engine, precision, _reason(engine, precision, timings, left_out), timings, True)
+        return choice, open_candidate(engine, precision)
+    backends = {pair: open_candidate(*pair) for pair in found}
+    timings = measure(backends, _working_input(card))
+    named = {f"{e} {p}": ms for (e, p), ms in timings.items()}
+    engine, precision = fastest(timings)
+    _write_cache(key, {"choice": [engine, precision], "timings": named,
+                       "measured": _dt.date.today().isoformat()})  # fmt: skip
+    choice = EngineChoice(engine, precision, _reason(engine, precision, named, left_out), named)
+    return choice, backends[(engine, precision)]
+
+
+def fastest(timings: dict[tuple[str, str], float]) -> tuple[str, str]:
+    """The candidate with the lowest median, unless it beats the first (ONNX Runtime) by less than
+    :data:`MARGIN`."""
+    pairs = list(timings)
+    best = min(pairs, key=lambda pair: timings[pair])
+    return best if timings[best] < (1.0 - MARGIN) * timings[pairs[0]] else pairs[0]
+
+
+def measure(backends: dict[tuple[str, str], Any], batch: np.ndarray) -> dict[tuple[str, str], float]:
+    """Each backend's median milliseconds on ``batch``, in interleaved rounds after a warm-up."""
+    import time
+
+    samples: dict[tuple[str, str], list[float]] = {pair: [] for pair in backends}
+    for backend in backends.values():
+        for _ in range(WARMUP):
+            backend.run(batch)
+    for _ in range(ROUNDS):
+        for pair, backend in backends.items():
+            for _ in range(RUNS_PER_ROUND):
+                start = time.perf_counter()
+                backend.run(batch)
+                samples[pair].append((time.perf_counter() - start) * 1000.0)
+    return {pair: float(np.median(values)) for pair, values in samples.items()}
+
+
+def _working_input(card: ModelCard) -> np.ndarray:
+    """A batch of one at the model's working size (padded to its stride), as the engines see it."""
+    height, width = card.preprocessing.size
+    stride = card.network_stride if card.task == "seg" else 1
+    height, width = -(-height // stride) * stride, -(-width // stride) * stride
+    channels = card.preprocessing.channels
+    return np.random.default_rng(0).standard_normal((1, channels, height, width)).astype(np.float32)
+
+
+def _reason(engine: str, precision: str, timings: dict[str, float], left_out: str) -> str:
+    chosen = f"{engine} {precision}"
+    others = ", ".join(f"{name} {ms:.2f} ms" for name, ms in timings.items() if name != chosen)
+    return f"fastest measured here ({chosen} {timings[chosen]:.2f} ms; {others}){left_out}"
+
+
+def cache_dir() -> Path:
+    """Where measurements are cached: ``$LWCNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/lwcnn``, else
+    ``~/.cache/lwcnn``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lwcnn"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; elsewhere what :mod:`platform` says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cache_key(model_file: Path, threads: int | None, found: list[tuple[str, str]]) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("onnxruntime", "openvino"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    described = {
+        "file": hashlib.sha256(model_file.read_bytes()).hexdigest(),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "versions": versions,
+        "candidates": found,
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _read_cache() -> dict[str, Any]:
+    try:
+        data = json.loads((cache_dir() / CACHE_FILE).read_text())
+    except (OSError, ValueError):  # none yet, or torn: measure again
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(key: str, entry: dict[str, Any]) -> None:
+    """Add an entry (atomically; a cache that cannot be written only means measuring next time)."""
+    data = _read_cache()
+    data.pop(key, None)
+    data[key] = entry
+    kept = dict(list(data.items())[-CACHE_ENTRIES:])
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        atomic_write_json(cache_dir() / CACHE_FILE, kept)
+    except OSError:
+        pass
