@@ -99,44 +99,48 @@ def check_precision(
     weights: str | Path, data: str | Path, part: str = "val", precision: str = "bf16",
     engine: str = "openvino", store: bool = True, show_progress: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """Check ``precision`` in ``engine`` against ONNX Runtime fp32 on ``part`` of a trained model's
-    split in ``data`` and (with ``store``) record it in its card under ``precisions``."""
+    """Check ``precision`` in ``engine`` against ONNX Runtime fp32 on ``part`` of a model's split in
+    ``data`` and (with ``store``, trained models only) record it in its card under ``precisions``.
+    A segmenter calibrated in fp32 gets a threshold calibrated the same way in ``precision`` (its
+    calibration's split and target), and each precision decides at its own threshold."""
     from lwcnn.checkpoints import read_metadata, update_metadata
-    from lwcnn.runtime.engine import exported_file
+    from lwcnn.runtime.engine import bundled_onnx_file, exported_file
     from lwcnn.runtime.engine_choice import cpu_name
-    from lwcnn.weights import BUNDLED_DIR, resolve_weights
 
-    if resolve_weights(weights).parent == BUNDLED_DIR:
+    bundled = bundled_onnx_file(str(weights))
+    if store and bundled is not None:
         raise ConfigError(f"{weights}: check a trained model file or run folder, not a bundled model")
     meta = read_metadata(weights)
-    onnx_file = exported_file(str(weights), None)
+    onnx_file = bundled or exported_file(str(weights), None)
     names, paths, truth = _part_images(meta, data, part)
     min_area = int(meta.get("min_area") or 1)
     if show_progress:
-        print(
-            f"scoring {len(paths)} {part} images in onnxruntime fp32 and {engine} {precision}",
-            file=sys.stderr,
-        )
+        print(f"scoring {len(paths)} {part} images: onnxruntime fp32, {engine} {precision}", file=sys.stderr)
     reference = image_scores(onnx_file, "onnxruntime", "fp32", paths, min_area)
     candidate = scores_in_child(onnx_file, engine, precision, paths, min_area)
     thresholds = None
     if meta["task"] == "seg":
         fp32_threshold = float(meta.get("threshold") or 0.5)
+        thresholds = (fp32_threshold, fp32_threshold)
         calibration = meta.get("calibration")
-        own = (
-            calibrate_threshold(candidate, truth, calibration["escape_rate_target"])["threshold"]
-            if calibration
-            else fp32_threshold
-        )  # the same rule and target as the fp32 threshold, in this precision
-        thresholds = (fp32_threshold, own)
+        if calibration:  # the same rule, split and target as the fp32 threshold, in this precision
+            scores, calibration_truth = candidate, truth
+            if calibration["split"] != part:
+                _, calibration_paths, calibration_truth = _part_images(meta, data, calibration["split"])
+                scores = scores_in_child(onnx_file, engine, precision, calibration_paths, min_area)
+            own = calibrate_threshold(scores, calibration_truth, calibration["escape_rate_target"])
+            thresholds = (fp32_threshold, own["threshold"])
     record = {"engine": engine, "split": part,
               **compare_decisions(names, reference, candidate, meta["task"], thresholds),
               "cpu": cpu_name(), "checked": _dt.date.today().isoformat()}  # fmt: skip
     if store:
         checks = dict(meta.get("precisions") or {})
         checks[precision] = record
-        record_written = update_metadata(weights, {"precisions": checks})
-        return {"precision": precision, **record, "written": str(record_written)}
+        return {
+            "precision": precision,
+            **record,
+            "written": str(update_metadata(weights, {"precisions": checks})),
+        }
     return {"precision": precision, **record}
 
 

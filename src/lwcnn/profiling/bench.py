@@ -52,6 +52,12 @@ class BenchRow:
     runs: int
     latency_ms: float
     images_per_s: float
+    #: ``forward pass``, or an end-to-end row: ``file to verdict, pictures ...`` or a tiled image
+    what: str = "forward pass"
+    #: End-to-end rows: the time over the forward pass of the same engine in the same rounds
+    ratio_to_forward: float | None = None
+    #: The tiled large image: megapixels per second
+    megapixels_per_s: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,6 +118,44 @@ def openvino_latency(
         raise RuntimeError(f"OpenVINO timing failed: {done.stderr.strip().splitlines()[-1:]}")
     timed = json.loads(done.stdout)
     return timed["latency_ms"], timed["runs"]
+
+
+#: The bundled models the end-to-end rows inspect, per task, and the engines they run in.
+END_TO_END_MODELS = {"cls": "neu", "seg": "kolektorsdd"}
+END_TO_END_ENGINES = {"onnxruntime": ("onnxruntime", "fp32"), "openvino": ("openvino", "fp32"),
+                      "openvino-bf16": ("openvino", "bf16")}  # fmt: skip
+
+
+def end_to_end_rows(
+    tasks: Iterable[str], engines: Iterable[str], threads: int = 1, images: int = 24, rounds: int = 3,
+    large: int = 2048, progress: Callable[[BenchRow], None] | None = None,
+) -> list[BenchRow]:  # fmt: skip
+    """File on disk to verdict beside the forward pass (:mod:`lwcnn.runtime.speed`) for the bundled
+    models on generated images of their size, each engine in a child process of its own (no torch
+    there; one engine at a time), ``rounds`` rounds interleaved within it; segmenters also inspect
+    one ``large`` x ``large`` image in tiles (megapixels per second)."""
+    rows = []
+    for task in tasks:
+        for engine in engines:
+            if engine not in END_TO_END_ENGINES:
+                continue
+            backend, precision = END_TO_END_ENGINES[engine]
+            request = {"weights": END_TO_END_MODELS[task], "backend": backend, "precision": precision,
+                       "threads": threads, "images": images, "rounds": rounds, "large": large}  # fmt: skip
+            command = [sys.executable, "-m", "lwcnn.runtime.speed", json.dumps(request)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"end-to-end timing failed: {done.stderr.strip().splitlines()[-1:]}")
+            for found in json.loads(done.stdout):
+                row = BenchRow(
+                    f"{found['name']} (bundled)", task, f"{found['images']} files", found["engine"], threads,
+                    1, found["rounds"], found["ms_per_image"], found["images_per_s"], found["what"],
+                    found["ratio_to_forward"], found["megapixels_per_s"],
+                )  # fmt: skip
+                rows.append(row)
+            if progress is not None:
+                progress(rows[-1])
+    return rows
 
 
 def run_bench(

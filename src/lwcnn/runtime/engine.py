@@ -233,6 +233,12 @@ def _onnx_file(spec: str, backend: str) -> tuple[Path | None, str]:
     return None, spec
 
 
+def bundled_onnx_file(spec: str) -> Path | None:
+    """The ONNX file of the bundled model ``spec`` names (``kolektorsdd``, ``bundled:neu``), else None."""
+    onnx_file, _ = _onnx_file(spec, "onnxruntime") if not spec.lower().endswith(".onnx") else (None, spec)
+    return onnx_file
+
+
 def exported_file(spec: str, threads: int | None) -> Path:
     """A trained model's current export cached beside it (made now if there is none), for an engine
     that reads ONNX files."""

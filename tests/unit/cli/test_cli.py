@@ -78,7 +78,7 @@ def test_import_lwcnn_does_not_import_torch():
 
 def test_bench_json_rows(capsys):
     args = ["bench", "--models", "lw@0.35", "--tasks", "cls", "--threads", "1", "--batch", "1", "2"]
-    assert main([*args, "--runs", "2", "--budget", "0.1", "--json"]) == 0
+    assert main([*args, "--runs", "2", "--budget", "0.1", "--end-to-end-images", "0", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     from lwcnn.profiling.bench import available_engines
 
@@ -91,6 +91,30 @@ def test_bench_json_rows(capsys):
             row["latency_ms"] > 0
             and abs(row["images_per_s"] - 1000 * row["batch"] / row["latency_ms"]) < 1e-6
         )
+
+
+def test_bench_end_to_end_rows_sit_beside_the_forward_pass(capsys):
+    """File to verdict for the bundled models, with and without pictures, over the forward pass of
+    the same engine in the same rounds; the segmenter's tiled 2048 x 2048 image in megapixels/s."""
+    args = ["bench", "--models", "lw@0.35", "--tasks", "seg", "cls", "--engines", "onnxruntime",
+            "--threads", "1", "--batch", "1", "--runs", "2", "--budget", "0.1",
+            "--end-to-end-images", "3", "--rounds", "2", "--json"]  # fmt: skip
+    assert main(args) == 0
+    rows = [r for r in json.loads(capsys.readouterr().out) if r["model"].endswith("(bundled)")]
+    whats = {(r["model"], r["what"]) for r in rows}
+    for model in ("kolektorsdd (bundled)", "neu (bundled)"):
+        for pictures in ("none", "defective", "all", "all, PNG overlays"):
+            assert (model, f"file to verdict, pictures {pictures}") in whats
+        assert (model, "forward pass") in whats
+    assert ("kolektorsdd (bundled)", "one 2048x2048 image, tiled") in whats
+    for row in rows:
+        assert row["runs"] == 2 and row["latency_ms"] > 0 and row["engine"] == "onnxruntime fp32"
+        if row["what"] == "forward pass":
+            assert row["ratio_to_forward"] == 1.0
+        elif "tiled" in row["what"]:
+            assert row["megapixels_per_s"] == pytest.approx(2048**2 / 1e3 / row["latency_ms"])
+        else:  # reading, deciding and writing results cost more than the forward pass alone
+            assert row["ratio_to_forward"] > 1.0
 
 
 def _raising(error: BaseException):
