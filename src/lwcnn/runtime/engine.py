@@ -8,6 +8,7 @@ models. Preprocessing is the training's own (:class:`lwcnn.data.preprocessing.Pr
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -214,8 +215,36 @@ def open_engine(
 
         return OpenVinoBackend(path, threads, candidate_precision, source=first.source, streams=workers)
 
-    choice, chosen = choose(first.card, path, first.precision, threads, open_candidate)
+    with tempfile.TemporaryDirectory(prefix="lwcnn-engines-") as folder:
+        timer = _file_to_verdict_rounds(first.card, Path(folder), workers)
+        choice, chosen = choose(first.card, path, first.precision, threads, open_candidate, workers, timer)
     return chosen, choice
+
+
+def _file_to_verdict_rounds(card: ModelCard, folder: Path, workers: int):
+    """``auto``'s round timer: a candidate backend inspects a few generated image files of the
+    model's size (:func:`lwcnn.runtime.speed.generated_images`, written once, on first use) from
+    file to verdict with ``workers`` workers; a round returns its milliseconds per image."""
+    from lwcnn.runtime.speed import generated_images
+
+    paths: list[Path] = []
+
+    def round_timer(backend: Backend):
+        if not paths:
+            height, width = card.preprocessing.size
+            count = int(np.clip(np.ceil(2e6 / (height * width)), 4, 32))  # a round of some 2 Mpixel
+            paths.extend(generated_images(card.preprocessing, folder, count))
+        inspector = Inspector(backend=backend, workers=workers)
+
+        def run_round() -> float:
+            start = time.perf_counter()
+            for _ in inspector.inspect_paths(paths):
+                pass
+            return (time.perf_counter() - start) * 1000.0 / len(paths)
+
+        return run_round
+
+    return round_timer
 
 
 def _onnx_file(spec: str, backend: str) -> tuple[Path | None, str]:

@@ -4,11 +4,14 @@ those this install offers whose decisions are known to agree with fp32.
 Candidates: ONNX Runtime (the file as exported) always; OpenVINO fp32 when the ``openvino`` extra is
 installed; OpenVINO bf16 where, in addition, the CPU computes bf16 natively *and* the model's card
 holds a check that found every decision on its own validation images the same as fp32's (``lwcnn
-calibrate --precision bf16`` writes it, with a threshold calibrated in bf16). Each candidate runs
-the model at its working size with the given thread count, interleaved in rounds (a noisy machine
-slows all of them alike), and the fastest median wins, unless it beats ONNX Runtime by less than
-:data:`MARGIN` (noise is not a reason to switch engines). The measurement is cached per model file,
-CPU, thread count and engine versions (:func:`cache_dir`), so it is paid once per machine.
+calibrate --precision bf16`` writes it, with a threshold calibrated in bf16). Each candidate
+inspects a few generated image files of the model's size from file to verdict, with the thread and
+worker count it will run with (the whole path, not the forward pass alone: an engine whose threads
+crowd out decoding and the decision can be faster alone and slower in the pipeline), interleaved
+in rounds (a noisy machine slows all of them alike), and the fastest median wins, unless it beats
+ONNX Runtime by less than :data:`MARGIN` (noise is not a reason to switch engines). The
+measurement is cached per model file, CPU, thread and worker count and engine versions
+(:func:`cache_dir`), so it is paid once per machine (about a second).
 
 OpenVINO is never chosen in a process that has torch loaded (the two crashed a later torch call in
 one process: docs/architecture.md); ONNX Runtime is then used and the choice says why.
@@ -34,8 +37,8 @@ from lwcnn.fileio import atomic_write_json
 
 #: Another engine must be at least this much faster than ONNX Runtime to be chosen.
 MARGIN = 0.05
-#: Interleaved rounds, runs per candidate and round, and warm-up runs of the measurement.
-ROUNDS, RUNS_PER_ROUND, WARMUP = 5, 3, 2
+#: Interleaved rounds of the measurement, and forward passes per caller and round.
+ROUNDS, RUNS_PER_ROUND = 5, 3
 #: Where measurements are cached (else ``$XDG_CACHE_HOME/lwcnn``, else ``~/.cache/lwcnn``).
 CACHE_ENV = "LWCNN_CACHE_DIR"
 CACHE_FILE = "engine-choices.json"
@@ -98,15 +101,20 @@ def choose(
     file_precision: str,
     threads: int | None,
     open_candidate: Callable[[str, str], Any],
+    workers: int = 1,
+    round_timer: Callable[[Any], Callable[[], float]] | None = None,
 ) -> tuple[EngineChoice, Any]:
     """The fastest candidate for ``model_file`` (an ONNX file whose card is ``card``) and its
-    backend, opened by ``open_candidate(engine, precision)``; measured here or read from the cache."""
+    backend, opened by ``open_candidate(engine, precision)``, for ``workers`` callers at once;
+    measured here or read from the cache. ``round_timer(backend)`` gives a function that runs one
+    round and returns its milliseconds per image (the engine passes file-to-verdict rounds on
+    generated images); by default, forward passes at the working size (:func:`forward_rounds`)."""
     found, notes = candidates(card, file_precision)
     left_out = f"; {'; '.join(notes)}" if notes else ""
     if len(found) == 1:
         engine, precision = found[0]
         return EngineChoice(engine, precision, f"the only engine here{left_out}"), open_candidate(*found[0])
-    key = _cache_key(model_file, threads, found)
+    key = _cache_key(model_file, threads, found, workers)
     entry = _read_cache().get(key)
     if entry is not None and tuple(entry["choice"]) in found:
         engine, precision = entry["choice"]
@@ -114,7 +122,8 @@ def choose(
         choice = EngineChoice(engine, precision, _reason(engine, precision, timings, left_out), timings, True)
         return choice, open_candidate(engine, precision)
     backends = {pair: open_candidate(*pair) for pair in found}
-    timings = measure(backends, _working_input(card))
+    timer = round_timer or (lambda backend: forward_rounds(backend, _working_input(card), workers))
+    timings = measure({pair: timer(backend) for pair, backend in backends.items()})
     named = {f"{e} {p}": ms for (e, p), ms in timings.items()}
     engine, precision = fastest(timings)
     _write_cache(key, {"choice": [engine, precision], "timings": named,
@@ -131,21 +140,35 @@ def fastest(timings: dict[tuple[str, str], float]) -> tuple[str, str]:
     return best if timings[best] < (1.0 - MARGIN) * timings[pairs[0]] else pairs[0]
 
 
-def measure(backends: dict[tuple[str, str], Any], batch: np.ndarray) -> dict[tuple[str, str], float]:
-    """Each backend's median milliseconds on ``batch``, in interleaved rounds after a warm-up."""
-    import time
-
-    samples: dict[tuple[str, str], list[float]] = {pair: [] for pair in backends}
-    for backend in backends.values():
-        for _ in range(WARMUP):
-            backend.run(batch)
+def measure(rounds: dict[tuple[str, str], Callable[[], float]]) -> dict[tuple[str, str], float]:
+    """Each candidate's median milliseconds per image over :data:`ROUNDS` rounds, the candidates
+    interleaved within each round, after one warm-up round each."""
+    for run_round in rounds.values():
+        run_round()
+    samples: dict[tuple[str, str], list[float]] = {pair: [] for pair in rounds}
     for _ in range(ROUNDS):
-        for pair, backend in backends.items():
-            for _ in range(RUNS_PER_ROUND):
-                start = time.perf_counter()
-                backend.run(batch)
-                samples[pair].append((time.perf_counter() - start) * 1000.0)
+        for pair, run_round in rounds.items():
+            samples[pair].append(run_round())
     return {pair: float(np.median(values)) for pair, values in samples.items()}
+
+
+def forward_rounds(backend: Any, batch: np.ndarray, workers: int = 1) -> Callable[[], float]:
+    """A round of :data:`RUNS_PER_ROUND` forward passes of ``batch`` by each of ``workers`` callers
+    at once, timed as milliseconds per image."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run_round() -> float:
+        start = time.perf_counter()
+        if workers == 1:
+            for _ in range(RUNS_PER_ROUND):
+                backend.run(batch)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(lambda _: [backend.run(batch) for _ in range(RUNS_PER_ROUND)], range(workers)))
+        return (time.perf_counter() - start) * 1000.0 / (RUNS_PER_ROUND * workers)
+
+    return run_round
 
 
 def _working_input(card: ModelCard) -> np.ndarray:
@@ -160,7 +183,7 @@ def _working_input(card: ModelCard) -> np.ndarray:
 def _reason(engine: str, precision: str, timings: dict[str, float], left_out: str) -> str:
     chosen = f"{engine} {precision}"
     others = ", ".join(f"{name} {ms:.2f} ms" for name, ms in timings.items() if name != chosen)
-    return f"fastest measured here ({chosen} {timings[chosen]:.2f} ms; {others}){left_out}"
+    return f"fastest measured here ({chosen} {timings[chosen]:.2f} ms per image; {others}){left_out}"
 
 
 def cache_dir() -> Path:
@@ -183,7 +206,7 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _cache_key(model_file: Path, threads: int | None, found: list[tuple[str, str]]) -> str:
+def _cache_key(model_file: Path, threads: int | None, found: list[tuple[str, str]], workers: int) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
@@ -197,6 +220,7 @@ def _cache_key(model_file: Path, threads: int | None, found: list[tuple[str, str
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "threads": threads,
+        "workers": workers,
         "versions": versions,
         "candidates": found,
     }

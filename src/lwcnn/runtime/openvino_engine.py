@@ -95,18 +95,24 @@ class OpenVinoBackend:
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
+        # OpenVINO's Python objects are touched by one thread at a time (concurrent calls into them
+        # deadlocked between the GIL and OpenVINO's own locks); only the wait for the result, which
+        # releases the GIL, runs beside other callers' inferences (one stream each).
         with self._lock:
             compiled, idle = self._compiled_for(batch.shape)
             request = idle.pop() if idle else compiled.create_infer_request()
+            request.get_input_tensor(0).data[:] = batch
+            request.start_async()
         try:
-            request.infer({0: batch})
-            return {
-                name: np.array(request.get_output_tensor(index).data, copy=True)
-                for index, name in enumerate(self.output_names)
-            }
+            request.wait()
         finally:
             with self._lock:
+                outputs = {
+                    name: np.array(request.get_output_tensor(index).data, copy=True)
+                    for index, name in enumerate(self.output_names)
+                }
                 idle.append(request)
+        return outputs
 
     def _compiled_for(self, shape: tuple[int, ...]) -> tuple[Any, list[Any]]:
         """The model compiled for this input shape (on first use) and its idle requests."""

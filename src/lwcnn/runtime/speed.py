@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from lwcnn.data.images import read_image
-from lwcnn.data.preprocessing import pad_to_stride
+from lwcnn.data.preprocessing import Preprocessing, pad_to_stride
 from lwcnn.runtime.engine import Inspector
 from lwcnn.runtime.results import inspect_to_folder
 
@@ -73,10 +73,9 @@ def large_image_ms(inspector: Inspector, side: int) -> float:
     return 1000.0 * (time.perf_counter() - start)
 
 
-def generated_images(inspector: Inspector, folder: Path, count: int) -> list[Path]:
-    """``count`` JPEG files of the size the model's images have before scaling (its working size
-    over its scale): a gray texture, every third with a bright scratch."""
-    prep = inspector.preprocessing
+def generated_images(prep: Preprocessing, folder: Path, count: int) -> list[Path]:
+    """``count`` JPEG files of the size a model's images have before scaling (the working size of
+    its preprocessing ``prep`` over its scale): a gray texture, every third with a bright scratch."""
     height, width = (round(side / prep.scale) for side in prep.size)
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,7 +133,7 @@ def _child(request: dict[str, Any]) -> list[dict[str, Any]]:
     inspector = Inspector(request["weights"], backend=request["backend"], threads=request["threads"],
                           precision=request["precision"])  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        paths = generated_images(inspector, Path(tmp) / "images", request["images"])
+        paths = generated_images(inspector.preprocessing, Path(tmp) / "images", request["images"])
         return measure_end_to_end({request["weights"]: inspector}, paths, request["rounds"], request["large"])
 
 

@@ -91,3 +91,36 @@ def auto_choice() -> None:
     a, b = Inspector("kolektorsdd", threads=1).inspect(image), second.inspect(image)
     assert a.verdict == b.verdict and abs(a.score - b.score) < 1e-4
     print(json.dumps(choice.to_dict()))
+
+
+def concurrent_callers(folder: str) -> None:
+    """Workers through one OpenVINO backend (as ``inspect --workers`` and the service's workers call
+    it), on image sizes compiled while others infer: every image comes back, as one worker answers
+    it. Concurrent calls into OpenVINO's Python objects once deadlocked (now and then: in 3 of about
+    15 runs over 30 KolektorSDD images, and in none of 9 others); a watchdog ends a hung run with
+    the threads' stacks."""
+    import faulthandler
+    from pathlib import Path
+
+    from PIL import Image
+
+    from lwcnn.runtime import Inspector
+
+    faulthandler.dump_traceback_later(240, exit=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(40):
+        path = Path(folder) / f"part{index:02d}.jpg"  # sizes as a line's: a few, so compiled anew
+        image = rng.integers(60, 200, (1200 + 40 * (index % 6), 500), dtype=np.uint8)
+        image[300 + index : 310 + index, 100:300] = 255
+        Image.fromarray(image).save(path)
+        paths.append(path)
+    one = [
+        (r.verdict, r.area)
+        for r in Inspector("kolektorsdd", backend="openvino", threads=1).inspect_paths(paths)
+    ]
+    for _ in range(4):
+        pooled = Inspector("kolektorsdd", backend="openvino", threads=1, workers=3)
+        assert [(r.verdict, r.area) for r in pooled.inspect_paths(paths)] == one
+    faulthandler.cancel_dump_traceback_later()
+    print(json.dumps({"images": len(paths)}))

@@ -125,11 +125,13 @@ def test_the_fastest_is_measured_once_then_read_from_the_cache(tmp_path, monkeyp
     again, _ = choose(card, model, "fp32", 1, open_candidate)
     assert again.cached and (again.engine, again.precision) == ("openvino", "bf16") and opened == [
         ("openvino", "bf16")]  # fmt: skip
-    # another thread count is another measurement; a changed file too
+    # another thread or worker count is another measurement (two workers: two callers at once)
     choose(card, model, "fp32", 2, open_candidate)
     assert len(opened) == 4
+    pooled, _ = choose(card, model, "fp32", 1, open_candidate, workers=2)
+    assert not pooled.cached and len(opened) == 7 and pooled.timings["onnxruntime fp32"] < 8.0
     saved = json.loads((tmp_path / "cache" / "engine-choices.json").read_text())
-    assert len(saved) == 2 and all(entry["measured"] for entry in saved.values())
+    assert len(saved) == 3 and all(entry["measured"] for entry in saved.values())
 
 
 def test_a_cache_that_cannot_be_written_only_means_measuring_again(tmp_path, monkeypatch, openvino_with_bf16):

@@ -77,6 +77,10 @@ def test_auto_measures_the_engines_once_and_runs_the_fastest(tmp_path, monkeypat
     assert (tmp_path / "cache" / "engine-choices.json").is_file()
 
 
+def test_workers_through_one_openvino_backend_all_return_its_answers(tmp_path):
+    assert json.loads(check("concurrent_callers", str(tmp_path))) == {"images": 40}
+
+
 def test_a_precision_the_cpu_lacks_is_refused_and_only_openvino_takes_one(tmp_path):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
