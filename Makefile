@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint clean-venv
 
-# The main job: inspect the bundled sample images with the bundled models (ONNX Runtime): NEU steel
+# The main job: inspect the bundled sample images with the bundled models (the engine measured fastest
+# on this CPU: ONNX Runtime or, where faster, OpenVINO): NEU steel
 # with the classifier, KolektorSDD commutators with the segmenter.
 demo: $(STAMP)
 	$(BIN)/lwcnn inspect samples/neu --out inspection/neu

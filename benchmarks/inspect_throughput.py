@@ -1,9 +1,10 @@
-"""Throughput on more cores: images per second of `lwcnn inspect` (file to verdict, no pictures) as
+"""Throughput on more cores: images per second of `lwcnn inspect` (file to verdict) as
 the cores it may use grow, with one worker (the read-ahead thread and one session) and with a pool
 of workers (whole images in parallel through one session).
 
     python -m benchmarks.inspect_throughput --weights kolektorsdd --images ../shared/datasets/kolektorsdd \
-        [--exclude _label] [--limit 120] [--cores 1 2] [--rounds 5] [--backend onnxruntime] [--json]
+        [--exclude _label] [--limit 120] [--cores 1 2] [--rounds 5] [--backend onnxruntime] \
+        [--pictures none|defective|all] [--json]
 
 Each measurement runs in a child process pinned to the first N cores (``sched_setaffinity``, set
 before any engine starts its threads), which warms up on a few images and then times
@@ -38,9 +39,9 @@ def child(request: dict) -> dict:
                           workers=request["workers"])  # fmt: skip
     paths = [Path(p) for p in request["paths"]]
     with tempfile.TemporaryDirectory() as out:
-        inspect_to_folder(inspector, paths[:8], Path(out) / "warm", pictures="none")
+        inspect_to_folder(inspector, paths[:8], Path(out) / "warm", pictures=request["pictures"])
         start = time.perf_counter()
-        report = inspect_to_folder(inspector, paths, Path(out) / "run", pictures="none")
+        report = inspect_to_folder(inspector, paths, Path(out) / "run", pictures=request["pictures"])
         seconds = time.perf_counter() - start
     return {"ms_per_image": 1000.0 * seconds / len(paths), "images": report["summary"]["images"],
             "engine": inspector.engine}  # fmt: skip
@@ -62,7 +63,7 @@ def measure(args: argparse.Namespace, paths: list[Path]) -> list[dict]:
     for _ in range(args.rounds):
         for index, config in enumerate(configs):
             request = {**config, "weights": args.weights, "backend": args.backend,
-                       "paths": [str(p) for p in paths]}  # fmt: skip
+                       "pictures": args.pictures, "paths": [str(p) for p in paths]}  # fmt: skip
             done = subprocess.run(
                 [sys.executable, "-m", "benchmarks.inspect_throughput", "--child", json.dumps(request)],
                 capture_output=True, text=True, check=True,
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--cores", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--backend", default="onnxruntime")
+    parser.add_argument("--pictures", choices=("none", "defective", "all"), default="none")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.child:
@@ -108,7 +110,8 @@ def main() -> None:
     if args.json:
         print(json.dumps({"weights": args.weights, "images": len(paths), "rows": rows}))
         return
-    print(f"{args.weights}: {len(paths)} images, file to verdict without pictures, {args.rounds} rounds")
+    print(f"{args.weights}: {len(paths)} images, file to verdict, pictures {args.pictures}, "
+          f"{args.rounds} rounds")  # fmt: skip
     for row in rows:
         row["layout"] = f"{row['workers']} x {row['threads']}"
     print(format_table(rows, [

@@ -262,9 +262,10 @@ def _inspect_rows(
     rows: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     first_result_s = None
-    # Pictures are drawn and encoded in a second thread (Pillow and NumPy release the GIL), so
-    # that writing them overlaps the next images' inference.
-    writer = ThreadPoolExecutor(max_workers=1)
+    # Pictures are drawn and encoded in other threads (Pillow and NumPy release the GIL), one per
+    # inspection worker, so that writing them overlaps the next images' inference and keeps up
+    # as workers are added.
+    writer = ThreadPoolExecutor(max_workers=inspector.workers, thread_name_prefix="lwcnn-pictures")
     writing: list[tuple[Future, dict[str, Any]]] = []
     try:
         keep = pictures != "none"
