@@ -20,6 +20,8 @@ from lwcnn.limits import DEFAULT_MAX_PIXELS
 EXIT_DEFECT = 1
 #: Exit status when some image could not be read (and none made the run fail otherwise).
 EXIT_UNREADABLE = 3
+#: Images of the run that ``--backend auto`` times the engines on, per worker.
+AUTO_SAMPLE_PER_WORKER = 6
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -158,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         args.weights,
         backend=args.backend,
         workers=workers,
+        auto_sample=paths[: AUTO_SAMPLE_PER_WORKER * workers],  # auto measures on the run's own images
         threads=args.threads if args.threads is not None else inspection_threads(workers),
         batch_size=args.batch,
         threshold=args.threshold,

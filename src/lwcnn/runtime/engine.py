@@ -192,10 +192,13 @@ def open_engine(
     threads: int | None = None,
     precision: str = "fp32",
     workers: int = 1,
+    sample: Sequence[str | Path] = (),
 ) -> tuple[Backend, EngineChoice | None]:
     """:func:`open_backend`, and for ``auto`` the engine and precision chosen for this CPU
-    (:mod:`lwcnn.runtime.engine_choice`: measured here, among those whose decisions agree with
-    fp32) with the reason; a named backend is used as asked (choice None)."""
+    (:mod:`lwcnn.runtime.engine_choice`: measured here, from file to verdict on ``sample``, image
+    files of the work to come, or on generated ones where fewer than four are given, among the
+    candidates whose decisions agree with fp32) with the reason; a named backend is used as asked
+    (choice None)."""
     if backend != "auto":
         return open_backend(weights, backend, threads, precision, workers), None
     if precision != "fp32":
@@ -216,23 +219,25 @@ def open_engine(
         return OpenVinoBackend(path, threads, candidate_precision, source=first.source, streams=workers)
 
     with tempfile.TemporaryDirectory(prefix="lwcnn-engines-") as folder:
-        timer = _file_to_verdict_rounds(first.card, Path(folder), workers)
+        timer = _file_to_verdict_rounds(first.card, Path(folder), workers, sample)
         choice, chosen = choose(first.card, path, first.precision, threads, open_candidate, workers, timer)
     return chosen, choice
 
 
-def _file_to_verdict_rounds(card: ModelCard, folder: Path, workers: int):
-    """``auto``'s round timer: a candidate backend inspects a few generated image files of the
-    model's size (:func:`lwcnn.runtime.speed.generated_images`, written once, on first use) from
-    file to verdict with ``workers`` workers; a round returns its milliseconds per image."""
+def _file_to_verdict_rounds(card: ModelCard, folder: Path, workers: int, sample: Sequence[str | Path]):
+    """``auto``'s round timer: a candidate backend inspects ``sample`` (at least four images), or
+    else a few generated image files of the model's size (:func:`lwcnn.runtime.speed.
+    generated_images`, written once, on first use), from file to verdict with ``workers`` workers;
+    a round returns its milliseconds per image."""
     from lwcnn.runtime.speed import generated_images
 
-    paths: list[Path] = []
+    paths: list[Path] = [Path(p) for p in sample] if len(sample) >= 4 else []
 
     def round_timer(backend: Backend):
         if not paths:
             height, width = card.preprocessing.size
-            count = int(np.clip(np.ceil(2e6 / (height * width)), 4, 32))  # a round of some 2 Mpixel
+            # a round of some 4 Mpixel, and four images a worker at least (a pool's start is not its pace)
+            count = int(np.clip(np.ceil(4e6 / (height * width)), 4 * workers, 64))
             paths.extend(generated_images(card.preprocessing, folder, count))
         inspector = Inspector(backend=backend, workers=workers)
 
@@ -318,7 +323,8 @@ class Inspector:
     ``backend="auto"`` (the default of ``lwcnn inspect`` and ``serve``) runs the fastest engine and
     precision measured on this CPU among those whose decisions agree with fp32
     (:mod:`lwcnn.runtime.engine_choice`; ``engine_choice`` says which and why), and a segmenter
-    decides at the threshold calibrated for that precision. The API's default stays ONNX Runtime:
+    decides at the threshold calibrated for that precision; ``auto_sample``: image files of the
+    work to come, to measure on (default: generated ones). The API's default stays ONNX Runtime:
     a script may train with torch after inspecting, and OpenVINO must not share its process.
     """
 
@@ -335,6 +341,7 @@ class Inspector:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         precision: str = "fp32",
         workers: int = 1,
+        auto_sample: Sequence[str | Path] = (),
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
@@ -344,7 +351,9 @@ class Inspector:
         # a Backend object is used as it is (training validates its live model this way)
         self.engine_choice: EngineChoice | None = None
         if isinstance(backend, str):
-            self.backend, self.engine_choice = open_engine(weights, backend, threads, precision, workers)
+            self.backend, self.engine_choice = open_engine(
+                weights, backend, threads, precision, workers, auto_sample
+            )
         else:
             self.backend = backend
         self.weights = (

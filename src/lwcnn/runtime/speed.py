@@ -75,13 +75,18 @@ def large_image_ms(inspector: Inspector, side: int) -> float:
 
 def generated_images(prep: Preprocessing, folder: Path, count: int) -> list[Path]:
     """``count`` JPEG files of the size a model's images have before scaling (the working size of
-    its preprocessing ``prep`` over its scale): a gray texture, every third with a bright scratch."""
+    its preprocessing ``prep`` over its scale): a smooth surface texture with mild noise (as a
+    photographed part compresses; pixel noise alone would make decoding the whole cost), every
+    third with a bright scratch."""
     height, width = (round(side / prep.scale) for side in prep.size)
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     paths = []
     for index in range(count):
-        image = rng.integers(80, 170, (height, width, prep.channels), dtype=np.uint8)
+        surface = 128 + 30 * np.sin(xs / (5 + index % 4)) + 20 * np.cos(ys / (9 + index % 3))
+        noisy = surface[:, :, None] + rng.normal(0, 3, (height, width, prep.channels))
+        image = np.clip(noisy, 0, 255).astype(np.uint8)
         if index % 3 == 0:
             top = int(rng.integers(height // 4, 3 * height // 4))
             image[top : top + max(2, height // 100), width // 4 : 3 * width // 4] = 250

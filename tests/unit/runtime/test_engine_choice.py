@@ -192,3 +192,19 @@ def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("LWCNN_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert engine_choice.cache_dir() == tmp_path / "xdg" / "lwcnn"
+
+
+def test_auto_times_the_runs_own_images_where_it_has_four(tmp_path, monkeypatch):
+    from lwcnn.runtime.engine import _file_to_verdict_rounds
+
+    seen: list[list] = []
+    monkeypatch.setattr(
+        Inspector, "inspect_paths", lambda self, paths, keep_pixels=False: seen.append(paths) or []
+    )
+    card = check_card(CARD, "card")
+    own = [tmp_path / f"part{i}.png" for i in range(5)]
+    assert _file_to_verdict_rounds(card, tmp_path / "gen", 1, own)(Fixed(CARD, "fp32"))() >= 0
+    assert seen[-1] == own and not (tmp_path / "gen").exists()
+    _file_to_verdict_rounds(card, tmp_path / "gen", 2, own[:2])(Fixed(CARD, "fp32"))()
+    generated = sorted((tmp_path / "gen").iterdir())
+    assert seen[-1] == generated and len(generated) >= 8  # four a worker at least
