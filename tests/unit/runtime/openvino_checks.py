@@ -96,9 +96,9 @@ def auto_choice() -> None:
 def concurrent_callers(folder: str) -> None:
     """Workers through one OpenVINO backend (as ``inspect --workers`` and the service's workers call
     it), on image sizes compiled while others infer: every image comes back, as one worker answers
-    it. Concurrent calls into OpenVINO's Python objects once deadlocked (now and then: in 3 of about
-    15 runs over 30 KolektorSDD images, and in none of 9 others); a watchdog ends a hung run with
-    the threads' stacks."""
+    it. Concurrent calls into OpenVINO's Python objects once deadlocked now and then (3 of 18 runs
+    over 30 KolektorSDD images; this check did not catch it in 5 runs of the old code, so it is no
+    proof, but a hang here ends in the threads' stacks from the watchdog)."""
     import faulthandler
     from pathlib import Path
 
