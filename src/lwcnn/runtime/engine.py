@@ -236,8 +236,9 @@ def _file_to_verdict_rounds(card: ModelCard, folder: Path, workers: int, sample:
     def round_timer(backend: Backend):
         if not paths:
             height, width = card.preprocessing.size
-            # a round of some 4 Mpixel, and four images a worker at least (a pool's start is not its pace)
-            count = int(np.clip(np.ceil(4e6 / (height * width)), 4 * workers, 64))
+            # a round of some 1 Mpixel at the working size, and four images a worker at least (a pool's
+            # start is not its pace)
+            count = int(np.clip(np.ceil(1e6 / (height * width)), 4 * workers, 32))
             paths.extend(generated_images(card.preprocessing, folder, count))
         inspector = Inspector(backend=backend, workers=workers)
 

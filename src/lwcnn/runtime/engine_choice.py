@@ -57,6 +57,8 @@ class EngineChoice:
     reason: str
     timings: dict[str, float] = field(default_factory=dict)
     cached: bool = False
+    #: Seconds spent measuring (0 when the choice came from the cache or there was none to make).
+    seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (results.json, ``/v1/model``)."""
@@ -66,6 +68,7 @@ class EngineChoice:
             "reason": self.reason,
             "timings_ms": {k: round(v, 3) for k, v in self.timings.items()},
             "cached": self.cached,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -121,6 +124,9 @@ def choose(
         timings = {k: float(v) for k, v in entry["timings"].items()}
         choice = EngineChoice(engine, precision, _reason(engine, precision, timings, left_out), timings, True)
         return choice, open_candidate(engine, precision)
+    import time
+
+    start = time.perf_counter()
     backends = {pair: open_candidate(*pair) for pair in found}
     timer = round_timer or (lambda backend: forward_rounds(backend, _working_input(card), workers))
     timings = measure({pair: timer(backend) for pair, backend in backends.items()})
@@ -128,7 +134,9 @@ def choose(
     engine, precision = fastest(timings)
     _write_cache(key, {"choice": [engine, precision], "timings": named,
                        "measured": _dt.date.today().isoformat()})  # fmt: skip
-    choice = EngineChoice(engine, precision, _reason(engine, precision, named, left_out), named)
+    seconds = time.perf_counter() - start
+    reason = f"{_reason(engine, precision, named, left_out)}; measured in {seconds:.1f} s, cached"
+    choice = EngineChoice(engine, precision, reason, named, seconds=seconds)
     return choice, backends[(engine, precision)]
 
 

@@ -144,3 +144,24 @@ def test_the_python_api_writes_the_same_results_as_the_command(tmp_path, classif
     assert strip(report["results"]) == strip(from_cli["results"])
     assert (tmp_path / "api" / "results.csv").read_text().splitlines()[0].startswith("image,verdict")
     assert all(Path(r["overlay"]).is_file() for r in report["results"])
+
+
+def test_the_summary_counts_time_per_image_without_opening_the_model(tmp_path, classifier_onnx):
+    """``seconds`` and ``first_result_s`` run from ``started`` (lwcnn inspect: before the model is
+    opened and --backend auto has measured the engines); ``ms_per_image`` is the inspection alone."""
+    import time
+
+    from lwcnn.runtime import Inspector
+    from lwcnn.runtime.results import inspect_to_folder
+
+    paths = write_images(tmp_path / "in", 3)
+    report = inspect_to_folder(
+        Inspector(classifier_onnx[0]),
+        paths,
+        tmp_path / "out",
+        pictures="none",
+        started=time.perf_counter() - 5,
+    )
+    summary = report["summary"]
+    assert summary["seconds"] >= 5 and summary["first_result_s"] >= 5
+    assert 0 < summary["ms_per_image"] < 1000 * (summary["seconds"] - 5) / 3 + 1
