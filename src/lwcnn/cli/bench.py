@@ -30,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "3x200x200, segmentation 3x512x512 with the same decoder), ONNX Runtime fp32 and int8 (lwcnn's "
             "export with its inference rewrites; int8 calibrated on random inputs; for segmenters also "
             "int8 in the decoder only), OpenVINO fp32 and bf16 where installed and supported, and "
-            "PyTorch eager (channels_last), 1 and 2 threads, batch 1 and 8. Then, for the bundled models "
+            "PyTorch eager (channels_last), 1 and 2 threads, batch 1 and 8, in --rounds interleaved "
+            "rounds. Then, for the bundled models "
             "(neu, kolektorsdd) on generated image files: file to verdict without pictures, with pictures "
             "of the defective images and of all, beside the forward pass of the same engine in the same "
             "interleaved rounds, and a 2048x2048 image in tiles (megapixels/s). "
@@ -55,8 +56,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "without pictures beside the forward pass, and a 2048x2048 image in tiles (0: none; default 24)",
     )  # fmt: skip
     parser.add_argument(
-        "--rounds", type=int, default=3, help="interleaved rounds of the end-to-end rows (default 3)"
-    )
+        "--rounds", type=int, default=3,
+        help="interleaved rounds: every configuration once a round, its figure the median of its rounds "
+        "(--runs and --budget shared among them; default 3)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print a JSON list of rows")
     parser.set_defaults(func=run)
 
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     total += len(args.tasks) * len(end_to_end)
     with tqdm(total=total, desc="bench", unit="config", file=sys.stderr, disable=None) as bar:
         rows = run_bench(args.models, args.tasks, args.engines, args.threads, args.batch, args.runs,
-                         budget_s=args.budget, progress=lambda row: bar.update(1))  # fmt: skip
+                         budget_s=args.budget, progress=lambda row: bar.update(1),
+                         rounds=args.rounds)  # fmt: skip
         rows += end_to_end_rows(args.tasks, end_to_end, min(args.threads), args.end_to_end_images,
                                 args.rounds, progress=lambda row: bar.update(1))  # fmt: skip
     if args.json:

@@ -1,10 +1,10 @@
 """Inference speed of the deployable models in every engine: ONNX Runtime (the rewritten export,
-fp32 and int8) and PyTorch eager, 1 and 2 threads, batch 1 and 8. One engine at a time: a PyTorch and an ONNX
-Runtime thread pool never run side by side."""
+fp32 and int8), OpenVINO and PyTorch eager, 1 and 2 threads, batch 1 and 8, in interleaved rounds;
+and the bundled models from file to verdict. One engine at a time: a PyTorch and an ONNX Runtime
+thread pool never run side by side."""
 
 from __future__ import annotations
 
-import gc
 import json
 import subprocess
 import sys
@@ -168,11 +168,37 @@ def run_bench(
     warmup: int = 5,
     budget_s: float = 10.0,
     progress: Callable[[BenchRow], None] | None = None,
+    rounds: int = 1,
 ) -> list[BenchRow]:
-    """Time every combination; each configuration stops after ``runs`` timed runs or ``budget_s``
-    seconds (at least 5 runs). Returns one row per configuration."""
-    rows = []
-    tasks, engines, threads, batches = list(tasks), list(engines), list(threads), list(batches)
+    """Time every combination in ``rounds`` interleaved rounds (each configuration once a round,
+    one after the other, so that a machine slowed for a while slows all of them alike); a
+    configuration's round stops after ``runs / rounds`` timed runs or ``budget_s / rounds``
+    seconds (at least 5 runs), and its row gives the median of its rounds' medians and the runs
+    timed in all. One row per configuration, reported to ``progress`` when its last round is done."""
+    configurations = list(_configurations(list(models), list(tasks), list(engines), list(threads),
+                                          list(batches)))  # fmt: skip
+    samples: list[list[float]] = [[] for _ in configurations]
+    rows: list[BenchRow] = []
+    for round_index in range(rounds):
+        for index, (row, timer) in enumerate(configurations):
+            latency, count = timer(
+                max(1, runs // rounds), warmup if round_index == 0 else 1, budget_s / rounds
+            )
+            samples[index].extend([latency] * count)  # a round's median stands for its runs
+            if round_index == rounds - 1:
+                row.runs, row.latency_ms = len(samples[index]), float(np.median(samples[index]))
+                row.images_per_s = 1000.0 * row.batch / row.latency_ms
+                rows.append(row)
+                if progress is not None:
+                    progress(row)
+    return rows
+
+
+def _configurations(
+    models: list[str], tasks: list[str], engines: list[str], threads: list[int], batches: list[int]
+) -> Iterable[tuple[BenchRow, Callable[[int, int, float], tuple[float, int]]]]:
+    """Each configuration's row (timings to fill in) and its timer ``(runs, warmup, budget_s) ->
+    (median ms, runs timed)``; sessions are made once and kept for every round."""
     for name in models:
         for task, classes, shape in BENCH_CASES:
             if task not in tasks:
@@ -193,24 +219,28 @@ def run_bench(
                 if engine.startswith("onnxruntime") and engine not in graphs:
                     continue  # int8-decoder: segmenters only
                 for thread_count in threads:
-                    session = None
-                    if engine in graphs:
-                        session = cpu_session(graphs[engine], thread_count)
-                    elif engine == "torch":
-                        torch.set_num_threads(thread_count)
+                    session = cpu_session(graphs[engine], thread_count) if engine in graphs else None
                     for batch in batches:
                         x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
-                        if engine.startswith("openvino"):
-                            precision = "bf16" if engine.endswith("bf16") else "fp32"
-                            latency, count = openvino_latency(onnx_bytes, x.shape, thread_count, precision,
-                                                              runs, warmup, budget_s)  # fmt: skip
-                        else:
-                            latency, count = median_ms(_runner(session, model, x), runs, warmup, budget_s)
                         row = BenchRow(name, task, "x".join(map(str, shape)), engine, thread_count, batch,
-                                       count, latency, 1000.0 * batch / latency)  # fmt: skip
-                        rows.append(row)
-                        if progress is not None:
-                            progress(row)
-                    del session
-                    gc.collect()
-    return rows
+                                       0, 0.0, 0.0)  # fmt: skip
+                        yield row, _timer(engine, session, model, x, onnx_bytes, thread_count)
+
+
+def _timer(
+    engine: str, session: Any, model: torch.nn.Module, x: np.ndarray, onnx_bytes: bytes, threads: int
+) -> Callable[[int, int, float], tuple[float, int]]:
+    """``(runs, warmup, budget_s) -> (median ms, runs timed)`` for one configuration."""
+    if engine.startswith("openvino"):
+        precision = "bf16" if engine.endswith("bf16") else "fp32"
+        return lambda runs, warmup, budget_s: openvino_latency(
+            onnx_bytes, x.shape, threads, precision, runs, warmup, budget_s
+        )
+    runner = _runner(session, model, x)
+
+    def timed(runs: int, warmup: int, budget_s: float) -> tuple[float, int]:
+        if engine == "torch":
+            torch.set_num_threads(threads)  # global: set again before each of its rounds
+        return median_ms(runner, runs, warmup, budget_s)
+
+    return timed

@@ -78,7 +78,8 @@ def test_import_lwcnn_does_not_import_torch():
 
 def test_bench_json_rows(capsys):
     args = ["bench", "--models", "lw@0.35", "--tasks", "cls", "--threads", "1", "--batch", "1", "2"]
-    assert main([*args, "--runs", "2", "--budget", "0.1", "--end-to-end-images", "0", "--json"]) == 0
+    assert main([*args, "--runs", "4", "--budget", "1", "--end-to-end-images", "0", "--rounds", "2",
+                 "--json"]) == 0  # fmt: skip
     rows = json.loads(capsys.readouterr().out)
     from lwcnn.profiling.bench import available_engines
 
@@ -87,6 +88,7 @@ def test_bench_json_rows(capsys):
     assert {(r["engine"], r["batch"]) for r in rows} == {(e, b) for e in engines for b in (1, 2)}
     for row in rows:
         assert {"model", "task", "engine", "threads", "batch", "latency_ms", "images_per_s"} <= set(row)
+        assert row["runs"] == 4  # --runs shared by two interleaved rounds
         assert (
             row["latency_ms"] > 0
             and abs(row["images_per_s"] - 1000 * row["batch"] / row["latency_ms"]) < 1e-6
