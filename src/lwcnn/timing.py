@@ -7,6 +7,17 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 
+#: The engines ``lwcnn bench`` times, by name: here, torch-free, so that its parser offers the same
+#: names as ``lwcnn.profiling.bench`` (which imports torch) runs.
+BENCH_ENGINES = (
+    "onnxruntime",
+    "onnxruntime-int8",
+    "onnxruntime-int8-decoder",
+    "openvino",
+    "openvino-bf16",
+    "torch",
+)
+
 
 def time_alternately(
     runners: Mapping[str, Callable[[], object]], runs: int, warmup: int = 10, slice_runs: int = 10

@@ -9,16 +9,7 @@ import json
 import sys
 
 from lwcnn.errors import ConfigError
-
-#: The same names as lwcnn.profiling.bench.ENGINES (which imports torch; the parser must not).
-ENGINES = (
-    "onnxruntime",
-    "onnxruntime-int8",
-    "onnxruntime-int8-decoder",
-    "openvino",
-    "openvino-bf16",
-    "torch",
-)
+from lwcnn.timing import BENCH_ENGINES as ENGINES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

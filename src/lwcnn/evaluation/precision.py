@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from lwcnn.errors import ConfigError, LwcnnError
-from lwcnn.evaluation.segmenter import calibrate_threshold
+from lwcnn.evaluation.segmenter import calibrate_threshold, min_area_score
 from lwcnn.runtime.engine import Inspector
 
 #: Images named in a record as having decided differently (the count is always complete).
@@ -44,12 +44,9 @@ def image_scores(
             images = [read_image(path, channels) for path in paths[first : first + 64]]
             classes.extend(int(c) for c in inspector.class_probabilities(images).argmax(axis=1))
         return classes
-    scores = []
-    for path in paths:
-        probability = inspector.defect_probability(read_image(path, channels)).ravel()
-        k = min(min_area, probability.size)
-        scores.append(float(np.partition(probability, probability.size - k)[probability.size - k]))
-    return scores
+    return [
+        min_area_score(inspector.defect_probability(read_image(path, channels)), min_area) for path in paths
+    ]
 
 
 def scores_in_child(
@@ -112,7 +109,8 @@ def check_precision(
         raise ConfigError(f"{weights}: check a trained model file or run folder, not a bundled model")
     meta = read_metadata(weights)
     onnx_file = bundled or exported_file(str(weights), None)
-    names, paths, truth = _part_images(meta, data, part)
+    calibration = meta.get("calibration") if meta["task"] == "seg" else None
+    names, paths, truth = _part_images(meta, data, part, with_truth=bool(calibration))
     min_area = int(meta.get("min_area") or 1)
     if show_progress:
         print(f"scoring {len(paths)} {part} images: onnxruntime fp32, {engine} {precision}", file=sys.stderr)
@@ -122,11 +120,12 @@ def check_precision(
     if meta["task"] == "seg":
         fp32_threshold = float(meta.get("threshold") or 0.5)
         thresholds = (fp32_threshold, fp32_threshold)
-        calibration = meta.get("calibration")
         if calibration:  # the same rule, split and target as the fp32 threshold, in this precision
             scores, calibration_truth = candidate, truth
             if calibration["split"] != part:
-                _, calibration_paths, calibration_truth = _part_images(meta, data, calibration["split"])
+                _, calibration_paths, calibration_truth = _part_images(
+                    meta, data, calibration["split"], with_truth=True
+                )
                 scores = scores_in_child(onnx_file, engine, precision, calibration_paths, min_area)
             own = calibrate_threshold(scores, calibration_truth, calibration["escape_rate_target"])
             thresholds = (fp32_threshold, own["threshold"])
@@ -145,9 +144,10 @@ def check_precision(
 
 
 def _part_images(
-    meta: dict[str, Any], data: str | Path, part: str
+    meta: dict[str, Any], data: str | Path, part: str, with_truth: bool = False
 ) -> tuple[list[str], list[Path], list[bool]]:
-    """The names, paths and (segmenter) truth of ``part`` of a model's split in ``data``."""
+    """The names and paths of ``part`` of a model's split in ``data``, and with ``with_truth`` a
+    segmenter's truth (defective or not: each mask read, so only where a calibration needs it)."""
     from lwcnn.data.splits import Split
 
     layout = (meta.get("data") or {}).get("layout", "auto")
@@ -156,7 +156,7 @@ def _part_images(
         from lwcnn.evaluation.segmenter import model_part_images
 
         images = model_part_images(meta, data, part)
-        truth = [bool(read_sample(images, i)[1].any()) for i in range(len(images))]
+        truth = [bool(read_sample(images, i)[1].any()) for i in range(len(images))] if with_truth else []
         return [p.as_posix() for p in images.paths], [images.root / p for p in images.paths], truth
     from lwcnn.data.classification import scan_classification
 

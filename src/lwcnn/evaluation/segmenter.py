@@ -196,11 +196,17 @@ def area_scores(
         range(len(images)), desc="scoring", unit="img", disable=None if show_progress else True
     ):
         image, mask = read_sample(images, index, inspector.preprocessing.channels)
-        probability = inspector.defect_probability(image).ravel()
-        k = min(min_area, probability.size)
-        scores.append(float(np.partition(probability, probability.size - k)[probability.size - k]))
+        scores.append(min_area_score(inspector.defect_probability(image), min_area))
         truth.append(bool(mask.any()))
     return scores, truth
+
+
+def min_area_score(probability: np.ndarray, min_area: int = 1) -> float:
+    """An image's score for a ``min_area`` decision from its defect probability: its ``min_area``-th
+    highest pixel probability (defective exactly when the score exceeds the threshold)."""
+    values = probability.ravel()
+    k = min(min_area, values.size)
+    return float(np.partition(values, values.size - k)[values.size - k])
 
 
 def calibrate_threshold(

@@ -21,19 +21,12 @@ from lwcnn.export import export_onnx
 from lwcnn.export.quantize import quantize_onnx
 from lwcnn.models import create_model
 from lwcnn.runtime.backends import cpu_session
+from lwcnn.timing import BENCH_ENGINES as ENGINES
 from lwcnn.timing import median_ms
 
 #: The issue's configurations: NEU-size classification and 512x512 segmentation.
 BENCH_CASES = (("cls", 6, (3, 200, 200)), ("seg", 2, (3, 512, 512)))
 BENCH_MODELS = ("lw@0.35", "mobilenetv2@0.35")
-ENGINES = (
-    "onnxruntime",
-    "onnxruntime-int8",
-    "onnxruntime-int8-decoder",
-    "openvino",
-    "openvino-bf16",
-    "torch",
-)
 #: Calibration images for the int8 rows: random inputs (speed does not depend on the values; the
 #: accuracy of int8 is measured by ``lwcnn export --int8`` on real images, not here).
 INT8_CALIBRATION_IMAGES = 8

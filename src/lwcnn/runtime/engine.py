@@ -227,8 +227,8 @@ def open_engine(
 def _file_to_verdict_rounds(card: ModelCard, folder: Path, workers: int, sample: Sequence[str | Path]):
     """``auto``'s round timer: a candidate backend inspects ``sample`` (at least four images), or
     else a few generated image files of the model's size (:func:`lwcnn.runtime.speed.
-    generated_images`, written once, on first use), from file to verdict with ``workers`` workers;
-    a round returns its milliseconds per image."""
+    generated_images`, written once, on first use), from file to verdict with ``workers`` workers:
+    a round and the images it inspects."""
     from lwcnn.runtime.speed import generated_images
 
     paths: list[Path] = [Path(p) for p in sample] if len(sample) >= 4 else []
@@ -241,14 +241,7 @@ def _file_to_verdict_rounds(card: ModelCard, folder: Path, workers: int, sample:
             count = int(np.clip(np.ceil(1e6 / (height * width)), 4 * workers, 32))
             paths.extend(generated_images(card.preprocessing, folder, count))
         inspector = Inspector(backend=backend, workers=workers)
-
-        def run_round() -> float:
-            start = time.perf_counter()
-            for _ in inspector.inspect_paths(paths):
-                pass
-            return (time.perf_counter() - start) * 1000.0 / len(paths)
-
-        return run_round
+        return (lambda: list(inspector.inspect_paths(paths))), len(paths)
 
     return round_timer
 
@@ -270,8 +263,7 @@ def _onnx_file(spec: str, backend: str) -> tuple[Path | None, str]:
 
 def bundled_onnx_file(spec: str) -> Path | None:
     """The ONNX file of the bundled model ``spec`` names (``kolektorsdd``, ``bundled:neu``), else None."""
-    onnx_file, _ = _onnx_file(spec, "onnxruntime") if not spec.lower().endswith(".onnx") else (None, spec)
-    return onnx_file
+    return None if spec.lower().endswith(".onnx") else _onnx_file(spec, "onnxruntime")[0]
 
 
 def exported_file(spec: str, threads: int | None) -> Path:

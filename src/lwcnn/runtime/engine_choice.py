@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,9 @@ from typing import Any
 import numpy as np
 
 from lwcnn.card import ModelCard
+from lwcnn.data.preprocessing import pad_to_stride
 from lwcnn.fileio import atomic_write_json
+from lwcnn.timing import time_alternately
 
 #: Another engine must be at least this much faster than ONNX Runtime to be chosen.
 MARGIN = 0.05
@@ -105,13 +108,13 @@ def choose(
     threads: int | None,
     open_candidate: Callable[[str, str], Any],
     workers: int = 1,
-    round_timer: Callable[[Any], Callable[[], float]] | None = None,
+    round_timer: Callable[[Any], tuple[Callable[[], object], int]] | None = None,
 ) -> tuple[EngineChoice, Any]:
     """The fastest candidate for ``model_file`` (an ONNX file whose card is ``card``) and its
     backend, opened by ``open_candidate(engine, precision)``, for ``workers`` callers at once;
     measured here or read from the cache. ``round_timer(backend)`` gives a function that runs one
-    round and returns its milliseconds per image (the engine passes file-to-verdict rounds on
-    generated images); by default, forward passes at the working size (:func:`forward_rounds`)."""
+    round and the images it handles (the engine passes file-to-verdict rounds); by default,
+    forward passes at the working size (:func:`forward_rounds`)."""
     found, notes = candidates(card, file_precision)
     left_out = f"; {'; '.join(notes)}" if notes else ""
     if len(found) == 1:
@@ -124,8 +127,6 @@ def choose(
         timings = {k: float(v) for k, v in entry["timings"].items()}
         choice = EngineChoice(engine, precision, _reason(engine, precision, timings, left_out), timings, True)
         return choice, open_candidate(engine, precision)
-    import time
-
     start = time.perf_counter()
     backends = {pair: open_candidate(*pair) for pair in found}
     timer = round_timer or (lambda backend: forward_rounds(backend, _working_input(card), workers))
@@ -148,44 +149,37 @@ def fastest(timings: dict[tuple[str, str], float]) -> tuple[str, str]:
     return best if timings[best] < (1.0 - MARGIN) * timings[pairs[0]] else pairs[0]
 
 
-def measure(rounds: dict[tuple[str, str], Callable[[], float]]) -> dict[tuple[str, str], float]:
-    """Each candidate's median milliseconds per image over :data:`ROUNDS` rounds, the candidates
-    interleaved within each round, after one warm-up round each."""
-    for run_round in rounds.values():
-        run_round()
-    samples: dict[tuple[str, str], list[float]] = {pair: [] for pair in rounds}
-    for _ in range(ROUNDS):
-        for pair, run_round in rounds.items():
-            samples[pair].append(run_round())
-    return {pair: float(np.median(values)) for pair, values in samples.items()}
+def measure(rounds: dict[tuple[str, str], tuple[Callable[[], object], int]]) -> dict[tuple[str, str], float]:
+    """Each candidate's median milliseconds per image over :data:`ROUNDS` rounds of ``(run_round,
+    images it handles)``, the candidates interleaved round by round after one warm-up round each
+    (:func:`lwcnn.timing.time_alternately`)."""
+    runners = {pair: run_round for pair, (run_round, _) in rounds.items()}
+    times = time_alternately(runners, runs=ROUNDS, warmup=1, slice_runs=1)
+    return {pair: float(np.median(times[pair])) / rounds[pair][1] for pair in rounds}
 
 
-def forward_rounds(backend: Any, batch: np.ndarray, workers: int = 1) -> Callable[[], float]:
+def forward_rounds(backend: Any, batch: np.ndarray, workers: int = 1) -> tuple[Callable[[], object], int]:
     """A round of :data:`RUNS_PER_ROUND` forward passes of ``batch`` by each of ``workers`` callers
-    at once, timed as milliseconds per image."""
-    import time
+    at once, and the images it runs."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def run_round() -> float:
-        start = time.perf_counter()
+    def run_round() -> None:
         if workers == 1:
             for _ in range(RUNS_PER_ROUND):
                 backend.run(batch)
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(lambda _: [backend.run(batch) for _ in range(RUNS_PER_ROUND)], range(workers)))
-        return (time.perf_counter() - start) * 1000.0 / (RUNS_PER_ROUND * workers)
 
-    return run_round
+    return run_round, RUNS_PER_ROUND * workers
 
 
 def _working_input(card: ModelCard) -> np.ndarray:
-    """A batch of one at the model's working size (padded to its stride), as the engines see it."""
-    height, width = card.preprocessing.size
-    stride = card.network_stride if card.task == "seg" else 1
-    height, width = -(-height // stride) * stride, -(-width // stride) * stride
-    channels = card.preprocessing.channels
-    return np.random.default_rng(0).standard_normal((1, channels, height, width)).astype(np.float32)
+    """A batch of one at the model's working size (a segmenter's padded to its stride), as the
+    engines see it."""
+    shape = (1, card.preprocessing.channels, *card.preprocessing.size)
+    batch = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    return pad_to_stride(batch, axes=(-2, -1), stride=card.network_stride) if card.task == "seg" else batch
 
 
 def _reason(engine: str, precision: str, timings: dict[str, float], left_out: str) -> str:

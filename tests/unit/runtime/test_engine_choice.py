@@ -203,8 +203,9 @@ def test_auto_times_the_runs_own_images_where_it_has_four(tmp_path, monkeypatch)
     )
     card = check_card(CARD, "card")
     own = [tmp_path / f"part{i}.png" for i in range(5)]
-    assert _file_to_verdict_rounds(card, tmp_path / "gen", 1, own)(Fixed(CARD, "fp32"))() >= 0
-    assert seen[-1] == own and not (tmp_path / "gen").exists()
-    _file_to_verdict_rounds(card, tmp_path / "gen", 2, own[:2])(Fixed(CARD, "fp32"))()
+    run_round, images = _file_to_verdict_rounds(card, tmp_path / "gen", 1, own)(Fixed(CARD, "fp32"))
+    run_round()
+    assert images == 5 and seen[-1] == own and not (tmp_path / "gen").exists()
+    _file_to_verdict_rounds(card, tmp_path / "gen", 2, own[:2])(Fixed(CARD, "fp32"))[0]()
     generated = sorted((tmp_path / "gen").iterdir())
     assert seen[-1] == generated and len(generated) >= 8  # four a worker at least
