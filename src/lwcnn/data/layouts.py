@@ -1,7 +1,8 @@
 """Which task and layout a folder of images is in, told from its folder structure alone.
 
 ``lwcnn train DATA`` starts here: class folders make a classifier; images with masks (KolektorSDD,
-DAGM, ``images/`` + ``masks/``), Pascal VOC boxes or DeepPCB's box files make a segmenter. A folder
+DAGM, ``images/`` + ``masks/``), Pascal VOC boxes, DeepPCB's box files, or a labelling tool's
+annotations (COCO JSON, LabelMe JSON, YOLO text labels) make a segmenter. A folder
 that fits two readings (NEU-DET holds both NEU class names and VOC boxes) or none is a one-line
 :class:`~lwcnn.errors.DataError` that says which ``--task`` / ``data.layout`` to give.
 """
@@ -13,13 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lwcnn.data.classification import NEU_PREFIXES
+from lwcnn.data.coco import find_coco_files
 from lwcnn.data.images import is_image_file
+from lwcnn.data.labelme import is_labelme_file
+from lwcnn.data.yolo import is_yolo_folder
 from lwcnn.errors import DataError
 
 #: Every layout by task, as ``data.layout`` names it.
 LAYOUTS: dict[str, tuple[str, ...]] = {
     "cls": ("folders", "neu"),
-    "seg": ("kolektorsdd", "dagm", "masks", "voc", "deeppcb"),
+    "seg": ("kolektorsdd", "dagm", "masks", "voc", "deeppcb", "coco", "labelme", "yolo"),
 }
 
 _BOX_FOLDERS = {"ANNOTATIONS", "annotations", "Annotations"}
@@ -48,9 +52,10 @@ def detect_layout(root: str | Path, task: str | None = None) -> Detected:
     if not readings:
         wanted = f"a {task} layout" if task else "a known layout"
         raise DataError(
-            f"{folder}: not {wanted} (class folders ROOT/<class>/<image>; images/ + masks/; kosNN/; "
-            "ClassN/Train|Test; IMAGES/ + ANNOTATIONS/ VOC boxes; DeepPCB's PCBData/); "
-            "give --task and data.layout=..."
+            f"{folder}: cannot tell the layout, not {wanted} (class folders ROOT/<class>/<image>; "
+            "images/ + masks/; kosNN/; ClassN/Train|Test; IMAGES/ + ANNOTATIONS/ VOC boxes; "
+            "DeepPCB's PCBData/; a COCO .json; "
+            "LabelMe .json files; YOLO data.yaml or images/ + labels/); give --task and data.layout=..."
         )
     tasks = {d.task for d in readings}
     if len(tasks) > 1:
@@ -71,14 +76,32 @@ def _readings(folder: Path) -> list[Detected]:
         found.append(Detected("seg", "dagm", "ClassN folders"))
     elif "images" in names and "masks" in names:
         found.append(Detected("seg", "masks", "images/ and masks/ folders"))
-    elif names & _BOX_FOLDERS and names & _IMAGE_FOLDERS:
+    elif is_yolo_folder(folder):
+        found.append(Detected("seg", "yolo", "YOLO labels (a data.yaml, or images/ beside labels/*.txt)"))
+    elif names & _IMAGE_FOLDERS and any(any((folder / n).glob("*.xml")) for n in names & _BOX_FOLDERS):
         found.append(Detected("seg", "voc", "IMAGES/ with Pascal VOC ANNOTATIONS/ (boxes as coarse masks)"))
+    elif coco := find_coco_files(folder, first_only=True):
+        found.append(Detected("seg", "coco", f"a COCO file ({coco[0].relative_to(folder)})"))
+    elif _has_labelme_files(folder):
+        found.append(Detected("seg", "labelme", "LabelMe .json files"))
+    elif names == {"images"}:
+        found.append(Detected("seg", "masks", "an images/ folder without masks (all defect-free)"))
     image_folder = folder / "IMAGES" if "IMAGES" in names else folder  # NEU-DET keeps them there
     if _neu_named(image_folder):
         found.append(Detected("cls", "neu", "NEU class prefixes in the file names"))
     elif not found and len(names) >= 2 and all(_holds_images(folder / n) for n in names):
         found.append(Detected("cls", "folders", f"{len(names)} class folders"))
     return found
+
+
+def _has_labelme_files(folder: Path, looked_at: int = 20) -> bool:
+    """Whether one of the first ``looked_at`` .json files under ``folder`` is a LabelMe file."""
+    for count, path in enumerate(folder.rglob("*.json")):
+        if count >= looked_at:
+            return False
+        if is_labelme_file(path):
+            return True
+    return False
 
 
 def _neu_named(folder: Path) -> bool:

@@ -1,8 +1,11 @@
-"""Images with defect masks: KolektorSDD, DAGM 2007, image+mask folders, and boxes as coarse masks.
+"""Images with defect masks: KolektorSDD, DAGM 2007, image+mask folders, boxes as coarse masks, and
+the annotation formats of labelling tools (:mod:`lwcnn.data.coco`, :mod:`~lwcnn.data.labelme`,
+:mod:`~lwcnn.data.yolo`).
 
-Scanning lists files and pairs them; images and masks are read (and their sizes checked) by
-:func:`read_sample`. Every sample has a ``group`` (KolektorSDD's item ``kosNN``, DAGM's class) so
-splits can keep an item's near-identical views on one side.
+Scanning lists files and pairs them; images and labels are read (and their sizes checked) by
+:func:`read_labels` (a class-index mask: 0 good, k the collection's k-th defect type) and
+:func:`read_sample` (a bool defect mask). Every sample has a ``group`` (KolektorSDD's item
+``kosNN``, DAGM's class) so splits can keep an item's near-identical views on one side.
 """
 
 from __future__ import annotations
@@ -13,13 +16,19 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
 
 from lwcnn.data.classification import DataError
 from lwcnn.data.images import ImageReadError, find_images, is_image_file, read_image
+from lwcnn.data.shapes import Shape, labels_from_shapes, scaled
+
+#: DeepPCB's six defect types, by the number its box files give them
+DEEPPCB_TYPES = ("open", "short", "mousebite", "spur", "spurious_copper", "pin_hole")
+#: the file beside a masks/ folder of class-index masks that names their types, one a line
+TYPES_FILES = ("types.txt", "classes.txt")
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,9 @@ class MaskedSample:
     mask: Path | None
     group: str
     part: str | None = None  # a split the dataset itself defines (DAGM: "train"/"test"), else None
+    shapes: tuple[Shape, ...] = ()  # annotated shapes (COCO, LabelMe, YOLO); ``mask`` is their file
+    size: tuple[int, int] | None = None  # (height, width) the annotation says its image has
+    normalized: bool = False  # shapes in fractions of the image's width and height (YOLO)
 
     @property
     def defective(self) -> bool:
@@ -37,13 +49,25 @@ class MaskedSample:
 
 
 @dataclass(frozen=True)
+class LabelProblem:
+    """A label file (or an entry in one) that a scan could not pair with an image or could not use."""
+
+    path: Path  # the label file, relative to the collection root
+    problem: str  # one line: what is missing, e.g. "names image a.png, which is not there"
+
+
+@dataclass(frozen=True)
 class MaskedImages:
-    """A collection of images with optional defect masks."""
+    """A collection of images with optional defect masks, and the names of its defect types."""
 
     root: Path
-    layout: str  # "kolektorsdd", "dagm", "masks", "voc", "deeppcb"
+    layout: str  # "kolektorsdd", "dagm", "masks", "voc", "deeppcb", "coco", "labelme", "yolo"
     samples: tuple[MaskedSample, ...]
     dropped_duplicates: tuple[Path, ...] = field(default=())
+    types: tuple[str, ...] = ("defect",)  # type k of a class-index mask is types[k - 1]
+    index_masks: bool = False  # mask files hold type indices (a types.txt beside them), not 0/255
+    label_problems: tuple[LabelProblem, ...] = ()  # labels without images, unusable shapes (non-strict scans)
+    unlisted: tuple[Path, ...] = ()  # images in the folder that the annotation files do not list (COCO)
 
     #: a segmenter's two classes: class 0 is the background, as the engine reads the logits
     classes: ClassVar[tuple[str, ...]] = ("background", "defect")
@@ -58,7 +82,13 @@ class MaskedImages:
 
     def subset(self, indices: Sequence[int]) -> MaskedImages:
         """The samples at ``indices``, in that order."""
-        return MaskedImages(self.root, self.layout, tuple(self.samples[i] for i in indices))
+        return MaskedImages(
+            self.root,
+            self.layout,
+            tuple(self.samples[i] for i in indices),
+            types=self.types,
+            index_masks=self.index_masks,
+        )
 
     def groups(self) -> list[str]:
         return sorted({s.group for s in self.samples})
@@ -95,60 +125,119 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     return array > 0
 
 
-def scan_segmentation(root: str | Path, layout: str = "auto") -> MaskedImages:
-    """Scan ``root`` in ``layout`` (kolektorsdd, dagm, masks), or guess it (``auto``): ``kosNN``
-    folders are KolektorSDD, ``ClassN`` folders (or a ``ClassN`` root) DAGM, an ``images/`` folder
-    image+mask folders."""
-    folder = _folder(root)
+def scan_segmentation(root: str | Path, layout: str = "auto", strict: bool = True) -> MaskedImages:
+    """Scan ``root`` in ``layout`` (see :data:`lwcnn.data.layouts.LAYOUTS`), or recognise it
+    (``auto``, as ``lwcnn train DATA`` does). ``strict``: a label without its image is an error
+    (else it is listed in ``label_problems``, for ``lwcnn data check``)."""
+    folder = existing_folder(root)
     if layout == "auto":
-        names = {p.name for p in folder.iterdir() if p.is_dir()}
-        if any(re.fullmatch(r"kos\d+", n) for n in names):
-            layout = "kolektorsdd"
-        elif re.fullmatch(r"Class\d+", folder.name) or any(re.fullmatch(r"Class\d+", n) for n in names):
-            layout = "dagm"
-        elif "images" in names and "masks" in names:
-            layout = "masks"
-        elif names & {"ANNOTATIONS", "annotations", "Annotations"}:
-            layout = "voc"
-        elif "images" in names:
-            layout = "masks"
-        else:
-            raise DataError(
-                f"{folder}: cannot tell the layout (no kosNN, ClassN or images/ folders); "
-                "set data.layout to kolektorsdd, dagm, masks or voc"
-            )
-    scanners = {
+        from lwcnn.data.layouts import detect_layout
+
+        layout = detect_layout(folder, "seg").layout
+    scanners = _scanners()
+    if layout not in scanners:
+        raise DataError(
+            f"data.layout {layout!r}: a segmentation layout is one of auto, {', '.join(scanners)}"
+        )
+    images = scanners[layout](folder)
+    if strict and images.label_problems:
+        first = images.label_problems[0]
+        more = f" ({len(images.label_problems)} such labels; lwcnn data check lists them)"
+        raise DataError(
+            f"{images.root / first.path}: {first.problem}{more if len(images.label_problems) > 1 else ''}"
+        )
+    return images
+
+
+def _scanners() -> dict[str, Any]:
+    from lwcnn.data.coco import scan_coco
+    from lwcnn.data.labelme import scan_labelme
+    from lwcnn.data.yolo import scan_yolo
+
+    return {
         "kolektorsdd": scan_kolektorsdd,
         "dagm": scan_dagm,
         "masks": scan_image_mask_folders,
         "voc": scan_voc,
         "deeppcb": scan_deeppcb,
+        "coco": scan_coco,
+        "labelme": scan_labelme,
+        "yolo": scan_yolo,
     }
-    if layout not in scanners:
-        raise DataError(
-            f"data.layout {layout!r}: a segmentation layout is one of auto, {', '.join(scanners)}"
-        )
-    return scanners[layout](folder)
+
+
+def read_labels(images: MaskedImages, index: int, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The image (H, W, C) uint8 and its class-index mask (H, W) uint8: 0 good, k type
+    ``images.types[k - 1]`` (all 0 for a defect-free image). A label whose size differs from its
+    image's is a :class:`DataError` naming the file."""
+    sample = images.samples[index]
+    image = read_image(images.root / sample.image, channels)
+    size = image.shape[:2]
+    if sample.mask is None:
+        return image, np.zeros(size, dtype=np.uint8)
+    path = images.root / sample.mask
+    if sample.shapes or sample.size is not None:  # COCO, LabelMe, YOLO: shapes read at the scan
+        if sample.size is not None and sample.size != size:
+            raise DataError(
+                f"{path}: annotation for {sample.image.name} says {sample.size[1]}x{sample.size[0]} but "
+                f"the image is {size[1]}x{size[0]} (width x height)"
+            )
+        shapes = [scaled(s, size) for s in sample.shapes] if sample.normalized else sample.shapes
+        try:
+            return image, labels_from_shapes(size, shapes)
+        except DataError as error:
+            raise DataError(f"{path}: {sample.image.name}: {error}") from None
+    if sample.mask.suffix.lower() == ".xml":  # boxes as a coarse mask (the paper's Wood set)
+        stated, boxes = boxes_from_voc(path)
+        if stated != size:
+            raise DataError(
+                f"{path}: annotation is for {stated[1]}x{stated[0]} but its image is "
+                f"{size[1]}x{size[0]} (width x height)"
+            )
+        return image, mask_from_boxes(size, boxes, images.types)
+    if sample.mask.suffix.lower() == ".txt":  # DeepPCB's box lines, also coarse masks
+        return image, mask_from_boxes(size, boxes_from_deeppcb(path), images.types)
+    if images.index_masks:
+        return image, read_index_mask(path, len(images.types), size)
+    return image, read_mask(path, size).astype(np.uint8)
 
 
 def read_sample(images: MaskedImages, index: int, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """The image (H, W, C) uint8 and its bool mask (H, W) (all False for a defect-free image)."""
-    sample = images.samples[index]
-    image = read_image(images.root / sample.image, channels)
-    if sample.mask is None:
-        return image, np.zeros(image.shape[:2], dtype=bool)
-    if sample.mask.suffix.lower() == ".xml":  # boxes as a coarse mask (the paper's Wood set)
-        path = images.root / sample.mask
-        size, boxes = boxes_from_voc(path)
-        if size != image.shape[:2]:
-            raise DataError(
-                f"{path}: annotation is for {size[1]}x{size[0]} but its image is "
-                f"{image.shape[1]}x{image.shape[0]} (width x height)"
-            )
-        return image, mask_from_boxes(size, boxes)
-    if sample.mask.suffix.lower() == ".txt":  # DeepPCB's box lines, also coarse masks
-        return image, mask_from_boxes(image.shape[:2], boxes_from_deeppcb(images.root / sample.mask))
-    return image, read_mask(images.root / sample.mask, image.shape[:2])
+    """The image (H, W, C) uint8 and its bool defect mask (H, W) (all False for a defect-free image):
+    every defect type at once, what a one-type segmenter learns."""
+    image, labels = read_labels(images, index, channels)
+    return image, labels > 0
+
+
+def read_index_mask(path: str | Path, types: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A class-index mask file (0 good, 1..``types`` a defect type; a palette PNG's indices count)
+    as uint8 (H, W); a value above ``types`` or a size other than ``size`` is an error naming it."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode not in ("L", "P", "1", "I", "I;16"):
+                raise DataError(
+                    f"{path}: a class-index mask is one channel (gray or palette), this one is {image.mode}"
+                )
+            array = np.asarray(image)
+    except FileNotFoundError:
+        raise ImageReadError(path, "no such file") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        if isinstance(error, DataError):
+            raise
+        raise ImageReadError(path, f"unreadable mask ({error})") from None
+    if size is not None and array.shape != tuple(size):
+        raise DataError(
+            f"{path}: mask is {array.shape[1]}x{array.shape[0]} but its image is {size[1]}x{size[0]} "
+            "(width x height)"
+        )
+    top = int(array.max()) if array.size else 0
+    if top > types:
+        raise DataError(
+            f"{path}: mask value {top} is not a type (the types file names {types}: values 0 to {types})"
+        )
+    return array.astype(np.uint8)
 
 
 def scan_kolektorsdd(root: str | Path, drop_duplicates: bool = True) -> MaskedImages:
@@ -158,7 +247,7 @@ def scan_kolektorsdd(root: str | Path, drop_duplicates: bool = True) -> MaskedIm
     Byte-identical image files are dropped but for the first in sorted order, so that a duplicate
     can never sit on both sides of a split; the dropped ones are listed in ``dropped_duplicates``.
     """
-    root = _folder(root)
+    root = existing_folder(root)
     items = sorted(p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"kos\d+", p.name))
     if not items:
         raise DataError(
@@ -190,7 +279,7 @@ def scan_dagm(root: str | Path) -> MaskedImages:
     """DAGM 2007: ``ClassN/Train|Test/NNNN.PNG``, ``ClassN/Train|Test/Label/Labels.txt`` and
     ``Label/NNNN_label.PNG`` (elliptical coarse masks). ``root`` may be the dataset folder (all
     classes) or one ``ClassN`` folder. Each sample's group is its class, its part train or test."""
-    root = _folder(root)
+    root = existing_folder(root)
     class_dirs = [root] if re.fullmatch(r"Class\d+", root.name) else sorted(
         (p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"Class\d+", p.name)),
         key=lambda p: int(p.name[5:]),
@@ -246,9 +335,13 @@ def scan_image_mask_folders(
     root: str | Path, images_dir: str = "images", masks_dir: str = "masks"
 ) -> MaskedImages:
     """``images/NAME.ext`` with ``masks/NAME.png`` (same stem, any image extension; 0/255 or 0/1).
-    An image without a mask is defect-free; a mask without an image is an error. Images in
-    subfolders keep them as their group (e.g. ``images/line3/a.png`` -> group ``line3``)."""
-    root = _folder(root)
+    An image without a mask is defect-free; a mask without an image is listed in ``label_problems``.
+    Images in subfolders keep them as their group (e.g. ``images/line3/a.png`` -> group ``line3``).
+
+    Defect types: a ``types.txt`` (or ``classes.txt``) in ``masks/`` or beside it, one type name
+    a line, makes the masks class-index masks (0 good, k the k-th line's type; what
+    ``lwcnn data convert`` writes). Without it a mask is 0 and one other value (one type)."""
+    root = existing_folder(root)
     image_root, mask_root = root / images_dir, root / masks_dir
     if not image_root.is_dir():
         raise DataError(
@@ -264,12 +357,42 @@ def scan_image_mask_folders(
         mask = masks.pop(key, None)
         group = key.parent.as_posix() if key.parent != Path(".") else ""
         samples.append(MaskedSample(image.relative_to(root), mask.relative_to(root) if mask else None, group))
-    if masks:
-        orphan = next(iter(masks.values()))
-        raise DataError(f"{orphan}: mask without an image in {image_root} ({len(masks)} such mask(s))")
     if not samples:
         raise DataError(f"{image_root}: no images")
-    return MaskedImages(root, "masks", tuple(samples))
+    label_problems = tuple(
+        LabelProblem(m.relative_to(root), f"mask without an image (no {images_dir}/{k.as_posix()}.*)")
+        for k, m in masks.items()
+    )
+    types = read_types_file(mask_root, root)
+    return MaskedImages(
+        root,
+        "masks",
+        tuple(samples),
+        types=types or ("defect",),
+        index_masks=bool(types),
+        label_problems=label_problems,
+    )
+
+
+def read_types_file(*folders: Path, names: tuple[str, ...] = TYPES_FILES) -> tuple[str, ...]:
+    """The type names of the first types file (``names``, default :data:`TYPES_FILES`) in
+    ``folders``, one a line (blank lines, ``#`` comments, LabelMe's ``__ignore__`` and a first
+    ``background``/``good``/``_background_`` line skipped), or () when there is none."""
+    for folder in folders:
+        for name in names:
+            path = folder / name
+            if not path.is_file():
+                continue
+            lines = [line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
+            names = [line for line in lines if line and line != "__ignore__"]
+            if names and names[0].lower() in ("background", "_background_", "good", "ok"):
+                names = names[1:]
+            if not names:
+                raise DataError(f"{path}: names no defect type")
+            if len(set(names)) < len(names):
+                raise DataError(f"{path}: a type is named twice")
+            return tuple(names)
+    return ()
 
 
 def scan_voc(root: str | Path) -> MaskedImages:
@@ -277,26 +400,34 @@ def scan_voc(root: str | Path) -> MaskedImages:
     the Wood set): ``IMAGES/`` (or ``images/``, ``JPEGImages/``) with ``ANNOTATIONS/`` (or
     ``annotations/``, ``Annotations/``) holding ``NAME.xml`` per image (NEU-DET's layout). An image
     without an annotation, or with no boxes in it, is defect-free. Each sample's group is its first
-    box's name (the defect class)."""
-    root = _folder(root)
+    box's name (the defect class); the boxes' names are the collection's types."""
+    root = existing_folder(root)
     image_dir = next((root / n for n in ("IMAGES", "images", "JPEGImages") if (root / n).is_dir()), None)
     notes_dir = next(
         (root / n for n in ("ANNOTATIONS", "annotations", "Annotations") if (root / n).is_dir()), None
     )
     if image_dir is None or notes_dir is None:
         raise DataError(f"{root}: boxes layout needs IMAGES/ and ANNOTATIONS/ folders (Pascal VOC XML)")
-    samples = []
-    for image in find_images(image_dir):
+    samples, names, files = [], set(), find_images(image_dir)
+    for image in files:
         note = notes_dir / image.relative_to(image_dir).with_suffix(".xml")
         group, mask = "", None
         if note.is_file():
             _, boxes = boxes_from_voc(note)
             if boxes:
                 group, mask = boxes[0][0], note.relative_to(root)
+                names.update(box[0] or "defect" for box in boxes)
         samples.append(MaskedSample(image.relative_to(root), mask, group))
     if not samples:
         raise DataError(f"{image_dir}: no images")
-    return MaskedImages(root, "voc", tuple(samples))
+    image_keys = {image.with_suffix("") for image in files}
+    label_problems = tuple(
+        LabelProblem(note.relative_to(root), f"annotation without an image in {image_dir.name}/")
+        for note in sorted(notes_dir.rglob("*.xml"))
+        if image_dir / note.relative_to(notes_dir).with_suffix("") not in image_keys
+    )
+    types = tuple(sorted(names)) or ("defect",)
+    return MaskedImages(root, "voc", tuple(samples), types=types, label_problems=label_problems)
 
 
 def boxes_from_voc(path: str | Path) -> tuple[tuple[int, int], list[tuple[str, int, int, int, int]]]:
@@ -322,7 +453,7 @@ def scan_deeppcb(root: str | Path) -> MaskedImages:
     ``groupG/G_not/N.txt``) and ``N_temp.jpg`` (its defect-free template). ``root`` is the release
     folder or its ``PCBData/``. The release's ``test.txt`` list makes the test part (a template goes
     with its tested image), everything else trains; each sample's group is its ``groupG`` folder."""
-    root = _folder(root)
+    root = existing_folder(root)
     data = root / "PCBData" if (root / "PCBData").is_dir() else root
     listed = data / "test.txt"
     test_stems: set[str] = set()
@@ -343,7 +474,7 @@ def scan_deeppcb(root: str | Path) -> MaskedImages:
         samples.append(MaskedSample(image.relative_to(root), mask, image.parent.parent.name, part))
     if not samples:
         raise DataError(f"{data}: no groupG/G/N_test.jpg images (DeepPCB layout)")
-    return MaskedImages(root, "deeppcb", tuple(samples))
+    return MaskedImages(root, "deeppcb", tuple(samples), types=DEEPPCB_TYPES)
 
 
 def boxes_from_deeppcb(path: str | Path) -> list[tuple[str, int, int, int, int]]:
@@ -359,21 +490,32 @@ def boxes_from_deeppcb(path: str | Path) -> list[tuple[str, int, int, int, int]]
             if len(fields) != 5:
                 raise ValueError(f"line {number} has {len(fields)} fields, not x1 y1 x2 y2 type")
             x1, y1, x2, y2, kind = (int(float(v)) for v in fields)
-            boxes.append((str(kind), x1 + 1, y1 + 1, x2, y2))
+            if not 1 <= kind <= len(DEEPPCB_TYPES):
+                raise ValueError(f"line {number} has type {kind}, not 1 to {len(DEEPPCB_TYPES)}")
+            boxes.append((DEEPPCB_TYPES[kind - 1], x1 + 1, y1 + 1, x2, y2))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise DataError(f"{path}: not a DeepPCB box file ({error})") from None
     return boxes
 
 
-def mask_from_boxes(size: tuple[int, int], boxes: Sequence[tuple[str, int, int, int, int]]) -> np.ndarray:
-    """A coarse bool mask (H, W) that is True inside every box (how the paper treats the Wood set)."""
-    mask = np.zeros(size, dtype=bool)
-    for _, xmin, ymin, xmax, ymax in boxes:
-        mask[max(ymin - 1, 0) : ymax, max(xmin - 1, 0) : xmax] = True
+def mask_from_boxes(
+    size: tuple[int, int],
+    boxes: Sequence[tuple[str, int, int, int, int]],
+    types: Sequence[str] | None = None,
+) -> np.ndarray:
+    """A coarse mask (H, W) of the boxes (how the paper treats the Wood set): bool, True inside
+    every box; with ``types``, a class-index mask (uint8) in which a box is the index of its name
+    in ``types`` plus one (a later box wins where boxes overlap)."""
+    mask = np.zeros(size, dtype=np.uint8 if types is not None else bool)
+    index = {name: k for k, name in enumerate(types or (), 1)}
+    for name, xmin, ymin, xmax, ymax in boxes:
+        value = True if types is None else index.get(name or "defect", index.get("defect", 1))
+        mask[max(ymin - 1, 0) : ymax, max(xmin - 1, 0) : xmax] = value
     return mask
 
 
-def _folder(root: str | Path) -> Path:
+def existing_folder(root: str | Path) -> Path:
+    """``root`` as a Path (``~`` expanded), or a DataError when it is not a folder."""
     path = Path(root).expanduser()
     if not path.is_dir():
         raise DataError(f"{path}: no such folder")

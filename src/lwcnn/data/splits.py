@@ -220,8 +220,9 @@ def segmentation_split(images: MaskedImages, sizes: Mapping[str, Any], seed: int
     - ``{folds: FILE, test_fold: K, val: 0.2}``: cross-validation folds of groups (KolektorSDD's
       items; ``benchmarks/make_kolektorsdd_folds.py`` writes them): fold K is the test part; ``val``
       (a fraction, optional) of the other groups, drawn by the seed, validates; the rest trains.
-    - ``{val: 0.2}`` on a dataset that defines its own train/test parts (DAGM): those parts, with a
-      fraction of the training images held out for validation.
+    - ``{val: 0.2}`` on a dataset that defines its own train/test parts (DAGM, DeepPCB, a YOLO or COCO
+      export with a test part): those parts, with a fraction of the training images held out for
+      validation (or the dataset's own validation part, where it has one).
     - ``{train: 0.7, val: 0.1, test: 0.2}`` (fractions or counts): defective and defect-free images
       are split alike; KolektorSDD by whole items, so an item's views stay on one side.
     """
@@ -231,11 +232,13 @@ def segmentation_split(images: MaskedImages, sizes: Mapping[str, Any], seed: int
         unknown = set(sizes) - {"val"}
         if unknown:
             raise ConfigError(f"split {dict(sizes)}: on {images.layout} data give only 'val' (or folds)")
-        own = {"train": [], "test": []}
+        own: dict[str, list[int]] = {"train": [], "test": [], "val": []}
         for index, sample in enumerate(images.samples):
-            own["test" if sample.part == "test" else "train"].append(index)
+            own[sample.part if sample.part in ("test", "val") else "train"].append(index)
         parts = {"test": own["test"], "train": own["train"]}
-        if sizes.get("val"):
+        if own["val"]:  # the dataset's own validation part (a YOLO or COCO export's val)
+            parts["val"] = own["val"]
+        elif sizes.get("val"):
             held = _stratified_indices(images, own["train"], {"val": sizes["val"]}, seed)
             parts["val"] = held["val"]
             parts["train"] = sorted(set(own["train"]) - set(held["val"]))

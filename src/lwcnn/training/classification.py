@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lwcnn.data.augmentation import build_augmentation
+from lwcnn.data.checks import check_before_training
 from lwcnn.data.classification import DataError, scan_classification
 from lwcnn.data.datasets import ClassificationDataset, read_parts
 from lwcnn.data.preprocessing import Preprocessing
@@ -41,6 +42,7 @@ def prepare_data(config: Mapping[str, Any], run_dir: Path, show_progress: bool =
         split = stratified_split(images, data_cfg["split"], data_cfg["split_seed"])
     if "train" not in split.parts:
         raise DataError("the split has no 'train' part")
+    check_before_training(images, split, data_cfg["skip_bad"])
     preprocessing = Preprocessing.create(
         data_cfg["channels"],
         data_cfg["input_size"],

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lwcnn.data.augmentation import build_augmentation
+from lwcnn.data.checks import check_before_training
 from lwcnn.data.datasets import read_parts
 from lwcnn.data.masked_images import scan_segmentation
 from lwcnn.data.preprocessing import Preprocessing
@@ -44,12 +45,13 @@ def prepare_segmentation_data(
     data_cfg = config["data"]
     if not data_cfg.get("root"):
         raise DataError("data.root is not set: give it in the config or as data.root=FOLDER")
-    images = scan_segmentation(data_cfg["root"], data_cfg["layout"])
+    images = scan_segmentation(data_cfg["root"], data_cfg["layout"], strict=not data_cfg["skip_bad"])
     split_path = run_dir / "split.json"
     if split_path.exists():
         split = Split.load(split_path)
     else:
         split = segmentation_split(images, data_cfg["split"], data_cfg["split_seed"])
+    check_before_training(images, split, data_cfg["skip_bad"])
     preprocessing = Preprocessing.create(
         data_cfg["channels"],
         data_cfg["input_size"],

@@ -119,7 +119,11 @@ def test_orphan_mask_and_size_mismatch_are_errors_naming_the_file(tmp_path):
     write_image(root / "images" / "a.png", size=(12, 10))
     save_mask(root / "masks" / "zzz.png", defect_mask())
     with pytest.raises(DataError, match=r"zzz.png: mask without an image"):
-        scan_image_mask_folders(root)
+        scan_segmentation(root, "masks")
+    listed = scan_segmentation(root, "masks", strict=False)  # what lwcnn data check reports
+    assert [(p.path.name, "without an image" in p.problem) for p in listed.label_problems] == [
+        ("zzz.png", True)
+    ]
     (root / "masks" / "zzz.png").unlink()
     save_mask(root / "masks" / "a.png", defect_mask(shape=(11, 12)))
     images = scan_image_mask_folders(root)
