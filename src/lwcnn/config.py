@@ -86,7 +86,7 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
     "out": "runs/seg",
     "data": {
         "root": None,  # folder of images with masks (required)
-        "layout": "auto",  # auto | kolektorsdd | dagm | masks (images/ + masks/)
+        "layout": "auto",  # auto | kolektorsdd | dagm | masks | voc | deeppcb | coco | labelme | yolo
         "channels": 1,
         "scale": 1.0,  # every image is resized by this factor first (training and inspection alike)
         "input_size": [512, 512],  # working size (scaled pixels): larger images are tiled at inspection
@@ -97,6 +97,9 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
         "split_seed": 0,
         "cache": True,
         "skip_bad": False,
+        # typed: one output per defect type the labels name (K + 1 outputs; one type: today's model);
+        # merged: every type is "defect" (one type whatever the labels say)
+        "types": "typed",
     },
     "normalize": {"mean": [0.5], "std": [0.25]},
     # shortcut_stride: the decoder's shortcut, 8 (the paper's output stride) or 4 (thin defects)

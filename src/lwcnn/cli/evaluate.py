@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_segmenter(args: argparse.Namespace, meta: dict) -> int:
+    from lwcnn.evaluation.defect_types import format_type_report, type_report
     from lwcnn.evaluation.segmenter import (
         evaluate_segmenter,
         model_part_images,
@@ -111,11 +112,20 @@ def run_segmenter(args: argparse.Namespace, meta: dict) -> int:
         "threshold": inspector.threshold,
         "min_area": inspector.min_area,
         **segmentation_report(outcomes, per_group=images.layout in ("dagm", "voc")),
-        "images": [vars(o) for o in outcomes],
+        "images": [o.to_dict() for o in outcomes],
         "skipped": skipped,
     }
+    typed = [o.types for o in outcomes if o.types is not None]
+    if typed:
+        report["defect_types"] = type_report(typed, inspector.types)
     if args.out:
         out = Path(args.out)
+        if typed:
+            from lwcnn.evaluation.plots import plot_confusion
+
+            confusion = report["defect_types"]["confusion"]
+            plot_confusion(confusion["matrix"], confusion["labels"], out / "type_confusion.png",
+                           title="defect types (rows true, none: missed / false region)")  # fmt: skip
         worst = worst_cases(outcomes)
         if worst:
             write_pictures(inspector, images, worst, out / "worst", sheet=out / "worst.png")
@@ -145,6 +155,10 @@ def run_segmenter(args: argparse.Namespace, meta: dict) -> int:
         print("missed: " + ", ".join(missed))
     if false_alarms:
         print("false alarms: " + ", ".join(false_alarms))
+    if typed:
+        print("per defect type:")
+        for line in format_type_report(report["defect_types"]):
+            print(f"  {line}")
     if args.out:
         print(f"report and pictures of the worst cases written to {args.out}/")
     return 0

@@ -75,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--ok-class", action="append", default=None, metavar="CLASS",
-        help="a classifier class that means 'no defect' (repeatable)",
+        help="a classifier class that means 'no defect', or a defect type that may pass (repeatable)",
     )  # fmt: skip
     parser.add_argument(
         "--fail-on-defect", action="store_true", help="exit with status 1 when any image is defective"
@@ -226,4 +226,6 @@ def _line(row: dict) -> str:
     text = f"{row['image']}\t{row['verdict']}\t{row['score']:.4f}"
     if row["task"] == "seg" and row["defective"]:
         text += f"\tarea={row['area']}px\tboxes={row['boxes']}"
+        if row.get("region_types"):
+            text += f"\ttypes={row['region_types']}"
     return text

@@ -51,11 +51,12 @@ def apply_augmentation(augmentation: Any | None, image: np.ndarray) -> np.ndarra
 def apply_joint_augmentation(
     augmentation: Any | None, image: np.ndarray, mask: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Apply ``augmentation`` to an image and its bool mask together: albumentations draws one
-    spatial transform for both (the mask with nearest-neighbour interpolation) and applies pixel
-    transforms (noise, blur, brightness) to the image only."""
+    """Apply ``augmentation`` to an image and its mask (bool, or class indices) together:
+    albumentations draws one spatial transform for both (the mask with nearest-neighbour
+    interpolation) and applies pixel transforms (noise, blur, brightness) to the image only."""
     if augmentation is None:
         return image, mask
     out = augmentation(image=image, mask=mask.astype(np.uint8))
     augmented = out["image"]
-    return (augmented[:, :, None] if augmented.ndim == 2 else augmented), out["mask"] > 0
+    labels = out["mask"] > 0 if mask.dtype == bool else out["mask"].astype(mask.dtype)  # class indices kept
+    return (augmented[:, :, None] if augmented.ndim == 2 else augmented), labels

@@ -23,14 +23,10 @@ from PIL import Image, ImageDraw
 
 from lwcnn.data.images import ImageReadError
 from lwcnn.data.masked_images import TYPES_FILES, MaskedImages, read_labels
+from lwcnn.data.shapes import TYPE_COLOURS
 from lwcnn.errors import DataError, OutputError
 from lwcnn.fileio import atomic_write_bytes, atomic_write_text
 
-#: one colour per defect type (type k gets COLOURS[(k - 1) % len]), distinct on gray images
-COLOURS = (
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40),
-)  # fmt: skip
 TILE = 256  # a preview tile's side in pixels
 SHEET_GRID = (4, 4)  # tiles per sheet (columns, rows)
 _IMAGE_FOLDERS = ("images", "IMAGES", "JPEGImages")
@@ -107,7 +103,7 @@ def _output_names(images: MaskedImages) -> list[str]:
 
 
 def _palette(types: int) -> list[int]:
-    colours = [(0, 0, 0)] + [COLOURS[(k - 1) % len(COLOURS)] for k in range(1, types + 1)]
+    colours = [(0, 0, 0)] + [TYPE_COLOURS[(k - 1) % len(TYPE_COLOURS)] for k in range(1, types + 1)]
     return [v for colour in colours for v in colour] + [0] * (3 * (256 - len(colours)))
 
 
@@ -141,7 +137,7 @@ def _sheet(images: MaskedImages, items: list[tuple[int, str]]) -> Image.Image:
     draw = ImageDraw.Draw(sheet)
     x = 6
     for k, name in enumerate(images.types, 1):
-        colour = COLOURS[(k - 1) % len(COLOURS)]
+        colour = TYPE_COLOURS[(k - 1) % len(TYPE_COLOURS)]
         draw.rectangle([x, 6, x + 12, 18], fill=colour)
         draw.text((x + 16, 6), name, fill=(255, 255, 255))
         x += 24 + 7 * len(name)
@@ -165,6 +161,6 @@ def _tile(image: np.ndarray, labels: np.ndarray) -> Image.Image:
     for k in np.unique(labels[labels > 0]):
         touched = Image.fromarray(((labels == k) * 255).astype(np.uint8)).resize(size, Image.Resampling.BOX)
         inside = np.asarray(touched) > 0
-        colour = np.array(COLOURS[(int(k) - 1) % len(COLOURS)], dtype=np.float32)
+        colour = np.array(TYPE_COLOURS[(int(k) - 1) % len(TYPE_COLOURS)], dtype=np.float32)
         picture[inside] = 0.45 * picture[inside] + 0.55 * colour
     return Image.fromarray(picture.clip(0, 255).astype(np.uint8))

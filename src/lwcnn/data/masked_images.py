@@ -10,13 +10,14 @@ Scanning lists files and pairs them; images and labels are read (and their sizes
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -69,8 +70,18 @@ class MaskedImages:
     label_problems: tuple[LabelProblem, ...] = ()  # labels without images, unusable shapes (non-strict scans)
     unlisted: tuple[Path, ...] = ()  # images in the folder that the annotation files do not list (COCO)
 
-    #: a segmenter's two classes: class 0 is the background, as the engine reads the logits
-    classes: ClassVar[tuple[str, ...]] = ("background", "defect")
+    merge_types: bool = False  # every type read as one "defect" (:meth:`merged`)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """A segmenter's classes: the background (class 0, as the engine reads the logits), then
+        the defect types; ``("background", "defect")`` for one type (or :meth:`merged` types)."""
+        return ("background", "defect") if self.merge_types else ("background", *self.types)
+
+    def merged(self) -> MaskedImages:
+        """The same images with every defect type read as one (a one-type segmenter's classes);
+        ``types`` still names what the files hold."""
+        return dataclasses.replace(self, merge_types=True)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -82,12 +93,12 @@ class MaskedImages:
 
     def subset(self, indices: Sequence[int]) -> MaskedImages:
         """The samples at ``indices``, in that order."""
-        return MaskedImages(
-            self.root,
-            self.layout,
-            tuple(self.samples[i] for i in indices),
-            types=self.types,
-            index_masks=self.index_masks,
+        return dataclasses.replace(
+            self,
+            samples=tuple(self.samples[i] for i in indices),
+            dropped_duplicates=(),
+            label_problems=(),
+            unlisted=(),
         )
 
     def groups(self) -> list[str]:
@@ -168,8 +179,14 @@ def _scanners() -> dict[str, Any]:
 
 def read_labels(images: MaskedImages, index: int, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The image (H, W, C) uint8 and its class-index mask (H, W) uint8: 0 good, k type
-    ``images.types[k - 1]`` (all 0 for a defect-free image). A label whose size differs from its
-    image's is a :class:`DataError` naming the file."""
+    ``images.types[k - 1]`` (all 0 for a defect-free image; 0/1 for :meth:`MaskedImages.merged`).
+    A label whose size differs from its image's is a :class:`DataError` naming the file."""
+    image, labels = _read_typed(images, index, channels)
+    return image, (labels > 0).astype(np.uint8) if images.merge_types else labels
+
+
+def _read_typed(images: MaskedImages, index: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_labels` with every type as the collection's files give it."""
     sample = images.samples[index]
     image = read_image(images.root / sample.image, channels)
     size = image.shape[:2]

@@ -74,12 +74,18 @@ class Preprocessing:
 
     def rescale_mask(self, mask: np.ndarray) -> np.ndarray:
         """Resize a bool mask (H, W) by ``scale``: a scaled pixel is defect if any part of it was
-        (area filter, then > 0), so that a crack one pixel wide survives halving."""
+        (area filter, then > 0), so that a crack one pixel wide survives halving. A class-index
+        mask (uint8, 0 good, k a defect type) alike, type by type (a higher type wins a pixel that
+        two touch)."""
         size = self.scaled_size(*mask.shape)
         if size == mask.shape:
             return mask
-        pil = Image.fromarray(mask.astype(np.uint8) * 255)
-        return np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BOX)) > 0
+        if mask.dtype == bool:
+            return _any_pixel(mask, size)
+        scaled = np.zeros(size, np.uint8)
+        for kind in np.unique(mask[mask > 0]):
+            scaled[_any_pixel(mask == kind, size)] = kind
+        return scaled
 
     def normalize(self, image: np.ndarray) -> np.ndarray:
         """(H, W, C) uint8 -> (C, H, W) float32, scaled to 0..1 and normalised."""
@@ -135,3 +141,9 @@ def pad_to_stride(array: np.ndarray, axes: tuple[int, int], stride: int = NETWOR
         return np.pad(array, spec, mode="edge")
     # reflection of more than the side's length - 1 rows would need repeated folding: np.pad does it
     return np.pad(array, spec, mode="reflect")
+
+
+def _any_pixel(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A bool mask resized to ``size`` (height, width): True where any pixel it covers was."""
+    pil = Image.fromarray(mask.astype(np.uint8) * 255)
+    return np.asarray(pil.resize((size[1], size[0]), Image.Resampling.BOX)) > 0

@@ -12,7 +12,7 @@ from PIL import Image
 
 from lwcnn.data.augmentation import apply_joint_augmentation
 from lwcnn.data.datasets import ImageDataset
-from lwcnn.data.masked_images import MaskedImages, read_sample
+from lwcnn.data.masked_images import MaskedImages, read_labels
 from lwcnn.data.preprocessing import Preprocessing, pad_to_stride, resize_image
 from lwcnn.data.sampling import SampleRequest, zoom_crop
 
@@ -43,10 +43,10 @@ class SegmentationDataset(ImageDataset):
         return [s.defective for s in self.images.samples]
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The scaled uint8 image (H, W, C) and bool mask (H, W) at ``index``."""
+        """The scaled uint8 image (H, W, C) and class-index mask (H, W) uint8 at ``index``."""
         cached = self._cache.get(index)
         if cached is None:
-            image, mask = read_sample(self.images, index, self.preprocessing.channels)
+            image, mask = read_labels(self.images, index, self.preprocessing.channels)
             cached = self.preprocessing.rescale(image), self.preprocessing.rescale_mask(mask)
             if self.cache:
                 self._cache[index] = cached
@@ -104,4 +104,5 @@ def _resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> 
     if image.shape[:2] == size:
         return image, mask
     resized_mask = Image.fromarray(mask.astype(np.uint8)).resize((size[1], size[0]), Image.Resampling.NEAREST)
-    return resize_image(image, size), np.asarray(resized_mask) > 0
+    resized = np.asarray(resized_mask)
+    return resize_image(image, size), resized > 0 if mask.dtype == bool else resized

@@ -34,6 +34,13 @@ KINDS = {
 }
 _MIN_POINTS = {"polygon": 6, "box": 4, "circle": 3, "line": 4, "point": 2, "rle": 0}
 
+#: the colour of each defect type wherever one is drawn (type k: TYPE_COLOURS[(k - 1) % 12]),
+#: twelve that stay apart on gray images
+TYPE_COLOURS = (
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40),
+)  # fmt: skip
+
 #: rows rasterised at once by the polygon fill (bounds its memory: rows x edges floats)
 _ROW_CHUNK = 256
 

@@ -36,6 +36,7 @@ class DatasetStatistics:
     defect_area: tuple[float, float] | None = None  # share of the image, 10th and 50th percentile
     defect_extent: tuple[float, float] | None = None  # longest side of a defect region, px, p10 / p50
     defect_width: tuple[float, float] | None = None  # thickness of a defect region, px, p10 / p50
+    types: tuple[str, ...] = ()  # a segmenter's defect types, as the labels name them
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +64,7 @@ def measure_dataset(images: LabelledImages | MaskedImages, task: str, sample: in
         return DatasetStatistics(**common, class_counts=images.counts())
     defective = [i for i, s in enumerate(images.samples) if s.defective]
     counts = {"defective": len(defective), "defect-free": len(images) - len(defective)}
+    common["types"] = tuple(images.types)
     if not defective:
         return DatasetStatistics(**common, class_counts=counts)
     chosen = [defective[i] for i in sorted(rng.permutation(len(defective))[:sample])]

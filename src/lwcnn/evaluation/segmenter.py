@@ -4,7 +4,7 @@ tiling and decision as ``lwcnn inspect``), and scoring it; pictures of the resul
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,9 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from lwcnn.data.images import ImageReadError
-from lwcnn.data.masked_images import MaskedImages, read_sample
+from lwcnn.data.masked_images import MaskedImages, read_labels, read_sample
 from lwcnn.errors import ConfigError, DataError
+from lwcnn.evaluation.defect_types import TypeOutcome, type_outcome
 from lwcnn.evaluation.metrics import average_precision, image_decisions, pixel_overlap
 from lwcnn.fileio import atomic_write_bytes
 from lwcnn.runtime.engine import Inspection, Inspector
@@ -35,6 +36,11 @@ class ImageOutcome:
     area: int
     iou: float | None
     dice: float | None
+    types: TypeOutcome | None = field(default=None, repr=False, compare=False)  # a model with types
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (a model with types: the true and the found types by name)."""
+        return {k: v for k, v in vars(self).items() if k != "types"}
 
 
 def evaluate_segmenter(
@@ -45,21 +51,31 @@ def evaluate_segmenter(
 ) -> tuple[list[ImageOutcome], list[str]]:
     """Inspect every image of ``images`` at its own size and compare with its mask. Returns the
     outcomes and the one-line errors of images skipped as unreadable (with ``skip_bad``; else the
-    first unreadable image raises)."""
+    first unreadable image raises). A model with defect types is compared type by type too
+    (``ImageOutcome.types``; :func:`lwcnn.evaluation.defect_types.type_report`)."""
     outcomes, skipped = [], []
+    typed = len(inspector.types) > 1
+    if typed and list(images.types) != inspector.types:
+        raise DataError(
+            f"{images.root}: the data's defect types {list(images.types)} are not the model's "
+            f"{inspector.types}"
+        )
     for index in tqdm(
         range(len(images)), desc="evaluating", unit="img", disable=None if show_progress else True
     ):
         sample = images.samples[index]
         try:
-            image, mask = read_sample(images, index, inspector.preprocessing.channels)
+            image, labels = read_labels(images, index, inspector.preprocessing.channels)
         except ImageReadError as error:
             if not skip_bad:
                 raise
             skipped.append(str(error))
             continue
         result = inspector.inspect(image, name=sample.image.as_posix())
-        outcomes.append(outcome_of(result, sample.image.as_posix(), sample.group, mask))
+        outcome = outcome_of(result, sample.image.as_posix(), sample.group, labels > 0)
+        if typed:
+            outcome = replace(outcome, types=type_outcome(labels, result, len(inspector.types)))
+        outcomes.append(outcome)
     return outcomes, skipped
 
 

@@ -26,6 +26,7 @@ from lwcnn.errors import ConfigError, MissingError, ModelError
 from lwcnn.fileio import printable_path
 from lwcnn.limits import DEFAULT_MAX_PIXELS
 from lwcnn.runtime.backends import Backend, OnnxRuntimeBackend, cached_export
+from lwcnn.runtime.defect_types import TileTypes, TypeGrid, typed_regions
 from lwcnn.runtime.engine_choice import EngineChoice, choose
 from lwcnn.runtime.probability import (
     STRIP_ROWS,
@@ -75,6 +76,10 @@ class Inspection:
     class_map: np.ndarray | None = field(default=None, repr=False)
     #: The image as the model read it (uint8, H x W x channels), when asked for (``keep_pixels``).
     pixels: np.ndarray | None = field(default=None, repr=False)
+    #: A model with defect types: their names, and each defect pixel's type (uint8 H x W, 0 good,
+    #: k ``types[k - 1]``); every region has its type (``Region.type``).
+    types: tuple[str, ...] | None = None
+    type_mask: np.ndarray | None = field(default=None, repr=False)
 
     def heatmap(self) -> np.ndarray | None:
         """A classifier's ``class_map`` resized (bilinearly) to the image's size."""
@@ -102,6 +107,11 @@ class Inspection:
             data["area_fraction"] = round(self.area / float(height * width), 8)
             data["boxes"] = [list(r.box) for r in self.regions]
             data["region_areas"] = [r.area for r in self.regions]
+            if self.types is not None:
+                data["region_types"] = [r.type for r in self.regions]
+                data["region_type_probabilities"] = [r.type_probability for r in self.regions]
+                found = {r.type for r in self.regions}
+                data["types_found"] = [t for t in self.types if t in found]
         return data
 
 
@@ -357,6 +367,8 @@ class Inspector:
         self.metadata = card.fields  # every field of the model's card, as written
         self.task: str = card.task
         self.classes: list[str] = list(card.classes)
+        #: a segmenter's defect types (its classes after the background): one, or K named types
+        self.types: list[str] = self.classes[1:] if self.task == "seg" else []
         self.preprocessing: Preprocessing = card.preprocessing
         self.batch_size = batch_size
         calibrated = card.threshold_for(self.backend.precision)
@@ -598,7 +610,7 @@ class Inspector:
         resized by the model's scale, run in one pass when it fits the working size, else in
         overlapping tiles of that size whose probabilities are averaged where they overlap, and the
         probability is brought back to the image's own size."""
-        probability = self._scaled_probability(self.preprocessing.rescale(image)).full()
+        probability = self._scaled_probability(self.preprocessing.rescale(image))[0].full()
         if probability.shape != image.shape[:2]:
             probability = resize_bilinear(probability, image.shape[:2])
         return probability
@@ -614,23 +626,32 @@ class Inspector:
         batch = self.preprocessing.normalize(image)[None]
         return pad_to_stride(batch, axes=(-2, -1), stride=self.card.network_stride)
 
-    def _scaled_probability(self, image: np.ndarray, padded: np.ndarray | None = None) -> ProbabilityRows:
+    def _scaled_probability(
+        self, image: np.ndarray, padded: np.ndarray | None = None, size: tuple[int, int] | None = None
+    ) -> tuple[ProbabilityRows, TypeGrid | None]:
         """The defect probability of an image at the model's scale (no other resizing: the network
-        is fully convolutional), its rows computed as they are needed where it is one pass.
-        ``padded``: its network input, when made already (:meth:`_network_input`)."""
+        is fully convolutional), its rows computed as they are needed where it is one pass; and for
+        a model with defect types their shares at the output cells, mapped to pixels of the image
+        of ``size`` (its size before scaling). ``padded``: its network input, when made already
+        (:meth:`_network_input`)."""
         height, width = image.shape[:2]
         padded = padded if padded is not None else self._network_input(image)
         if padded is None:
-            return ProbabilityRows.of_array(self._tiled_probability(image))
+            return self._tiled_probability(image, size or (height, width))
         logits = self.backend.run(padded)["logits"]
         if logits.shape[1] == 2:
             difference = logits[0, 1] - logits[0, 0]
-            return ProbabilityRows.of_logit_difference(difference, padded.shape[-2:], height, width)
-        return ProbabilityRows.of_array(defect_probability(logits, padded.shape[-2:], height, width)[0])
+            return ProbabilityRows.of_logit_difference(difference, padded.shape[-2:], height, width), None
+        probability = defect_probability(logits, padded.shape[-2:], height, width)[0]
+        grid = TypeGrid.of_logits(logits[0], padded.shape[-2:], (height, width), size or (height, width))
+        return ProbabilityRows.of_array(probability), grid
 
-    def _tiled_probability(self, image: np.ndarray) -> np.ndarray:
+    def _tiled_probability(
+        self, image: np.ndarray, size: tuple[int, int]
+    ) -> tuple[ProbabilityRows, TypeGrid | None]:
         """Probabilities of a (scaled) uint8 image larger than the working size, normalised tile by
-        tile so that no float copy of a large image is ever made; overlapping tiles are averaged."""
+        tile so that no float copy of a large image is ever made; overlapping tiles are averaged.
+        A model with defect types: their shares on one grid (``size``: the image before scaling)."""
         height, width = image.shape[:2]
         tile_h, tile_w = self.preprocessing.size
         tops = _tile_starts(height, tile_h, self.tile_overlap)
@@ -638,6 +659,7 @@ class Inspector:
         boxes = [(t, left) for t in tops for left in lefts]
         total = np.zeros((height, width), np.float32)
         th, tw = min(tile_h, height), min(tile_w, width)
+        types = None
         for first in range(0, len(boxes), self.batch_size):
             chunk = boxes[first : first + self.batch_size]
             batch = np.stack(
@@ -645,10 +667,15 @@ class Inspector:
             )
             padded = pad_to_stride(batch, axes=(-2, -1), stride=self.card.network_stride)
             logits = self.backend.run(padded)["logits"]
-            for (t, left), probability in zip(
-                chunk, defect_probability(logits, padded.shape[-2:], th, tw), strict=True
+            if logits.shape[1] > 2 and types is None:
+                stride = padded.shape[-2] // logits.shape[-2]
+                types = TileTypes(logits.shape[1] - 1, (height, width), size, stride)
+            for index, ((t, left), probability) in enumerate(
+                zip(chunk, defect_probability(logits, padded.shape[-2:], th, tw), strict=True)
             ):
                 total[t : t + th, left : left + tw] += probability
+                if types is not None:
+                    types.add(logits[index], t, left, (th, tw))
         # the tiles form a grid: a pixel's tile count is its row's count times its column's
         rows, cols = np.zeros(height, np.float32), np.zeros(width, np.float32)
         for t in tops:
@@ -658,7 +685,7 @@ class Inspector:
         for start in range(0, height, STRIP_ROWS):  # in strips: no second full-size array
             strip = slice(start, start + STRIP_ROWS)
             total[strip] /= rows[strip, None] * cols[None, :]
-        return total
+        return ProbabilityRows.of_array(total), types.grid() if types is not None else None
 
     def _segment(
         self,
@@ -672,10 +699,15 @@ class Inspector:
         start = time.perf_counter()
         if scaled is None:
             scaled = self.preprocessing.rescale(image)
-        probability = self._scaled_probability(scaled, network_input)
+        probability, grid = self._scaled_probability(scaled, network_input, image.shape[:2])
         mask, score, rows = native_mask(probability, image.shape[:2], self.threshold)
         regions, area = regions_in_rows(mask, rows)
-        defective = area >= self.min_area
+        type_mask, counted = None, area
+        if grid is not None:
+            regions, type_mask = typed_regions(mask, regions, grid, self.types)
+            # a type marked acceptable (ok_classes) does not make the image defective
+            counted = sum(r.area for r in regions if r.type not in self.ok_classes)
+        defective = counted >= self.min_area
         return Inspection(
             image=name,
             task="seg",
@@ -687,6 +719,8 @@ class Inspector:
             area=area,
             regions=regions,
             mask=mask,
+            types=tuple(self.types) if grid is not None else None,
+            type_mask=type_mask,
         )
 
 

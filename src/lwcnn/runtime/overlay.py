@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from lwcnn.data.preprocessing import resize_image
+from lwcnn.data.shapes import TYPE_COLOURS
 from lwcnn.limits import MAX_PICTURE_SIDE
 from lwcnn.runtime.engine import Inspection
 from lwcnn.runtime.regions import resize_bilinear
@@ -27,19 +28,26 @@ def overlay_image(
     whose longer side exceeds ``max_side`` is drawn reduced to that (its mask by "any defect pixel",
     its boxes scaled), so that the picture's memory stays bounded whatever the image's size."""
     mask, boxes = result.mask, [region.box for region in result.regions]
+    types = result.type_mask if result.types is not None else None
     factor = max_side / max(image.shape[:2])
     if factor < 1.0:
         image, mask, boxes = _reduced(image, mask, boxes, factor)
+        if types is not None:
+            types = np.asarray(Image.fromarray(types).resize(mask.shape[::-1], Image.Resampling.NEAREST))
+            types = np.where(mask, np.maximum(types, 1), 0).astype(np.uint8)
     height, width = image.shape[:2]
     # the picture is made in one array (a gray image broadcast to three channels, not repeated),
     # and only the defect pixels of the right half are blended
-    canvas = np.full((height + CAPTION_HEIGHT, 2 * width + GAP, 3), 24, np.uint8)
-    left = canvas[CAPTION_HEIGHT:, :width]
-    right = canvas[CAPTION_HEIGHT:, width + GAP :]
+    legend = result.types is not None and bool(result.regions)  # a second caption row: the types found
+    top_rows = CAPTION_HEIGHT * (2 if legend else 1)
+    canvas = np.full((height + top_rows, 2 * width + GAP, 3), 24, np.uint8)
+    left = canvas[top_rows:, :width]
+    right = canvas[top_rows:, width + GAP :]
     left[...] = image
     if mask is not None:
         right[...] = image
-        tinted = right[mask].astype(np.float64) * (1 - alpha) + MASK_COLOUR.astype(np.float64) * alpha
+        colour = MASK_COLOUR.astype(np.float64) if types is None else _type_colours()[types[mask]]
+        tinted = right[mask].astype(np.float64) * (1 - alpha) + colour * alpha
         right[mask] = np.clip(tinted + 0.5, 0, 255).astype(np.uint8)
     elif result.class_map is not None:
         heatmap = resize_bilinear(result.class_map, (height, width))
@@ -50,11 +58,31 @@ def overlay_image(
         right[...] = image
     picture = Image.fromarray(canvas)
     draw = ImageDraw.Draw(picture)
-    for x0, y0, x1, y1 in boxes:
-        left, top = width + GAP + x0, CAPTION_HEIGHT + y0
-        draw.rectangle((left - 1, top - 1, left + (x1 - x0), top + (y1 - y0)), outline=BOX_COLOUR, width=2)
-    draw.text((4, 3), caption(result), fill=(255, 255, 255), font=ImageFont.load_default())
+    for (x0, y0, x1, y1), region in zip(boxes, result.regions, strict=True):
+        left, top = width + GAP + x0, top_rows + y0
+        outline = BOX_COLOUR if region.type is None else type_colour(result.types, region.type)
+        draw.rectangle((left - 1, top - 1, left + (x1 - x0), top + (y1 - y0)), outline=outline, width=2)
+    font = ImageFont.load_default()
+    draw.text((4, 3), caption(result), fill=(255, 255, 255), font=font)
+    if legend:  # the types found, each in its colour
+        x, y = 4, CAPTION_HEIGHT
+        for name in dict.fromkeys(r.type for r in result.regions):
+            draw.rectangle((x, y + 2, x + 9, y + 11), fill=type_colour(result.types, name))
+            draw.text((x + 13, y), str(name), fill=(255, 255, 255), font=font)
+            x += 24 + int(draw.textlength(str(name), font=font))
     return picture
+
+
+def type_colour(types: tuple[str, ...] | None, name: str | None) -> tuple[int, int, int]:
+    """The colour a defect type is drawn in (the same in overlays, contact sheets and the web page)."""
+    if not types or name not in types:
+        return BOX_COLOUR
+    return TYPE_COLOURS[types.index(name) % len(TYPE_COLOURS)]
+
+
+def _type_colours() -> np.ndarray:
+    """Colour by type index (0: unused), as floats."""
+    return np.array([MASK_COLOUR, *TYPE_COLOURS], np.float64)
 
 
 def _reduced(
@@ -83,7 +111,7 @@ def _reduced(
 def caption(result: Inspection) -> str:
     """One line: the verdict, its score and, for a segmenter, the defect area and region count."""
     text = f"{result.verdict}  {result.score:.3f}"
-    if result.task == "seg" and result.defective:
+    if result.task == "seg" and (result.defective or (result.types is not None and result.regions)):
         text += f"  area {result.area} px  {len(result.regions)} region(s)"
     return text
 

@@ -12,10 +12,13 @@ import numpy as np
 @dataclass(frozen=True)
 class Region:
     """One connected defect region: its area in pixels and its box ``(x0, y0, x1, y1)``, inclusive
-    of ``x0, y0`` and exclusive of ``x1, y1`` (so ``x1 - x0`` is the width)."""
+    of ``x0, y0`` and exclusive of ``x1, y1`` (so ``x1 - x0`` is the width); for a model with
+    defect types, its type and that type's probability (:mod:`lwcnn.runtime.defect_types`)."""
 
     area: int
     box: tuple[int, int, int, int]
+    type: str | None = None
+    type_probability: float | None = None
 
 
 def find_regions(mask: np.ndarray) -> list[Region]:

@@ -250,6 +250,8 @@ def inspect_to_folder(
             "pictures": pictures,
             "overlay_format": overlay_format,
         }
+        if any("types_found" in r for r in rows):  # a model with defect types: images per type found
+            summary["types"] = {t: sum(t in r.get("types_found", ()) for r in rows) for t in inspector.types}
         report = {"summary": summary, "results": rows, "failures": failures}
         output.commit(report, results_csv(rows, failures))
     return report

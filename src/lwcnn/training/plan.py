@@ -89,6 +89,12 @@ def plan_training(
         plan.reasons.append(
             "split: 60/20/20 per class (validation large enough to choose the epoch and the threshold)"
         )
+    if len(stats.types) > 1:
+        shown = ", ".join(stats.types[:8]) + (", ..." if len(stats.types) > 8 else "")
+        plan.reasons.append(
+            f"types: {len(stats.types)} defect types ({shown}), one output each; an image is defective if "
+            "any type is found (data.types=merged trains one type)"
+        )
     plan.config["train"]["budget"] = float(budget_s)
     plan.config = build_config(plan.config, source="plan")  # merged onto the defaults, checked
     return plan

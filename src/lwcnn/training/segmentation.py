@@ -46,6 +46,10 @@ def prepare_segmentation_data(
     if not data_cfg.get("root"):
         raise DataError("data.root is not set: give it in the config or as data.root=FOLDER")
     images = scan_segmentation(data_cfg["root"], data_cfg["layout"], strict=not data_cfg["skip_bad"])
+    if data_cfg["types"] not in ("typed", "merged"):
+        raise ConfigError(f"data.types {data_cfg['types']!r}: typed (one output per defect type) or merged")
+    if data_cfg["types"] == "merged" and len(images.types) > 1:
+        images = images.merged()
     split_path = run_dir / "split.json"
     if split_path.exists():
         split = Split.load(split_path)
@@ -105,7 +109,8 @@ def image_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class SegmentationTask(TrainingTask):
-    """Pixel cross-entropy (defect pixels weighted by ``train.defect_weight``) on crops, plus
+    """Pixel cross-entropy over the background and the defect types (defect pixels weighted by
+    ``train.defect_weight``) on crops, plus
     ``train.image_loss`` times the image-level term of :func:`image_loss`; the best epoch is, among
     those of the last phase of gradual training (every image in), the one with the highest
     validation AP, then mAcc, then IoU."""
@@ -123,7 +128,8 @@ class SegmentationTask(TrainingTask):
     def __init__(self, defect_weight: float = 1.0, image_loss: float = 0.0) -> None:
         if image_loss < 0:
             raise ConfigError(f"train.image_loss must be >= 0, got {image_loss}")
-        self._weight = torch.tensor([1.0, float(defect_weight)])
+        self._defect_weight = float(defect_weight)
+        self._weight = torch.tensor([1.0, self._defect_weight])
         self._image_loss = float(image_loss)
 
     @classmethod
@@ -159,6 +165,8 @@ class SegmentationTask(TrainingTask):
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, tuple[float, ...]]:
         full = upsample_logits(logits, target.shape[-2:])
+        if len(self._weight) != full.shape[1]:  # K defect types: every type weighted alike
+            self._weight = torch.tensor([1.0] + [self._defect_weight] * (full.shape[1] - 1))
         loss = F.cross_entropy(full, target, weight=self._weight.to(full.device))
         if self._image_loss:
             loss = loss + self._image_loss * image_loss(full, target)

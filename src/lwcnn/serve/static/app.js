@@ -25,13 +25,19 @@ async function loadModel() {
     return;
   }
   $("key-box").hidden = !body.api_key_required;
-  const what = body.task === "cls" ? body.classes.join(", ") : "defect segmentation";
+  const types = body.task === "seg" && body.classes.length > 2 ? body.classes.slice(1) : null;
+  const what = body.task === "cls" ? body.classes.join(", ")
+    : types ? `defect segmentation, types: ${types.join(", ")}` : "defect segmentation";
   $("model").textContent = `${body.name} (${body.weights}) · ${what} · ${body.engine} ${body.precision}`;
 }
 
 function describe(result) {
   if (result.task === "seg") {
-    return result.defective ? `area ${result.area} px, ${result.boxes.length} region(s)` : "no defect found";
+    const typed = result.types_found && result.types_found.length;
+    if (!result.defective && !typed) return "no defect found";
+    // a model with defect types: the kinds found (their colours are the overlay's legend)
+    const kinds = result.types_found ? `: ${result.types_found.join(", ")}` : "";
+    return `area ${result.area} px, ${result.boxes.length} region(s)${kinds}`;
   }
   return "";
 }

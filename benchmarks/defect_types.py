@@ -1,0 +1,106 @@
+"""Which defect, where (issue 20): a segmenter with one output per defect type against the one-type
+model, each trained by the one command with the same budget on the same split.
+
+For each dataset (DeepPCB's six types; NEU-DET's six classes as types, boxes as coarse masks):
+``lwcnn train DATA --budget B`` (types, the default) and the same with ``data.types=merged``
+(one type), then ``lwcnn evaluate`` of each on its test part: the image-level figures side by
+side (types must not cost image-level accuracy), and for the typed model per-type image TPR and
+pixel IoU against the boxes, and the type confusion matrix.
+
+    python -m benchmarks.defect_types --budget 15m --out runs/defect-types
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+LWCNN = Path(sys.executable).parent / "lwcnn"
+DATASETS = {"deeppcb": (SHARED / "deeppcb", ()), "neu-det": (SHARED / "neu", ("--task", "seg"))}
+ARMS = {"types": (), "merged": ("data.types=merged",)}
+
+
+def run(command: list[str]) -> dict[str, Any]:
+    done = subprocess.run([str(LWCNN), *command], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"lwcnn {' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def one_arm(name: str, arm: str, budget: str, out: Path) -> dict[str, Any]:
+    data, args = DATASETS[name]
+    folder = out / f"{name}-{arm}"
+    command = ["train", str(data), "--budget", budget, "--out", str(folder), *args, *ARMS[arm], "--json"]
+    started = time.monotonic()
+    trained = run(command)
+    minutes = (time.monotonic() - started) / 60
+    report = run(["evaluate", "--weights", str(folder / "best"), "--data", str(data), "--json"])
+    report.pop("images", None)
+    return {"command": "lwcnn " + " ".join(command), "minutes": minutes, "train": trained, "test": report}
+
+
+def table(results: dict[str, dict[str, Any]]) -> list[str]:
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    lines = [
+        "| dataset | model | epochs | minutes | image AP | mAcc | TPR | TNR | pixel IoU | type accuracy |"
+    ]
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    for key, row in results.items():
+        test, types = row["test"], row["test"].get("defect_types") or {}
+        lines.append(
+            f"| {key.rsplit('-', 1)[0]} | {key.rsplit('-', 1)[1]} | {row['train']['epochs']} | "
+            f"{row['minutes']:.1f} | {fmt(test['ap'])} | {fmt(test['macc'])} | {fmt(test['tpr'])} | "
+            f"{fmt(test['tnr'])} | {fmt(test['iou'])} | {fmt(types.get('type_accuracy'))} |"
+        )
+    for key, row in results.items():
+        types = row["test"].get("defect_types")
+        if not types:
+            continue
+        lines += [
+            "",
+            f"{key}: per type (test part)",
+            "",
+            "| type | images | TPR | IoU | Dice |",
+            "|---|---|---|---|---|",
+        ]
+        for name, figures in types["types"].items():
+            lines.append(
+                f"| {name} | {figures['images']} | {fmt(figures['tpr'])} | {fmt(figures['iou'])} | "
+                f"{fmt(figures['dice'])} |"
+            )
+        labels = types["confusion"]["labels"]
+        lines += ["", "| true \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+        for label, counts in zip(labels, types["confusion"]["matrix"], strict=True):
+            lines.append(f"| {label} | " + " | ".join(str(c) for c in counts) + " |")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", default="15m")
+    parser.add_argument("--only", nargs="*", choices=sorted(DATASETS))
+    parser.add_argument("--arms", nargs="*", choices=sorted(ARMS), default=list(ARMS))
+    parser.add_argument("--out", type=Path, default=Path("runs/defect-types"))
+    args = parser.parse_args(argv)
+    results = {}
+    for name in args.only or DATASETS:
+        for arm in args.arms:
+            results[f"{name}-{arm}"] = one_arm(name, arm, args.budget, args.out)
+            print(f"{name} {arm}: done in {results[f'{name}-{arm}']['minutes']:.1f} min", file=sys.stderr)
+    (args.out / "defect_types.json").write_text(json.dumps(results, indent=1, default=str))
+    print("\n".join(table(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
