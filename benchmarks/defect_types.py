@@ -35,13 +35,18 @@ def run(command: list[str]) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def one_arm(name: str, arm: str, budget: str, out: Path) -> dict[str, Any]:
+def one_arm(name: str, arm: str, budget: str, out: Path, reuse: bool = False) -> dict[str, Any]:
     data, args = DATASETS[name]
     folder = out / f"{name}-{arm}"
     command = ["train", str(data), "--budget", budget, "--out", str(folder), *args, *ARMS[arm], "--json"]
-    started = time.monotonic()
-    trained = run(command)
-    minutes = (time.monotonic() - started) / 60
+    if reuse and (folder / "best.json").is_file():  # trained already: its epochs and minutes from its files
+        rows = (folder / "metrics.csv").read_text().splitlines()
+        trained = {"epochs": int(rows[-1].split(",")[0]), "reused": True}
+        minutes = ((folder / "best.json").stat().st_mtime - (folder / "split.json").stat().st_mtime) / 60
+    else:
+        started = time.monotonic()
+        trained = run(command)
+        minutes = (time.monotonic() - started) / 60
     report = run(["evaluate", "--weights", str(folder / "best"), "--data", str(data), "--json"])
     report.pop("images", None)
     return {"command": "lwcnn " + " ".join(command), "minutes": minutes, "train": trained, "test": report}
@@ -91,11 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=sorted(DATASETS))
     parser.add_argument("--arms", nargs="*", choices=sorted(ARMS), default=list(ARMS))
     parser.add_argument("--out", type=Path, default=Path("runs/defect-types"))
+    parser.add_argument(
+        "--reuse", action="store_true", help="evaluate runs trained already (minutes from their files)"
+    )
     args = parser.parse_args(argv)
     results = {}
     for name in args.only or DATASETS:
         for arm in args.arms:
-            results[f"{name}-{arm}"] = one_arm(name, arm, args.budget, args.out)
+            results[f"{name}-{arm}"] = one_arm(name, arm, args.budget, args.out, args.reuse)
             print(f"{name} {arm}: done in {results[f'{name}-{arm}']['minutes']:.1f} min", file=sys.stderr)
     (args.out / "defect_types.json").write_text(json.dumps(results, indent=1, default=str))
     print("\n".join(table(results)))

@@ -74,13 +74,21 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
             "KolektorSDD, DAGM, images/ + masks/) and write it to OUT as images/ (copied), masks/ "
             "(one class-index PNG per defective image: 0 good, k the k-th type, in colour in any "
             "viewer) and masks/types.txt: what lwcnn made of the labels, readable by lwcnn train "
-            "as it is. --preview N adds contact sheets of N images with their masks over them."
+            "as it is; or with --to coco as COCO JSON with RLE masks. --preview N adds contact "
+            "sheets of N images with their masks over them."
         ),
     )
     convert.add_argument("data", help="the dataset folder")
     convert.add_argument("--out", required=True, help="a new (or empty) folder to write")
     convert.add_argument(
         "--layout", default="auto", choices=("auto", *LAYOUTS["seg"]), help="the layout (default: recognised)"
+    )
+    convert.add_argument(
+        "--to",
+        default="masks",
+        choices=("masks", "coco"),
+        help="masks: lwcnn's images/ + class-index masks/ (default); coco: images/ + annotations/"
+        "instances.json with one RLE mask per type and image (for CVAT, Label Studio, pycocotools)",
     )
     convert.add_argument(
         "--preview", type=int, default=0, metavar="N", help="contact sheets of N images, defective first"
@@ -116,18 +124,21 @@ def run_check(args: argparse.Namespace) -> int:
 def run_convert(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from lwcnn.data.convert import convert_to_masks
+    from lwcnn.data.convert import convert_dataset
     from lwcnn.data.masked_images import scan_segmentation
 
     images = scan_segmentation(args.data, args.layout, strict=False)
-    result = convert_to_masks(images, args.out, args.preview, progress=_progress("convert", args.json))
+    result = convert_dataset(
+        images, args.out, args.to, args.preview, progress=_progress("convert", args.json)
+    )
     problems = [f"{images.root / p.path}: {p.problem}" for p in images.label_problems]
     summary = {**asdict(result), "layout": images.layout, "unusable_labels": problems}
     if args.json:
         print(json.dumps(summary))
         return 0
+    written = "masks" if args.to == "masks" else "COCO annotations"
     print(
-        f"wrote {result.images} images, {result.masks} masks of {len(result.types)} type(s) "
+        f"wrote {result.images} images, {result.masks} {written} of {len(result.types)} type(s) "
         f"({', '.join(result.types)}) from {images.layout} layout to {result.out}"
     )
     for line in (result.skipped + problems)[:10]:

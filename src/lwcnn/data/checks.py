@@ -28,6 +28,8 @@ from lwcnn.errors import DataError
 
 #: a type or class needs this many images for one in each of train, validation and test
 FEWEST_FOR_A_SPLIT = 3
+#: layouts in which an image without a label file is defect-free (not labelled so by a file)
+UNLABELLED_IS_GOOD = ("masks", "labelme", "voc")
 #: findings of one kind shown on screen (``--json`` has them all)
 SHOWN = 5
 
@@ -55,6 +57,7 @@ class DataReport:
     pixels: dict[str, float] = field(default_factory=dict)  # seg: each type's share of its images' pixels
     sizes: dict[str, list[int]] = field(default_factory=dict)  # min, median, max as [height, width]
     parts: dict[str, int] = field(default_factory=dict)  # images per part of the split checked
+    unlabelled: int = 0  # seg: images without a label file (read as defect-free)
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -75,7 +78,8 @@ class DataReport:
         what = "classes" if self.task == "cls" else "types"
         head = f"{self.images} images"
         if self.defective is not None:
-            head += f" ({self.defective} defective, {self.images - self.defective} defect-free)"
+            head += f" ({self.defective} defective, {self.images - self.defective} defect-free"
+            head += f", {self.unlabelled} without a label)" if self.unlabelled else ")"
         if self.sizes:
             low, mid, high = (
                 f"{s[1]}x{s[0]}" for s in (self.sizes["min"], self.sizes["median"], self.sizes["max"])
@@ -168,6 +172,8 @@ def check_collection(
 
 
 def _label_findings(images: MaskedImages, report: DataReport) -> None:
+    if images.layout in UNLABELLED_IS_GOOD:
+        report.unlabelled = sum(1 for s in images.samples if s.mask is None)
     for problem in images.label_problems:
         report.findings.append(Finding("error", "unusable_label", problem.path.as_posix(), problem.problem))
     for path in images.dropped_duplicates:

@@ -1,5 +1,6 @@
 """``lwcnn data convert``: any segmentation layout lwcnn reads, written in lwcnn's own layout, so that
-a user sees exactly what lwcnn made of their labels (and can train on it without the tool).
+a user sees exactly what lwcnn made of their labels (and can train on it without the tool), or as
+COCO with run-length-encoded masks, for the labelling tools.
 
 The output is ``images/`` (the image files, copied byte for byte) and ``masks/`` (one class-index
 PNG per defective image, 0 good and k the k-th defect type, stored as a palette image so that any
@@ -13,6 +14,7 @@ every file is written atomically.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,20 +46,26 @@ class Converted:
     sheets: list[str] = field(default_factory=list)
 
 
-def convert_to_masks(
+def convert_dataset(
     images: MaskedImages,
     out: str | Path,
+    to: str = "masks",
     preview: int = 0,
     progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None,
 ) -> Converted:
-    """Write ``images`` in lwcnn's ``masks`` layout under ``out`` (a new or empty folder); with
-    ``preview`` > 0, contact sheets of up to that many images, defective ones first."""
+    """Write ``images`` under ``out`` (a new or empty folder) in lwcnn's ``masks`` layout, or
+    (``to="coco"``) as ``images/`` + ``annotations/instances.json``: COCO with one RLE annotation
+    per type an image holds (what CVAT, Label Studio and pycocotools read); with ``preview`` > 0,
+    contact sheets of up to that many images, defective ones first."""
+    if to not in CONVERSIONS:
+        raise DataError(f"convert --to {to!r}: one of {', '.join(CONVERSIONS)}")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{out}: exists and is not an empty folder (convert writes a new one)")
     result = Converted(str(out), types=list(images.types))
     names = _output_names(images)
     palette = _palette(len(images.types))
+    coco: dict[str, list[Any]] = {"images": [], "annotations": []}
     shown: list[tuple[int, str]] = []
     indices: Iterable[int] = range(len(images))
     if progress is not None:
@@ -71,16 +79,55 @@ def convert_to_masks(
         name = names[index]
         atomic_write_bytes(out / "images" / name, (images.root / images.samples[index].image).read_bytes())
         result.images += 1
-        if labels.any():
+        if to == "coco":
+            result.masks += _add_coco(coco, name, labels)
+        elif labels.any():
             mask = Image.fromarray(labels, mode="P")
             mask.putpalette(palette)
             atomic_write_bytes(out / "masks" / Path(name).with_suffix(".png"), _png(mask))
             result.masks += 1
         shown.append((index, name))
-    atomic_write_text(out / "masks" / TYPES_FILES[0], "".join(f"{t}\n" for t in images.types))
+    if to == "coco":
+        categories = [
+            {"id": k, "name": name, "supercategory": "defect"} for k, name in enumerate(images.types, 1)
+        ]
+        atomic_write_text(
+            out / "annotations" / "instances.json", json.dumps({**coco, "categories": categories})
+        )
+    else:
+        atomic_write_text(out / "masks" / TYPES_FILES[0], "".join(f"{t}\n" for t in images.types))
     if preview:
         result.sheets = write_preview(images, shown, out / "preview", preview)
     return result
+
+
+#: what ``lwcnn data convert --to`` writes
+CONVERSIONS = ("masks", "coco")
+
+
+def _add_coco(coco: dict[str, list[Any]], name: str, labels: np.ndarray) -> int:
+    """One image and an RLE annotation per type it holds; returns how many annotations."""
+    from pycocotools import mask as coco_mask
+
+    image_id = len(coco["images"]) + 1
+    height, width = labels.shape
+    coco["images"].append({"id": image_id, "file_name": name, "height": height, "width": width})
+    added = 0
+    for kind in (int(k) for k in np.unique(labels) if k):
+        rle = coco_mask.encode(np.asfortranarray(labels == kind, dtype=np.uint8))
+        coco["annotations"].append(
+            {
+                "id": len(coco["annotations"]) + 1,
+                "image_id": image_id,
+                "category_id": kind,
+                "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+                "area": int(coco_mask.area(rle)),
+                "bbox": [float(v) for v in coco_mask.toBbox(rle)],
+                "iscrowd": 0,
+            }
+        )
+        added += 1
+    return added
 
 
 def _output_names(images: MaskedImages) -> list[str]:

@@ -43,6 +43,7 @@ class MaskedSample:
     shapes: tuple[Shape, ...] = ()  # annotated shapes (COCO, LabelMe, YOLO); ``mask`` is their file
     size: tuple[int, int] | None = None  # (height, width) the annotation says its image has
     normalized: bool = False  # shapes in fractions of the image's width and height (YOLO)
+    type_masks: tuple[tuple[int, Path], ...] = ()  # one 0/255 mask per type: (type, file) pairs
 
     @property
     def defective(self) -> bool:
@@ -214,6 +215,11 @@ def _read_typed(images: MaskedImages, index: int, channels: int) -> tuple[np.nda
         return image, mask_from_boxes(size, boxes, images.types)
     if sample.mask.suffix.lower() == ".txt":  # DeepPCB's box lines, also coarse masks
         return image, mask_from_boxes(size, boxes_from_deeppcb(path), images.types)
+    if sample.type_masks:  # one mask file per type (masks/TYPE/NAME.png)
+        labels = np.zeros(size, np.uint8)
+        for kind, file in sample.type_masks:
+            labels[read_mask(images.root / file, size)] = kind
+        return image, labels
     if images.index_masks:
         return image, read_index_mask(path, len(images.types), size)
     return image, read_mask(path, size).astype(np.uint8)
@@ -355,39 +361,55 @@ def scan_image_mask_folders(
     An image without a mask is defect-free; a mask without an image is listed in ``label_problems``.
     Images in subfolders keep them as their group (e.g. ``images/line3/a.png`` -> group ``line3``).
 
-    Defect types: a ``types.txt`` (or ``classes.txt``) in ``masks/`` or beside it, one type name
-    a line, makes the masks class-index masks (0 good, k the k-th line's type; what
-    ``lwcnn data convert`` writes). Without it a mask is 0 and one other value (one type)."""
+    Defect types, either way: a ``types.txt`` (or ``classes.txt``) in ``masks/`` or beside it, one
+    type name a line, makes the masks class-index masks (0 good, k the k-th line's type; what
+    ``lwcnn data convert`` writes); or one folder of 0/255 masks per type, ``masks/TYPE/NAME.png``
+    (a folder of ``masks/`` that ``images/`` does not have is a type; an image may have a mask in
+    several). Otherwise a mask is 0 and one other value (one type)."""
     root = existing_folder(root)
     image_root, mask_root = root / images_dir, root / masks_dir
     if not image_root.is_dir():
         raise DataError(
             f"{image_root}: missing (layout: {images_dir}/ + {masks_dir}/ with the same file stems)"
         )
-    masks: dict[Path, Path] = {}
-    if mask_root.is_dir():
-        for mask in find_images(mask_root):
-            masks[mask.relative_to(mask_root).with_suffix("")] = mask
+    folders = [d for d in mask_root.iterdir() if d.is_dir()] if mask_root.is_dir() else []
+    type_dirs = sorted(d.name for d in folders if not (image_root / d.name).is_dir())
+    types = read_types_file(mask_root, root) or tuple(type_dirs)
+    masks: dict[Path, list[tuple[int, Path]]] = {}
+    problems = []
+    for mask in find_images(mask_root) if mask_root.is_dir() else []:
+        relative = mask.relative_to(mask_root)
+        kind = 0
+        if type_dirs:
+            if relative.parts[0] not in type_dirs or relative.parts[0] not in types:
+                problems.append(
+                    LabelProblem(mask.relative_to(root), f"mask outside the type folders {types}")
+                )
+                continue
+            kind, relative = types.index(relative.parts[0]) + 1, Path(*relative.parts[1:])
+        masks.setdefault(relative.with_suffix(""), []).append((kind, mask.relative_to(root)))
     samples = []
     for image in find_images(image_root):
         key = image.relative_to(image_root).with_suffix("")
-        mask = masks.pop(key, None)
+        found = masks.pop(key, [])
         group = key.parent.as_posix() if key.parent != Path(".") else ""
-        samples.append(MaskedSample(image.relative_to(root), mask.relative_to(root) if mask else None, group))
+        first = found[0][1] if found else None
+        samples.append(
+            MaskedSample(image.relative_to(root), first, group, type_masks=tuple(found) if type_dirs else ())
+        )
     if not samples:
         raise DataError(f"{image_root}: no images")
-    label_problems = tuple(
-        LabelProblem(m.relative_to(root), f"mask without an image (no {images_dir}/{k.as_posix()}.*)")
-        for k, m in masks.items()
-    )
-    types = read_types_file(mask_root, root)
+    for key, left in masks.items():
+        problems += [
+            LabelProblem(m, f"mask without an image (no {images_dir}/{key.as_posix()}.*)") for _, m in left
+        ]
     return MaskedImages(
         root,
         "masks",
         tuple(samples),
         types=types or ("defect",),
-        index_masks=bool(types),
-        label_problems=label_problems,
+        index_masks=bool(types) and not type_dirs,
+        label_problems=tuple(problems),
     )
 
 

@@ -308,6 +308,8 @@ def model_part_images(meta: dict[str, Any], data: str | Path, part: str) -> Mask
     from lwcnn.data.splits import Split
 
     images = scan_segmentation(data, (meta.get("data") or {}).get("layout", "auto"))
+    if len(meta.get("classes") or ()) == 2 and len(images.types) > 1:  # a one-type model of typed data
+        images = images.merged()
     if part == "all":
         return images
     return images.subset(Split.from_dict(meta["split"]).indices(images, part))

@@ -303,3 +303,21 @@ def test_roboflow_yolo_yaml_with_parent_paths(tmp_path):
         ("valid/images/valid.jpg", "val"),
     ]
     assert all(read_labels(images, i)[1].sum() == 20 * 15 for i in range(3))
+
+
+def test_one_folder_of_masks_per_type(tmp_path):
+    root = tmp_path / "per-type"
+    write_image(root / "images" / "a.png", (WIDTH, HEIGHT))
+    write_image(root / "images" / "b.png", (WIDTH, HEIGHT), seed=1)
+    for k, name in enumerate(TYPES, 1):
+        (root / "masks" / name).mkdir(parents=True)
+        Image.fromarray(((expected() == k) * 255).astype(np.uint8)).save(root / "masks" / name / "a.png")
+    images = scan_segmentation(root)
+    assert images.layout == "masks" and images.types == TYPES
+    assert [s.defective for s in images.samples] == [True, False]
+    np.testing.assert_array_equal(read_labels(images, 0)[1], expected())
+    Image.fromarray(np.zeros((HEIGHT, WIDTH), np.uint8)).save(
+        root / "masks" / "a.png"
+    )  # outside a type folder
+    with pytest.raises(DataError, match=r"masks/a.png: mask outside the type folders"):
+        scan_segmentation(root)

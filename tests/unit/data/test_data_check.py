@@ -145,3 +145,26 @@ def test_training_stops_on_a_check_error_and_logs_warnings(tmp_path, caplog):
     shutil.copy(sorted((root / first).iterdir())[1], root / second / "contradiction.png")
     with pytest.raises(DataError, match=r"under .*; lwcnn data check .* lists them"):
         prepare_data(config, tmp_path / "run2", show_progress=False)
+
+
+def test_convert_to_coco_reads_back_as_the_same_masks(tmp_path, capsys):
+    source = write_yolo(tmp_path / "yolo")
+    out = tmp_path / "as-coco"
+    assert main(["data", "convert", str(source), "--out", str(out), "--to", "coco", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == 3 and summary["masks"] == 2  # a.png holds both types: one RLE each
+    notes = json.loads((out / "annotations" / "instances.json").read_text())
+    assert [c["name"] for c in notes["categories"]] == list(TYPES)
+    assert {a["bbox"][0] for a in notes["annotations"]} == {4.0, 20.0}  # the scratch and the stain
+    again = scan_segmentation(out)
+    assert again.layout == "coco" and again.types == TYPES
+    index = next(i for i, s in enumerate(again.samples) if s.image.name == "a.png")
+    np.testing.assert_array_equal(read_labels(again, index)[1], expected())
+
+
+def test_check_counts_images_without_a_label(tmp_path, capsys):
+    root = planted_masks_folder(tmp_path / "d")
+    (root / "images" / "broken.png").unlink()
+    report = check_dataset(root)
+    # good.png and copy_of_good.png have no mask file: read as defect-free
+    assert report.unlabelled == 2 and "2 without a label" in report.lines()[0]

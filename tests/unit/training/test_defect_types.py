@@ -125,6 +125,8 @@ def test_merged_types_make_the_one_type_model(tmp_path):
     )  # fmt: skip
     train_segmenter(config, show_progress=False)
     assert json.loads((out / "best.json").read_text())["classes"] == ["background", "defect"]
+    # evaluated on the same typed data, as the one-type model it is
+    assert main(["evaluate", "--weights", str(out / "best"), "--data", str(data), "--json"]) == 0
 
 
 def test_per_type_figures_against_a_hand_computation():
