@@ -2,10 +2,10 @@
 model, each trained by the one command with the same budget on the same split.
 
 For each dataset (DeepPCB's six types; NEU-DET's six classes as types, boxes as coarse masks):
-``lwcnn train DATA --budget B`` (types, the default) and the same with ``data.types=merged``
-(one type), then ``lwcnn evaluate`` of each on its test part: the image-level figures side by
-side (types must not cost image-level accuracy), and for the typed model per-type image TPR and
-pixel IoU against the boxes, and the type confusion matrix.
+``lwcnn train DATA --budget B`` with ``data.types=typed`` (one output per type) and with
+``data.types=merged`` (one type, the default), then ``lwcnn evaluate`` of each on its test part:
+the image-level figures side by side (types must not cost image-level accuracy), and for the
+typed model per-type image TPR and pixel IoU against the boxes, and the type confusion matrix.
 
     python -m benchmarks.defect_types --budget 15m --out runs/defect-types
 """
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
 LWCNN = Path(sys.executable).parent / "lwcnn"
 DATASETS = {"deeppcb": (SHARED / "deeppcb", ()), "neu-det": (SHARED / "neu", ("--task", "seg"))}
-ARMS = {"types": (), "merged": ("data.types=merged",)}
+ARMS = {"types": ("data.types=typed",), "merged": ("data.types=merged",)}
 
 
 def run(command: list[str]) -> dict[str, Any]:

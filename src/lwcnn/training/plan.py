@@ -92,8 +92,8 @@ def plan_training(
     if len(stats.types) > 1:
         shown = ", ".join(stats.types[:8]) + (", ..." if len(stats.types) > 8 else "")
         plan.reasons.append(
-            f"types: {len(stats.types)} defect types ({shown}), one output each; an image is defective if "
-            "any type is found (data.types=merged trains one type)"
+            f"types: the labels name {len(stats.types)} defect types ({shown}), learnt as one defect: in "
+            "the same budget one output per type cost image-level accuracy (data.types=typed learns each)"
         )
     plan.config["train"]["budget"] = float(budget_s)
     plan.config = build_config(plan.config, source="plan")  # merged onto the defaults, checked

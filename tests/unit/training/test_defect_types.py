@@ -60,6 +60,7 @@ def typed_run(tmp_path_factory) -> tuple[Path, Path]:
             f"data.root={data}",
             f"out={out}",
             "train.epochs=3",
+            "data.types=typed",
             "data.split={train: 0.5, val: 0.25, test: 0.25}",
         ],
     )
@@ -114,13 +115,13 @@ def test_evaluate_prints_and_writes_the_per_type_figures(typed_run, tmp_path, ca
     assert (tmp_path / "type_confusion.png").is_file()
 
 
-def test_merged_types_make_the_one_type_model(tmp_path):
+def test_merged_types_by_default_make_the_one_type_model(tmp_path):
     data = two_type_folder(tmp_path / "data", count=9)
     out = tmp_path / "merged"
     overrides = [o for o in TINY if not o.startswith("data.split")]
     config = load_config(
         None,
-        [*overrides, f"data.root={data}", f"out={out}", "train.epochs=1", "data.types=merged",
+        [*overrides, f"data.root={data}", f"out={out}", "train.epochs=1",
          "data.split={train: 0.5, val: 0.25, test: 0.25}"],
     )  # fmt: skip
     train_segmenter(config, show_progress=False)
