@@ -92,8 +92,9 @@ def plan_training(
     if len(stats.types) > 1:
         shown = ", ".join(stats.types[:8]) + (", ..." if len(stats.types) > 8 else "")
         plan.reasons.append(
-            f"types: the labels name {len(stats.types)} defect types ({shown}), learnt as one defect: in "
-            "the same budget one output per type cost image-level accuracy (data.types=typed learns each)"
+            f"types: the labels name {len(stats.types)} defect types ({shown}); data.types=merged (the "
+            "default) learns one defect, typed one output each (in the same budget typed cost "
+            "image-level accuracy on DeepPCB: docs/results.md)"
         )
     plan.config["train"]["budget"] = float(budget_s)
     plan.config = build_config(plan.config, source="plan")  # merged onto the defaults, checked
