@@ -239,6 +239,12 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
 }
 
 
+#: Allowed values of text settings, checked at load like :data:`RANGES`.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.types": ("merged", "typed"),
+}
+
+
 def check_values(
     config: Mapping[str, Any], defaults: Mapping[str, Any], source: str, prefix: str = ""
 ) -> None:
@@ -271,6 +277,10 @@ def check_values(
                 raise ConfigError(f"{source}: {dotted} must be a number, got {value!r}")
             value = config[key] = float(value)  # typed once here: no float() where it is used
         else:
+            if dotted in CHOICES and value not in CHOICES[dotted]:
+                raise ConfigError(
+                    f"{source}: {dotted} must be one of {', '.join(CHOICES[dotted])}, got {value!r}"
+                )
             continue
         if dotted in RANGES:
             _check_range(dotted, value, RANGES[dotted], source)

@@ -35,29 +35,35 @@ _MAX_DEPTH = 2  # COCO files are looked for at the root and at most two folders 
 
 def find_coco_files(root: str | Path, first_only: bool = False) -> list[Path]:
     """The COCO files under ``root`` (``*.json`` at most two folders down whose top level holds
-    ``images`` and ``annotations``), sorted; LabelMe's per-image files are skipped unread when
-    ``first_only`` finds one COCO file first."""
-    root = Path(root)
+    ``images`` and ``annotations``), sorted; with ``first_only`` the search stops at the first."""
+    return [path for path, _ in _coco_files(Path(root), first_only)]
+
+
+def _coco_files(root: Path, first_only: bool = False) -> list[tuple[Path, dict[str, Any]]]:
+    """Each COCO file under ``root`` with its JSON, each read once (small JSON files without an
+    ``"images"`` key, LabelMe's per-image ones, are skipped after a peek)."""
     found = []
     candidates = sorted(p for p in root.rglob("*.json") if len(p.relative_to(root).parts) <= _MAX_DEPTH + 1)
     for path in candidates:
-        if _is_coco(path):
-            found.append(path)
+        data = _read_if_coco(path)
+        if data is not None:
+            found.append((path, data))
             if first_only:
                 break
     return found
 
 
-def _is_coco(path: Path) -> bool:
+def _read_if_coco(path: Path) -> dict[str, Any] | None:
     try:
         with path.open("rb") as file:
             head = file.read(1 << 16)
         if b'"images"' not in head and path.stat().st_size < (1 << 16):
-            return False
+            return None
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(data, dict) and isinstance(data.get("images"), list) and "annotations" in data
+        return None
+    is_coco = isinstance(data, dict) and isinstance(data.get("images"), list) and "annotations" in data
+    return data if is_coco else None
 
 
 def scan_coco(root: str | Path) -> MaskedImages:
@@ -66,10 +72,10 @@ def scan_coco(root: str | Path) -> MaskedImages:
     defect-free; an annotation whose image is not there, or that cannot be read, is listed in
     ``label_problems``; images in the folder that no file lists are ``unlisted``."""
     root = existing_folder(root)
-    files = find_coco_files(root)
-    if not files:
+    parsed = [(path, _checked(path, data)) for path, data in _coco_files(root)]
+    if not parsed:
         raise DataError(f"{root}: no COCO file (a .json with images, annotations and categories)")
-    parsed = [(path, _load(path)) for path in files]
+    files = [path for path, _ in parsed]
     types: list[str] = []
     for _, data in parsed:
         for category in sorted(data["categories"], key=lambda c: c["id"]):
@@ -97,11 +103,8 @@ def scan_coco(root: str | Path) -> MaskedImages:
     )
 
 
-def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise DataError(f"{path}: not a readable JSON file ({error})") from None
+def _checked(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """A COCO file's JSON with its lists there and its ids and names typed, or a DataError."""
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise DataError(f"{path}: a COCO file needs a list of {key}")

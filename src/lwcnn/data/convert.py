@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 
 from lwcnn.data.images import ImageReadError
 from lwcnn.data.masked_images import TYPES_FILES, MaskedImages, read_labels
+from lwcnn.data.preprocessing import resize_labels
 from lwcnn.data.shapes import TYPE_COLOURS
 from lwcnn.errors import DataError, OutputError
 from lwcnn.fileio import atomic_write_bytes, atomic_write_text
@@ -205,9 +206,9 @@ def _tile(image: np.ndarray, labels: np.ndarray) -> Image.Image:
     factor = min(1.0, TILE / max(height, width))
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     picture = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
-    for k in np.unique(labels[labels > 0]):
-        touched = Image.fromarray(((labels == k) * 255).astype(np.uint8)).resize(size, Image.Resampling.BOX)
-        inside = np.asarray(touched) > 0
+    small = resize_labels(labels, (size[1], size[0]))
+    for k in np.unique(small[small > 0]):
+        inside = small == k
         colour = np.array(TYPE_COLOURS[(int(k) - 1) % len(TYPE_COLOURS)], dtype=np.float32)
         picture[inside] = 0.45 * picture[inside] + 0.55 * colour
     return Image.fromarray(picture.clip(0, 255).astype(np.uint8))

@@ -114,19 +114,7 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     and palette masks alike); a mask with more values (0/128/255, JPEG noise) is an error naming
     the file, not silently read. With ``size`` (height, width) a different size is an error too."""
     path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            array = np.asarray(image if image.mode in ("L", "P", "1", "I", "I;16") else image.convert("L"))
-    except FileNotFoundError:
-        raise ImageReadError(path, "no such file") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageReadError(path, f"unreadable mask ({error})") from None
-    if array.ndim == 3:
-        array = array.max(axis=2)
-    if size is not None and array.shape != tuple(size):
-        mask_size, image_size = f"{array.shape[1]}x{array.shape[0]}", f"{size[1]}x{size[0]}"
-        raise DataError(f"{path}: mask is {mask_size} but its image is {image_size} (width x height)")
+    array = _mask_array(path, size, any_mode=True)
     values = np.unique(array)
     if len(values) > 2:  # soft edges, JPEG noise, a third class: not a defect/good mask as it stands
         shown = ", ".join(str(v) for v in values[:6]) + (", ..." if len(values) > 6 else "")
@@ -135,6 +123,27 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
             "(1 or 255) as defect: threshold it, or save it as PNG rather than JPEG"
         )
     return array > 0
+
+
+def _mask_array(path: Path, size: tuple[int, int] | None, any_mode: bool) -> np.ndarray:
+    """A mask file's values (H, W) as stored (one channel: gray, palette indices, 16-bit; other
+    modes made gray when ``any_mode``, else refused); a size other than ``size`` is an error."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            one_channel = mode in ("L", "P", "1", "I", "I;16")
+            array = np.asarray(image if one_channel or not any_mode else image.convert("L"))
+    except FileNotFoundError:
+        raise ImageReadError(path, "no such file") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageReadError(path, f"unreadable mask ({error})") from None
+    if not one_channel and not any_mode:
+        raise DataError(f"{path}: a class-index mask is one channel (gray or palette), this one is {mode}")
+    if size is not None and array.shape != tuple(size):
+        mask_size, image_size = f"{array.shape[1]}x{array.shape[0]}", f"{size[1]}x{size[0]}"
+        raise DataError(f"{path}: mask is {mask_size} but its image is {image_size} (width x height)")
+    return array
 
 
 def scan_segmentation(root: str | Path, layout: str = "auto", strict: bool = True) -> MaskedImages:
@@ -236,25 +245,7 @@ def read_index_mask(path: str | Path, types: int, size: tuple[int, int] | None =
     """A class-index mask file (0 good, 1..``types`` a defect type; a palette PNG's indices count)
     as uint8 (H, W); a value above ``types`` or a size other than ``size`` is an error naming it."""
     path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode not in ("L", "P", "1", "I", "I;16"):
-                raise DataError(
-                    f"{path}: a class-index mask is one channel (gray or palette), this one is {image.mode}"
-                )
-            array = np.asarray(image)
-    except FileNotFoundError:
-        raise ImageReadError(path, "no such file") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        if isinstance(error, DataError):
-            raise
-        raise ImageReadError(path, f"unreadable mask ({error})") from None
-    if size is not None and array.shape != tuple(size):
-        raise DataError(
-            f"{path}: mask is {array.shape[1]}x{array.shape[0]} but its image is {size[1]}x{size[0]} "
-            "(width x height)"
-        )
+    array = _mask_array(path, size, any_mode=False)
     top = int(array.max()) if array.size else 0
     if top > types:
         raise DataError(

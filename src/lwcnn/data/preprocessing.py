@@ -73,19 +73,10 @@ class Preprocessing:
         return resize_image(image, size)
 
     def rescale_mask(self, mask: np.ndarray) -> np.ndarray:
-        """Resize a bool mask (H, W) by ``scale``: a scaled pixel is defect if any part of it was
-        (area filter, then > 0), so that a crack one pixel wide survives halving. A class-index
-        mask (uint8, 0 good, k a defect type) alike, type by type (a higher type wins a pixel that
-        two touch)."""
+        """Resize a mask (H, W), bool or class-index, by ``scale`` (:func:`resize_labels`: a crack
+        one pixel wide survives halving)."""
         size = self.scaled_size(*mask.shape)
-        if size == mask.shape:
-            return mask
-        if mask.dtype == bool:
-            return _any_pixel(mask, size)
-        scaled = np.zeros(size, np.uint8)
-        for kind in np.unique(mask[mask > 0]):
-            scaled[_any_pixel(mask == kind, size)] = kind
-        return scaled
+        return mask if size == mask.shape else resize_labels(mask, size)
 
     def normalize(self, image: np.ndarray) -> np.ndarray:
         """(H, W, C) uint8 -> (C, H, W) float32, scaled to 0..1 and normalised."""
@@ -141,6 +132,18 @@ def pad_to_stride(array: np.ndarray, axes: tuple[int, int], stride: int = NETWOR
         return np.pad(array, spec, mode="edge")
     # reflection of more than the side's length - 1 rows would need repeated folding: np.pad does it
     return np.pad(array, spec, mode="reflect")
+
+
+def resize_labels(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A mask resized to ``size`` (height, width), a pixel defect if any part of it was (area
+    filter, then > 0): bool stays bool; a class-index mask (uint8, 0 good, k a defect type) is
+    resized type by type, a higher type winning a pixel that two touch."""
+    if mask.dtype == bool:
+        return _any_pixel(mask, size)
+    resized = np.zeros(size, np.uint8)
+    for kind in np.unique(mask[mask > 0]):
+        resized[_any_pixel(mask == kind, size)] = kind
+    return resized
 
 
 def _any_pixel(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

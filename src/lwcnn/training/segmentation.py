@@ -46,8 +46,6 @@ def prepare_segmentation_data(
     if not data_cfg.get("root"):
         raise DataError("data.root is not set: give it in the config or as data.root=FOLDER")
     images = scan_segmentation(data_cfg["root"], data_cfg["layout"], strict=not data_cfg["skip_bad"])
-    if data_cfg["types"] not in ("typed", "merged"):
-        raise ConfigError(f"data.types {data_cfg['types']!r}: typed (one output per defect type) or merged")
     if data_cfg["types"] == "merged" and len(images.types) > 1:
         images = images.merged()
     split_path = run_dir / "split.json"
