@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
-	$(BIN)/python -m pip install --quiet -e '.[train,dev,openvino]'
+	$(BIN)/python -m pip install --quiet -e '.[train,dev,openvino,line]'
 	touch $(STAMP)
 
 clean-venv:

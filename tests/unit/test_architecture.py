@@ -17,6 +17,9 @@ FORBIDDEN = {
                 "config", "torch"},
     "serve": {"export", "training", "models", "checkpoints", "evaluation", "profiling", "cli", "config",
               "torch"},
+    # on the line (watch, the results database, messages): runtime-only, like the engine it drives
+    "station": {"export", "training", "models", "checkpoints", "evaluation", "profiling", "serve", "cli",
+                "config", "torch"},
     "models": {"data", "training", "evaluation", "export", "runtime", "serve", "cli", "profiling"},
 }  # fmt: skip
 

@@ -24,13 +24,29 @@ from lwcnn.cli import (
     models,
     predict,
     profile,
+    results,
     serve,
     train,
+    watch,
 )
 from lwcnn.errors import LwcnnError
 from lwcnn.fileio import printable_path
 
-SUBCOMMANDS = (models, profile, bench, train, evaluate, calibrate, predict, inspect, serve, export, data)
+SUBCOMMANDS = (
+    models,
+    profile,
+    bench,
+    train,
+    evaluate,
+    calibrate,
+    predict,
+    inspect,
+    serve,
+    watch,
+    results,
+    export,
+    data,
+)
 
 
 #: Set to 1 to see the traceback of every error, the user's included.

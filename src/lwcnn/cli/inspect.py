@@ -80,6 +80,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--fail-on-defect", action="store_true", help="exit with status 1 when any image is defective"
     )
+    from lwcnn.cli.watch import add_ledger_options
+
+    add_ledger_options(parser, keeps=False)
     parser.set_defaults(func=run)
 
 
@@ -149,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
     paths, problems = expand_paths(args.paths)
     for problem in problems:
         print(f"lwcnn inspect: {problem}", file=sys.stderr)
+    if args.db is None and (args.mqtt or args.webhook):
+        raise ConfigError("--mqtt and --webhook send what is recorded: give --db too")
     if not paths:
         raise ConfigError(f"no images to inspect in {printable_path(' '.join(args.paths))}")
     for option, value in (("--threads", args.threads), ("--workers", args.workers)):
@@ -202,6 +207,8 @@ def _inspect_and_report(args: argparse.Namespace, inspector, paths: list[Path], 
     finally:
         bar.close()
     summary, rows = report["summary"], report["results"]
+    if args.db is not None:
+        summary["db"] = _record(args, inspector, report)
     for row in rows:
         if "error" in row:  # pictures that could not be written
             print(f"lwcnn inspect: {row['error']}", file=sys.stderr)
@@ -220,6 +227,19 @@ def _inspect_and_report(args: argparse.Namespace, inspector, paths: list[Path], 
     if args.fail_on_defect and summary["defective"]:
         return EXIT_DEFECT
     return EXIT_UNREADABLE if summary["failed"] else 0
+
+
+def _record(args: argparse.Namespace, inspector, report: dict) -> str:
+    """Record the run's results in the database (``--db``) and send them to its sinks."""
+    from lwcnn.station.outputs import open_outputs
+
+    outputs = open_outputs(args.db, inspector, "inspect", args.station, keep="none", mqtt=args.mqtt,
+                           webhook=args.webhook, mqtt_prefix=args.mqtt_prefix)  # fmt: skip
+    try:
+        outputs.recorder.record_rows(report["results"])
+    finally:
+        outputs.close(flush_s=30.0)
+    return outputs.ledger.where
 
 
 def _line(row: dict) -> str:

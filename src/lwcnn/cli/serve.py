@@ -6,6 +6,7 @@ import argparse
 import os
 
 from lwcnn.cli.inspect import add_engine_options
+from lwcnn.cli.watch import add_ledger_options
 from lwcnn.errors import ConfigError
 from lwcnn.limits import DEFAULT_MAX_PIXELS
 
@@ -18,7 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="HTTP inspection service with a web page",
         description=(
             "Serve a model over HTTP: POST /v1/inspect (an image upload, field 'image'), GET /v1/health, "
-            "GET /v1/model, the OpenAPI schema at /openapi.json, and a web page at /. Binds to "
+            "GET /v1/model, the OpenAPI schema at /openapi.json, and a web page at /; with --db every "
+            "verdict is recorded and a dashboard is served at /dashboard (live results, defect rate, "
+            "what-if threshold, reviews). Binds to "
             f"127.0.0.1 unless --host says otherwise. An API key (--api-key or ${API_KEY_ENV}) makes /v1 "
             "requests (but health) need the header X-API-Key."
         ),
@@ -56,6 +59,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--header-timeout", type=float, default=10.0, help="seconds a request header may take (10)"
     )
     parser.add_argument("--max-connections", type=int, default=64, help="open connections at most (64)")
+    add_ledger_options(parser)
+    parser.add_argument(
+        "--ok-class", action="append", default=None, metavar="CLASS",
+        help="a classifier class that means 'no defect', or a defect type that may pass (repeatable)",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -89,14 +97,29 @@ def run(args: argparse.Namespace) -> int:
     )
     inspector = Inspector(
         args.weights, backend=args.backend, threads=args.threads, max_pixels=args.max_pixels,
-        precision=args.precision, workers=args.workers,
+        precision=args.precision, workers=args.workers, ok_classes=args.ok_class,
     )  # fmt: skip
-    app = create_app(inspector, settings)
+    outputs = None
+    if args.db is not None:
+        from lwcnn.station.outputs import open_outputs
+
+        outputs = open_outputs(args.db, inspector, "serve", args.station, args.store, args.keep, args.mqtt,
+                               args.webhook, args.mqtt_prefix)  # fmt: skip
+    elif args.mqtt or args.webhook:
+        raise ConfigError("--mqtt and --webhook send what is recorded: give --db too")
+    app = create_app(inspector, settings, outputs)
     key_note = "an API key is required" if api_key else "no API key"
     chosen = f" ({inspector.engine_choice.reason})" if inspector.engine_choice is not None else ""
     print(f"lwcnn serve: {inspector.engine}{chosen}", flush=True)
     print(f"lwcnn serve: {inspector.model_name} on http://{args.host}:{args.port}/ ({key_note})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", **uvicorn_options(settings))
+    if outputs is not None:
+        print(f"lwcnn serve: every verdict recorded in {outputs.ledger.where}; dashboard on "
+              f"http://{args.host}:{args.port}/dashboard", flush=True)  # fmt: skip
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", **uvicorn_options(settings))
+    finally:
+        if outputs is not None:
+            outputs.close()
     return 0
 
 

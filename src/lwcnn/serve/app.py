@@ -30,7 +30,8 @@ from lwcnn.data.images import ImageReadError, TooManyPixels, decode_image
 from lwcnn.limits import DEFAULT_MAX_PIXELS
 from lwcnn.runtime import Inspector
 from lwcnn.runtime.overlay import overlay_image, png_bytes
-from lwcnn.serve.guards import API_KEY_HEADER, Admission, BodyLimit, HostCheck, KeyCheck
+from lwcnn.serve.guards import API_KEY_HEADER, INSPECT_PATHS, Admission, BodyLimit, HostCheck, KeyCheck
+from lwcnn.station.outputs import StationOutputs
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("lwcnn.serve")
@@ -44,6 +45,8 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
 )
+#: The suffix an upload is kept under, by its format.
+UPLOAD_SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "TIFF": ".tif", "WebP": ".webp"}
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -92,8 +95,12 @@ class APIError(Exception):
         self.message = message
 
 
-def create_app(inspector: Inspector, settings: ServiceSettings | None = None) -> FastAPI:
-    """The FastAPI application serving ``inspector``."""
+def create_app(
+    inspector: Inspector, settings: ServiceSettings | None = None, outputs: StationOutputs | None = None
+) -> FastAPI:
+    """The FastAPI application serving ``inspector``. With ``outputs`` (``lwcnn serve --db``), every
+    inspection is recorded (and sent to its sinks), uploads are kept for review, and the dashboard
+    (:mod:`lwcnn.serve.dashboard`) reads the database."""
     settings = settings or ServiceSettings()
     limiter = anyio.CapacityLimiter(max(1, settings.workers))
     large_lane = anyio.CapacityLimiter(1)
@@ -122,10 +129,13 @@ def create_app(inspector: Inspector, settings: ServiceSettings | None = None) ->
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            {"error": "expected a multipart/form-data upload with the image in the field 'image'"},
-            status_code=422,
-        )
+        if request.url.path in INSPECT_PATHS:
+            message = "expected a multipart/form-data upload with the image in the field 'image'"
+        else:
+            first = error.errors()[0] if error.errors() else {}
+            where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+            message = f"{where}: {first.get('msg', 'invalid')}"
+        return JSONResponse({"error": message}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -175,14 +185,14 @@ def create_app(inspector: Inspector, settings: ServiceSettings | None = None) ->
             raise APIError(415, f"{name}: not a PNG, JPEG, BMP, TIFF or WebP image (by its content)")
 
         def work() -> dict[str, Any]:
-            return _inspect_bytes(inspector, data, name, settings.max_pixels, mask, overlay)
+            return _inspect_bytes(inspector, data, name, settings.max_pixels, mask, overlay, outputs)
 
         if (header_pixels(data) or 0) > settings.large_pixels:
             async with large_lane:  # waits without holding a worker
                 result = await anyio.to_thread.run_sync(work, limiter=limiter)
         else:
             result = await anyio.to_thread.run_sync(work, limiter=limiter)
-        result["model"] = inspector.model_name
+        result.setdefault("model", inspector.model_name)
         result["server_ms"] = round((time.perf_counter() - started) * 1000.0, 3)
         return result
 
@@ -194,6 +204,10 @@ def create_app(inspector: Inspector, settings: ServiceSettings | None = None) ->
         # HEAD answers as GET does, without the body (uvicorn drops it); not a second API operation
         app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
 
+    if outputs is not None:
+        from lwcnn.serve.dashboard import add_dashboard
+
+        add_dashboard(app, outputs.ledger, STATIC_DIR)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # the last added runs first: host, key, admission, then the body
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
@@ -213,7 +227,13 @@ def header_pixels(data: bytes) -> int | None:
 
 
 def _inspect_bytes(
-    inspector: Inspector, data: bytes, name: str, max_pixels: int, with_mask: bool, with_overlay: bool
+    inspector: Inspector,
+    data: bytes,
+    name: str,
+    max_pixels: int,
+    with_mask: bool,
+    with_overlay: bool,
+    outputs: StationOutputs | None = None,
 ) -> dict[str, Any]:
     try:
         pixels = decode_image(data, inspector.preprocessing.channels, name, max_pixels)
@@ -221,8 +241,19 @@ def _inspect_bytes(
         raise APIError(413, str(error)) from None
     except ImageReadError as error:
         raise APIError(400, str(error)) from None
+    started = time.perf_counter()
     result = inspector.inspect(pixels, name)
-    body = result.to_dict()
+    if outputs is not None:  # recorded, with the upload kept (it exists nowhere else) for reviews
+        from lwcnn.station.records import file_digest
+
+        result.pixels = pixels
+        suffix = UPLOAD_SUFFIXES.get(sniff_format(data) or "", ".img")
+        total_ms = (time.perf_counter() - started) * 1000.0
+        body = outputs.recorder.record(result, name, file_digest(data), None, None, total_ms, (data, suffix))
+        result.pixels = None
+        assert body is not None  # uploads have no ledger key: always recorded
+    else:
+        body = result.to_dict()
     if with_mask and result.mask is not None:
         body["mask_png"] = base64.b64encode(png_bytes(result.mask)).decode()
     if with_overlay:
