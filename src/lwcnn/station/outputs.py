@@ -40,6 +40,7 @@ class StationOutputs:
 
     def close(self, flush_s: float = 5.0) -> None:
         """Deliver what is pending (up to ``flush_s`` per sink), then close everything."""
+        self.recorder.close()  # the pictures still being drawn
         for deliverer in self.deliverers:
             deliverer.stop(flush_s)
         self.ledger.close()

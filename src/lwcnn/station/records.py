@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,9 @@ from lwcnn.fileio import atomic_write_bytes
 from lwcnn.runtime.engine import Inspection, Inspector
 from lwcnn.station.ledger import Ledger
 
+#: Pictures waiting to be drawn at most (each holds its image and mask in memory).
+MAX_PENDING_PICTURES = 8
+log = logging.getLogger("lwcnn.station")
 #: Which results keep an overlay (and, for segmenters, the mask): the defective ones (default), all,
 #: or none.
 KEEP_CHOICES = ("defective", "all", "none")
@@ -75,6 +80,10 @@ class Recorder:
         self.store = None if store is None else Path(store)
         self.keep = keep if store is not None else "none"
         self._lock = threading.Lock()
+        # one thread draws the kept pictures (Pillow and NumPy release the GIL: it overlaps the
+        # next image's inference); a semaphore bounds what waits for it
+        self._pictures = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lwcnn-keep")
+        self._pending = threading.BoundedSemaphore(MAX_PENDING_PICTURES)
         self._listeners: list[Callable[[int], None]] = [on_record] if on_record else []
 
     def add_listener(self, listener: Callable[[int], None]) -> None:
@@ -198,25 +207,53 @@ class Recorder:
             listener(result_id)
 
     def _keep_files(self, result_id: int, result: Inspection, image_bytes: tuple[bytes, str] | None) -> None:
+        """Keep an upload's bytes now (a review needs them), and draw the overlay and mask in the
+        picture thread: off the verdict's path, so the message goes out before the picture is drawn.
+        At most :data:`MAX_PENDING_PICTURES` wait; more make the caller wait (memory stays flat)."""
         if self.store is None:
             return
-        from lwcnn.runtime.overlay import jpeg_bytes, overlay_image, png_bytes
-
-        files: dict[str, str] = {}
         if image_bytes is not None:
             data, suffix = image_bytes
             target = self.store / "images" / f"{result_id}{suffix}"
             atomic_write_bytes(target, data)
-            files["stored_image"] = str(target)
+            self.ledger.set_files(result_id, stored_image=str(target))
         wanted = self.keep == "all" or (self.keep == "defective" and result.defective)
-        if wanted and result.pixels is not None:
+        if not wanted or (result.pixels is None and result.mask is None):
+            return
+        self._pending.acquire()
+        future = self._pictures.submit(self._draw, result_id, result)
+        future.add_done_callback(self._drawn)
+
+    def _draw(self, result_id: int, result: Inspection) -> None:
+        from lwcnn.runtime.overlay import jpeg_bytes, overlay_image, png_bytes
+
+        assert self.store is not None
+        files: dict[str, str] = {}
+        if result.pixels is not None:
             overlay = self.store / "overlays" / f"{result_id}.jpg"
             atomic_write_bytes(overlay, jpeg_bytes(overlay_image(result.pixels, result)))
             files["overlay"] = str(overlay)
-        if wanted and result.mask is not None:
+        if result.mask is not None:
             mask = self.store / "masks" / f"{result_id}.png"
             labels = result.type_mask if result.type_mask is not None else result.mask.astype(np.uint8)
             atomic_write_bytes(mask, png_bytes(np.asarray(labels, np.uint8)))
             files["mask"] = str(mask)
         if files:
             self.ledger.set_files(result_id, **files)
+
+    def _drawn(self, future: Future) -> None:
+        self._pending.release()
+        error = future.exception()
+        if error is not None:  # a full disk: the verdict is recorded, the picture is not
+            log.warning("picture not kept: %s", error)
+
+    def flush(self) -> None:
+        """Wait until every picture submitted so far is on disk (and named in the database)."""
+        for _ in range(MAX_PENDING_PICTURES):
+            self._pending.acquire()
+        for _ in range(MAX_PENDING_PICTURES):
+            self._pending.release()
+
+    def close(self) -> None:
+        """Write the pictures still pending, then stop the picture thread."""
+        self._pictures.shutdown(wait=True)

@@ -5,9 +5,10 @@ and sent to the message sinks.
 **When is a file ready?** Never while it is being written. Two conventions, both honoured:
 - *rename in* (recommended): write ``NAME.part``, ``NAME.tmp``, ``.NAME`` (any hidden name) or
   ``~NAME``, then rename it to its image name. Such names are never read.
-- *write in place*: the file is taken when its size and modification time have not changed for
-  ``settle_s`` (default 0.5 s) and it can be decoded; a file that still fails to decode is
-  reported once and taken again if it changes.
+- *write in place*: with filesystem events, the file is taken when its writer closes it; when
+  polling (or when no close is seen), once its size and modification time have not changed for
+  ``settle_s`` (default 0.5 s). A file that fails to decode is reported once and taken again if it
+  changes. A writer that closes and reopens a file while writing it must use the rename convention.
 
 **Restarts.** The ledger is the record: an image is known by its station, its path relative to the
 folder, and the SHA-256 of its bytes. After a crash or a restart, every image still in the folder
@@ -92,6 +93,8 @@ class HotFolder:
         self._lock = threading.Lock()
         self._observer: Any = None
         self.events = "polling"
+        #: set when a complete file was noted: the watch loop looks at once
+        self.arrived = threading.Event()
 
     def start(self) -> None:
         """Start listening for filesystem events (unless polling)."""
@@ -109,7 +112,9 @@ class HotFolder:
             def on_any_event(self, event: Any) -> None:
                 target = getattr(event, "dest_path", None) or event.src_path
                 if not event.is_directory and target:
-                    folder.note(Path(os.fsdecode(target)))
+                    # renamed in, or closed after writing: complete now, no need to wait for it to settle
+                    complete = event.event_type in ("moved", "closed")
+                    folder.note(Path(os.fsdecode(target)), complete)
 
         self._observer = Observer()
         self._observer.schedule(Handler(), str(self.root), recursive=True)
@@ -126,11 +131,23 @@ class HotFolder:
             return False
         return not any(path.is_relative_to(p) for p in self.exclude)
 
-    def note(self, path: Path) -> None:
-        """A path an event named: looked at on the next :meth:`ready` call."""
-        if self._wanted(path):
+    def note(self, path: Path, complete: bool = False) -> None:
+        """A path an event or a scan named: looked at on the next :meth:`ready` call. ``complete``:
+        the event says the file is whole (renamed in, or closed after writing): it is taken at once
+        (if it does not change meanwhile) rather than after ``settle_s``."""
+        if not self._wanted(path):
+            return
+        if not complete:
             with self._lock:
                 self._seen.setdefault(path, (-1, -1, time.monotonic()))
+            return
+        try:
+            stat = path.stat()
+        except OSError:
+            return
+        with self._lock:
+            self._seen[path] = (stat.st_size, stat.st_mtime_ns, time.monotonic() - self.settle_s)
+        self.arrived.set()
 
     def scan(self) -> None:
         """Note every image under the folder, and forget the files taken before that are gone (so
@@ -342,13 +359,15 @@ class Station:
                     break
                 if max_images is not None and self.counts.inspected >= max_images:
                     break
-                self._stop.wait(min(0.1, max(0.02, self.hot.settle_s / 4)))
+                self.hot.arrived.wait(min(0.1, max(0.02, self.hot.settle_s / 4)))
+                self.hot.arrived.clear()
         finally:
             for _ in threads:
                 self._queue.put(None)
             for thread in threads:
                 thread.join()
             self.hot.stop()
+            self.recorder.flush()  # the kept pictures of what was inspected are on disk
         self.counts.queued = 0
         return self.counts
 
@@ -360,6 +379,7 @@ class Station:
             except queue.Empty:
                 break
         self._stop.set()
+        self.hot.arrived.set()
 
 
 def _safe_folder(name: str) -> str:

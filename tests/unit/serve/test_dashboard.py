@@ -46,13 +46,14 @@ def _upload(client: TestClient, path: Path) -> dict:
 
 
 def test_every_upload_is_recorded_and_kept_for_review(service):
-    client, _ = service
+    client, outputs = service
     bodies = [_upload(client, path) for path in KOLEKTOR]
     assert [b["id"] for b in bodies] == [1, 2, 3] and all(b["station"] == "line1" for b in bodies)
     listed = client.get("/v1/results?limit=2").json()["results"]
     assert [r["id"] for r in listed] == [3, 2]
     image = client.get("/v1/results/1/image")
     assert image.status_code == 200 and image.content == KOLEKTOR[0].read_bytes()
+    outputs.recorder.flush()  # overlays are drawn off the answer's path
     defective = [b for b in bodies if b["defective"]]
     assert (
         defective
@@ -125,9 +126,10 @@ def _record_elsewhere(db: Path, inspector, path: Path) -> int:
         pixels = read_image(path, inspector.preprocessing.channels)
         result = inspector.inspect(pixels, str(path))
         result.pixels = pixels  # for the overlay the watch keeps
-        return Recorder(ledger, inspector, "line2", "watch", db.parent / "watch.files").record(
-            result, str(path)
-        )["id"]
+        recorder = Recorder(ledger, inspector, "line2", "watch", db.parent / "watch.files")
+        recorded = recorder.record(result, str(path))["id"]
+        recorder.close()  # its picture drawn
+        return recorded
     finally:
         ledger.close()
 

@@ -32,10 +32,15 @@ async function api(path, options = {}) {
   return body;
 }
 
-async function picture(path) {
-  const response = await fetch(path, { headers: headers() });
-  if (!response.ok) return null;
-  return URL.createObjectURL(await response.blob());
+async function picture(path, tries = 1) {
+  // a defective result's overlay is drawn just after its verdict is recorded: a new one may need a retry
+  for (let attempt = 0; attempt < tries; attempt++) {
+    const response = await fetch(path, { headers: headers() });
+    if (response.ok) return URL.createObjectURL(await response.blob());
+    if (response.status !== 404) return null;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return null;
 }
 
 function when(seconds) {
@@ -70,7 +75,7 @@ function addLive(result, atTop = true) {
 }
 
 async function addRejected(result, atTop = true) {
-  if (!result.defective || !result.has_overlay) return;
+  if (!result.defective) return;
   const list = $("rejected");
   if (list.querySelector(`li[data-id="${result.id}"]`)) return;
   const item = document.createElement("li");
@@ -83,7 +88,9 @@ async function addRejected(result, atTop = true) {
   item.addEventListener("click", () => select(result.id));
   if (atTop) list.prepend(item); else list.append(item);
   while (list.children.length > REJECTED) list.lastChild.remove();
-  img.src = (await picture(`/v1/results/${result.id}/overlay`)) || "";
+  const url = await picture(`/v1/results/${result.id}/overlay`, 10);
+  if (url) img.src = url;
+  else caption.textContent += " (no overlay kept)";
 }
 
 function bars(canvas, items, colour, labelEvery = 1) {
