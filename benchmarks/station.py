@@ -65,7 +65,9 @@ class Listener:
         self.client.disconnect()
 
 
-def produce(folder: Path, sources: list[bytes], rate: float, seconds: float, closed: dict[str, float]) -> None:
+def produce(
+    folder: Path, sources: list[bytes], rate: float, seconds: float, closed: dict[str, float]
+) -> None:
     """Write ``rate`` images a second for ``seconds``, each renamed in after it is closed."""
     start = time.monotonic()
     index = 0
@@ -85,9 +87,14 @@ def produce(folder: Path, sources: list[bytes], rate: float, seconds: float, clo
         index += 1
 
 
+def _at(memory: list[tuple[float, float]], seconds: float) -> float:
+    """The memory sample nearest to ``seconds`` into the run."""
+    return min(memory, key=lambda sample: abs(sample[0] - seconds))[1]
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -104,9 +111,27 @@ def main() -> None:
     folder.mkdir()
     broker = Mosquitto()
     listener = Listener(broker.port)
-    command = [sys.executable, "-m", "lwcnn", "watch", str(folder), "--weights", args.weights, "--db", str(db),
-               "--mqtt", broker.url, "--sort", "move", "--station", "bench", "--workers", str(args.workers),
-               "--backend", "onnxruntime"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "lwcnn",
+        "watch",
+        str(folder),
+        "--weights",
+        args.weights,
+        "--db",
+        str(db),
+        "--mqtt",
+        broker.url,
+        "--sort",
+        "move",
+        "--station",
+        "bench",
+        "--workers",
+        str(args.workers),
+        "--backend",
+        "onnxruntime",
+    ]
     watch = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(5.0)  # the model loads before the first image arrives
     memory = [(0.0, rss_mb(watch.pid))]
@@ -135,29 +160,51 @@ def main() -> None:
         if Path(image).name in closed
     ]
     figures = {
-        "weights": args.weights, "rate": args.rate, "seconds": args.seconds, "written": len(closed),
-        "recorded": recorded[0], "recorded_distinct": recorded[1], "published": published,
-        "received": len(listener.arrived), "lost": len(closed) - len(listener.arrived),
+        "weights": args.weights,
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "written": len(closed),
+        "recorded": recorded[0],
+        "recorded_distinct": recorded[1],
+        "published": published,
+        "received": len(listener.arrived),
+        "lost": len(closed) - len(listener.arrived),
         "images_per_s": round(len(listener.arrived) / drained, 2),
-        "latency_ms": {k: round(v, 1) for k, v in (
-            ("p50", statistics.median(latencies)), ("p95", percentile(latencies, 0.95)),
-            ("p99", percentile(latencies, 0.99)), ("max", max(latencies)))},
+        "latency_ms": {
+            k: round(v, 1)
+            for k, v in (
+                ("p50", statistics.median(latencies)),
+                ("p95", percentile(latencies, 0.95)),
+                ("p99", percentile(latencies, 0.99)),
+                ("max", max(latencies)),
+            )
+        },
         "rss_mb_start": round(memory[1][1] if len(memory) > 1 else memory[0][1], 1),
-        "rss_mb_end": round(memory[-1][1], 1), "rss_mb_max": round(max(m for _, m in memory), 1),
+        "rss_mb_end": round(memory[-1][1], 1),
+        "rss_mb_max": round(max(m for _, m in memory), 1),
         "drained_s": round(drained, 1),
-    }  # fmt: skip
+        # the watch's memory through the run: at each quarter of the arrivals, and after the drain
+        "rss_mb_quarters": [round(_at(memory, share * args.seconds), 1) for share in (0.25, 0.5, 0.75, 1.0)],
+    }
     shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps(figures))
         return
-    print(f"lwcnn watch, {args.weights}, {args.rate:g} images/s for {args.seconds:g} s, SQLite + MQTT (QoS 1)")
-    print("| written | recorded | published | received | lost | images/s | p50 ms | p95 ms | p99 ms | max ms "
-          "| RSS start MB | RSS end MB | RSS max MB |")
+    print(
+        f"lwcnn watch, {args.weights}, {args.rate:g} images/s for {args.seconds:g} s, SQLite + MQTT (QoS 1)"
+    )
+    print(
+        "| written | recorded | published | received | lost | images/s | p50 ms | p95 ms | p99 ms | max ms "
+        "| RSS start MB | RSS end MB | RSS max MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     lat = figures["latency_ms"]
-    print(f"| {figures['written']} | {figures['recorded']} | {published} | {figures['received']} | "
-          f"{figures['lost']} | {figures['images_per_s']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | "
-          f"{lat['max']} | {figures['rss_mb_start']} | {figures['rss_mb_end']} | {figures['rss_mb_max']} |")  # fmt: skip
+    print(
+        f"| {figures['written']} | {figures['recorded']} | {published} | {figures['received']} | "
+        f"{figures['lost']} | {figures['images_per_s']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | "
+        f"{lat['max']} | {figures['rss_mb_start']} | {figures['rss_mb_end']} | {figures['rss_mb_max']} |"
+    )
+    print(f"RSS (MB) at 25/50/75/100% of the arrivals: {figures['rss_mb_quarters']}")
 
 
 if __name__ == "__main__":

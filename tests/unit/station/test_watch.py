@@ -105,12 +105,12 @@ def test_a_burst_is_queued_not_dropped(tmp_path, watching):
     running = watching(settle_s=0.2, workers=2)
     folder = tmp_path / "in" / "camera2"  # a subfolder that appears during the watch
     folder.mkdir()
-    for i in range(300):
+    for i in range(1000):
         shutil.copyfile(SAMPLES[i % len(SAMPLES)], folder / f"{i:04d}.jpg")
-    running.settle(timeout_s=120)
+    running.settle(timeout_s=300)
     rows = running.ledger.query()
-    assert len(rows) == 300 and len({r["ledger_key"] for r in rows}) == 300
-    assert running.station.counts.inspected == 300
+    assert len(rows) == 1000 and len({r["ledger_key"] for r in rows}) == 1000
+    assert running.station.counts.inspected == 1000
 
 
 def test_a_corrupt_file_is_reported_once_and_taken_again_when_it_changes(tmp_path, watching):
