@@ -257,6 +257,11 @@ def check_values(
         if isinstance(default, dict) and key != "split":
             check_values(value, default, source, prefix=f"{dotted}.")
             continue
+        if dotted == "data.split" and not isinstance(value, Mapping):
+            raise ConfigError(
+                f"{source}: data.split must be a mapping of parts to fractions or per-class counts, e.g. "
+                f"data.split={{train: 0.7, val: 0.1, test: 0.2}}, got {value!r}"
+            )
         if dotted == "data.input_size" or dotted == "data.crop":
             if (
                 not isinstance(value, list | tuple)

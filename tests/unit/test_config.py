@@ -49,6 +49,7 @@ def _round_trip(tmp_path, config):
         ("train: [1, 2\n", [], "not valid YAML"),
         ("- a\n- b\n", [], "must be a mapping"),
         ("train: 5\n", [], "train must be a mapping"),
+        ("", ["data.split=0.5"], "data.split must be a mapping of parts"),
     ],
 )
 def test_bad_configs_are_one_line_errors_naming_the_source(tmp_path, text, overrides, message):

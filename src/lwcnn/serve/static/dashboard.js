@@ -147,7 +147,7 @@ async function select(id) {
   boxes = (result.review && result.review.boxes) || [];
   for (const tr of $("live").tBodies[0].rows) tr.classList.toggle("selected", tr.dataset.id === String(id));
   $("review-section").hidden = false;
-  $("review-title").textContent = `#${id} ${result.image}: ${result.verdict}`;
+  $("review-title").textContent = `#${id} ${result.image.split(/[\\/]/).pop()}: ${result.verdict}`;
   $("review-status").textContent = result.review ? `reviewed: ${result.review.kind}` : "not reviewed";
   reviewImage = null;
   const url = await picture(`/v1/results/${id}/image`);
