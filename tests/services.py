@@ -55,40 +55,43 @@ class Postgres:
             shutil.chown(self.folder, "postgres")
             self.prefix = ["runuser", "-u", "postgres", "--"]
         data = self.folder / "data"
-        subprocess.run(
-            [
-                *self.prefix,
-                str(binaries / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "lwcnn",
-                "-A",
-                "trust",
-                "--no-sync",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        self.process = subprocess.Popen(
-            [
-                *self.prefix,
-                str(binaries / "postgres"),
-                "-D",
-                str(data),
-                "-p",
-                str(self.port),
-                "-h",
-                "127.0.0.1",
-                "-k",
-                str(self.folder),
-                "-F",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self._binaries, self._data = binaries, data
+        initdb = [
+            *self.prefix,
+            str(binaries / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "lwcnn",
+            "-A",
+            "trust",
+            "--no-sync",
+        ]
+        subprocess.run(initdb, check=True, capture_output=True)
+        self._command = [*self.prefix, str(binaries / "postgres"), "-D", str(data), "-p", str(self.port),
+                         "-h", "127.0.0.1", "-k", str(self.folder), "-F"]  # fmt: skip
+        self.process = subprocess.Popen(self._command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
         self.url = f"postgresql://lwcnn@127.0.0.1:{self.port}/postgres"
+        self._ready()
+
+    def restart(self) -> None:
+        """Stop the server and start it again on the same port and data (clients lose their connection)."""
+        # "fast" shutdown (sessions ended, as in a restart), through pg_ctl: a signal to runuser stays there
+        pg_ctl = [
+            *self.prefix,
+            str(self._binaries / "pg_ctl"),
+            "-D",
+            str(self._data),
+            "stop",
+            "-m",
+            "fast",
+            "-w",
+        ]
+        subprocess.run(pg_ctl, check=True, capture_output=True, timeout=60)
+        self.process.wait(timeout=30)
+        self.process = subprocess.Popen(self._command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
         self._ready()
 
     def _ready(self) -> None:

@@ -14,8 +14,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,8 +112,11 @@ class Ledger:
     >>> ledger.record(row)                             # doctest: +SKIP
     """
 
-    def __init__(self, connection: Any, dialect: str, where: str) -> None:
+    def __init__(
+        self, connection: Any, dialect: str, where: str, reconnect: Callable[[], Any] | None = None
+    ) -> None:
         self._db = connection
+        self._reconnect = reconnect
         self.dialect = dialect
         self.where = where
         self._lock = threading.RLock()
@@ -126,15 +129,21 @@ class Ledger:
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         with self._lock:
+            if self._reconnect is not None and (self._db.closed or self._db.broken):
+                # the server restarted or the network dropped: the operation that saw it failed (its
+                # caller retries), this one opens a new connection
+                self._db = self._reconnect()
             cursor = self._db.cursor()
             try:
                 yield cursor
                 self._db.commit()
             except BaseException:
-                self._db.rollback()
+                with suppress(Exception):  # a broken connection cannot roll back: it is replaced
+                    self._db.rollback()
                 raise
             finally:
-                cursor.close()
+                with suppress(Exception):
+                    cursor.close()
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self._transaction() as cursor:
@@ -406,11 +415,16 @@ def open_ledger(where: str | Path) -> Ledger:
             raise ConfigError(
                 "a PostgreSQL results database needs psycopg: pip install 'lwcnn[line]'"
             ) from None
-        try:
-            connection = psycopg.connect(text, connect_timeout=10)
-        except psycopg.Error as error:
-            raise ConfigError(f"{_without_password(text)}: cannot connect ({str(error).strip()})") from None
-        return Ledger(connection, "postgresql", _without_password(text))
+
+        def connect() -> Any:
+            try:
+                return psycopg.connect(text, connect_timeout=10)
+            except psycopg.Error as error:
+                raise ConfigError(
+                    f"{_without_password(text)}: cannot connect ({str(error).strip()})"
+                ) from None
+
+        return Ledger(connect(), "postgresql", _without_password(text), reconnect=connect)
     path = Path(text).expanduser()
     if path.is_dir():
         raise ConfigError(f"{printable_path(path)}: is a folder; --db takes a database file or a URL")

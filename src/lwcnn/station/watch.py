@@ -186,6 +186,11 @@ class HotFolder:
                     taken.append(path)
         return sorted(taken)
 
+    def retry(self, path: Path) -> None:
+        """Take ``path`` again when a scan (or an event) notes it next, changed or not."""
+        with self._lock:
+            self._done.pop(path, None)
+
     def waiting(self) -> int:
         with self._lock:
             return len(self._seen)
@@ -321,9 +326,11 @@ class Station:
                 self._busy += 1
             try:
                 self.handle(path)
-            except Exception as error:  # one bad image never ends the watch
+            except Exception as error:  # one bad image (or a database gone for a while) never ends the watch
                 log.exception("inspecting %s", path)
-                self._failed(printable_path(path), f"{printable_path(path)}: inspection failed ({error})")
+                self._failed(printable_path(path), f"{printable_path(path)}: inspection failed ({error}); "
+                             "taken again at the next scan")  # fmt: skip
+                self.hot.retry(path)
             finally:
                 with self._lock:
                     self._busy -= 1

@@ -231,3 +231,41 @@ def test_two_stations_write_into_one_postgresql_database(tmp_path, neu_inspector
     reader.close()
     for ledger in ledgers:
         ledger.close()
+
+
+def test_a_watch_outlives_a_postgresql_restart(tmp_path, neu_inspector, postgres):
+    url = postgres.new_database("restarted")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    ledger = open_ledger(url)
+    station = Station(folder, Recorder(ledger, neu_inspector, "press-1", "watch"), settle_s=0.05)
+    station.hot.rescan_s = 0.5  # what failed while the server was away is taken again at the next scan
+    thread = threading.Thread(target=station.run)
+    thread.start()
+    try:
+        for i in range(3):
+            shutil.copyfile(SAMPLES[i], folder / f"before-{i}.jpg")
+        _wait(lambda: ledger.count() == 3)
+        postgres.restart()  # the watch's connection is gone
+        for i in range(3):
+            shutil.copyfile(SAMPLES[i], folder / f"after-{i}.jpg")
+        _wait(lambda: _rows_in(url) == 6)
+    finally:
+        station.stop()
+        thread.join(timeout=30)
+        ledger.close()
+
+
+def _wait(condition, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _rows_in(url: str) -> int:
+    reader = open_ledger(url)
+    try:
+        return reader.count()
+    finally:
+        reader.close()
