@@ -71,10 +71,8 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def rate_buckets(
-    rows: list[tuple[float, int]], bucket: str, now: float, hours: float
-) -> list[dict[str, Any]]:
-    """(time, defective) rows grouped per local hour or shift, oldest first, empty buckets included."""
+def bucket_edges(bucket: str, now: float, hours: float) -> tuple[list[datetime.datetime], float]:
+    """The local-time edges of the hour or shift buckets covering the last ``hours``, and the step."""
     start = datetime.datetime.fromtimestamp(now - hours * 3600).astimezone()
     if bucket == "hour":
         first = start.replace(minute=0, second=0, microsecond=0)
@@ -91,21 +89,22 @@ def rate_buckets(
     end = datetime.datetime.fromtimestamp(now).astimezone()
     while edges[-1] + step <= end:
         edges.append(edges[-1] + step)
+    return edges, step.total_seconds()
+
+
+def rate_buckets(ledger: Ledger, bucket: str, now: float, hours: float, station: str | None) -> list[dict]:
+    """Results and defective ones per local hour or shift, oldest first, empty buckets included."""
+    edges, step_s = bucket_edges(bucket, now, hours)
     buckets = [{"start": edge.isoformat(timespec="minutes"), "total": 0, "defective": 0} for edge in edges]
-    bounds = [edge.timestamp() for edge in edges]
-    for when, defective in rows:
-        index = max(0, min(len(bounds) - 1, _bisect(bounds, when)))
-        buckets[index]["total"] += 1
-        buckets[index]["defective"] += int(defective)
+    for index, total, defective in ledger.rate_counts(
+        now - hours * 3600, edges[0].timestamp(), step_s, station
+    ):
+        item = buckets[max(0, min(len(buckets) - 1, index))]
+        item["total"] += total
+        item["defective"] += defective
     for item in buckets:
         item["rate"] = item["defective"] / item["total"] if item["total"] else None
     return buckets
-
-
-def _bisect(bounds: list[float], value: float) -> int:
-    import bisect
-
-    return bisect.bisect_right(bounds, value) - 1
 
 
 def add_dashboard(app: FastAPI, ledger: Ledger, static_dir: Path) -> None:
@@ -184,40 +183,17 @@ def add_dashboard(app: FastAPI, ledger: Ledger, static_dir: Path) -> None:
         if bucket not in ("hour", "shift"):
             raise APIError(400, "bucket must be hour or shift")
         now = datetime.datetime.now(datetime.timezone.utc).timestamp()
-        rows = await in_thread(ledger.query, since=now - hours * 3600, station=station)
-        per_type: dict[str, int] = {}
-        for row in rows:
-            for name in row["types"]:
-                per_type[name] = per_type.get(name, 0) + 1
-        rate = rate_buckets([(r["time"], r["defective"]) for r in rows], bucket, now, hours)
-        total, defective = len(rows), sum(r["defective"] for r in rows)
-        return {
-            "hours": hours,
-            "bucket": bucket,
-            "total": total,
-            "defective": defective,
-            "rate": defective / total if total else None,
-            "buckets": rate,
-            "types": per_type,
-        }
+        rate = await in_thread(rate_buckets, ledger, bucket, now, hours, station)
+        per_type = await in_thread(ledger.type_counts, now - hours * 3600, station)
+        total, defective = sum(b["total"] for b in rate), sum(b["defective"] for b in rate)
+        return {"hours": hours, "bucket": bucket, "total": total, "defective": defective,
+                "rate": defective / total if total else None, "buckets": rate, "types": per_type}  # fmt: skip
 
     @app.get("/v1/whatif", summary="what another threshold would have decided on the stored scores")
-    async def whatif(threshold: Threshold, hours: Hours = 24.0) -> dict[str, Any]:
+    async def whatif(threshold: Threshold, hours: Hours = 24.0, station: str | None = None) -> dict[str, Any]:
         now = datetime.datetime.now(datetime.timezone.utc).timestamp()
-        scores = await in_thread(ledger.scores, since=now - hours * 3600)
-        would = [score > threshold for _, score, _ in scores]
-        now_defective = sum(d for _, _, d in scores)
-        flipped_up = sum(1 for (_, _, d), w in zip(scores, would, strict=True) if w and not d)
-        flipped_down = sum(1 for (_, _, d), w in zip(scores, would, strict=True) if d and not w)
-        return {
-            "threshold": threshold,
-            "hours": hours,
-            "total": len(scores),
-            "defective_now": now_defective,
-            "defective_at_threshold": sum(would),
-            "newly_defective": flipped_up,
-            "newly_ok": flipped_down,
-        }
+        counts = await in_thread(ledger.what_if, threshold, now - hours * 3600, station)
+        return {"threshold": threshold, "hours": hours, **counts}
 
     @app.get("/v1/events", summary="server-sent events: each new result as it is recorded")
     async def events(request: Request, after_id: int | None = None) -> StreamingResponse:

@@ -163,3 +163,27 @@ def test_an_unreachable_postgresql_server_is_one_line_without_the_password():
     pytest.importorskip("psycopg")
     with pytest.raises(ConfigError, match=r"postgresql://me:\*\*\*@127.0.0.1:9/x: cannot connect"):
         open_ledger("postgresql://me:secret@127.0.0.1:9/x")
+
+
+def test_the_dashboards_counts_are_made_in_the_database(db, neu_inspector, seg_inspector):
+    from pathlib import Path
+
+    ledger, payloads = _recorded(db, neu_inspector, count=6)
+    recorder = Recorder(ledger, seg_inspector, "line1", "watch")
+    scores = []
+    for path in sorted(Path("samples/kolektorsdd").glob("*.jpg")):
+        scores.append(recorder.record(seg_inspector.inspect(path), str(path))["score"])
+    since = time.time() - 3600
+    buckets = ledger.rate_counts(since, since, 600.0)  # all nine were recorded in the sixth 10 minutes
+    assert buckets == [(5, 9, 6 + sum(s > seg_inspector.threshold for s in scores))]
+    verdicts = [p["verdict"] for p in payloads]
+    expected = {v: verdicts.count(v) for v in verdicts}
+    assert ledger.type_counts(since) == {**expected, "defect": 2}
+    assert ledger.type_counts(since, station="elsewhere") == {}
+    low, middle, high = sorted(scores)
+    counts = ledger.what_if((middle + high) / 2, since, station="line1")
+    # NEU has no OK class: its six are defective at any threshold; of the three segmented, one stays
+    assert counts == {"total": 9, "defective_now": 8, "defective_at_threshold": 7, "newly_defective": 0,
+                      "newly_ok": 1}  # fmt: skip
+    assert ledger.what_if(low / 2, since)["newly_defective"] == 1
+    ledger.close()
