@@ -96,6 +96,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_filters(export)
     export.add_argument("--json", action="store_true", help="print what was written as one JSON object")
     export.set_defaults(func=run_export)
+    prune = actions.add_parser("prune", help="delete old results and their pictures (retention)")
+    _add_db(prune, argparse.SUPPRESS)
+    prune.add_argument(
+        "--before", required=True, help="delete what was recorded before: 90d, 2026-06-01, ..."
+    )
+    prune.add_argument("--include-reviewed", action="store_true",
+                       help="also reviewed results (kept by default: they are training data)")  # fmt: skip
+    prune.add_argument("--json", action="store_true", help="print what was deleted as one JSON object")
+    prune.set_defaults(func=run_prune)
 
 
 def _filters(args: argparse.Namespace) -> dict:
@@ -194,4 +203,29 @@ def run_export(args: argparse.Namespace) -> int:
             f"--init-from MODEL",
             file=sys.stderr,
         )
+    return 0
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    before = parse_time(args.before, "--before")
+    ledger = _open(getattr(args, "db", "lwcnn-results.db"))
+    try:
+        deleted, files = ledger.prune(before, include_reviewed=args.include_reviewed)
+    finally:
+        ledger.close()
+    removed = 0
+    for name in files:
+        try:
+            Path(name).unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    if args.json:
+        print(json.dumps({"deleted": deleted, "files_removed": removed}))
+    else:
+        when = datetime.datetime.fromtimestamp(before).astimezone().isoformat(timespec="minutes")
+        print(f"lwcnn results: {deleted} result(s) recorded before {when} deleted, {removed} picture(s) "
+              "removed", file=sys.stderr)  # fmt: skip
     return 0

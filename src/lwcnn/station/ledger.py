@@ -243,6 +243,37 @@ class Ledger:
                 values,
             )
 
+    def prune(
+        self, before: float, include_reviewed: bool = False, batch: int = 1000
+    ) -> tuple[int, list[str]]:
+        """Delete the results recorded before ``before`` (UNIX time; reviewed ones only with
+        ``include_reviewed``: they are training data) and their deliveries and reviews; the number
+        deleted and the files that were theirs to delete (the overlays and masks a watch or the
+        service kept, kept uploads; never an image a watch sorted into OK/ or NG/, nor what
+        ``lwcnn inspect`` wrote into its output folder), for the caller to remove."""
+        keep = "" if include_reviewed else " AND id NOT IN (SELECT result_id FROM reviews)"
+        deleted, files = 0, []
+        while True:
+            with self._transaction() as cursor:
+                sql = f"SELECT id, source, stored_image, overlay, mask FROM results WHERE time < ?{keep}"
+                cursor.execute(self._sql(sql + " ORDER BY id LIMIT ?"), (before, batch))
+                rows = cursor.fetchall()
+                if not rows:
+                    return deleted, files
+                ids = [int(r[0]) for r in rows]
+                marks = ", ".join("?" for _ in ids)
+                for table, column in (
+                    ("deliveries", "result_id"),
+                    ("reviews", "result_id"),
+                    ("results", "id"),
+                ):
+                    cursor.execute(self._sql(f"DELETE FROM {table} WHERE {column} IN ({marks})"), ids)
+            for _, source, stored, overlay, mask in rows:
+                if source == "inspect":  # its pictures are the inspection's output folder: the user's
+                    continue
+                files += [f for f in (overlay, mask, stored if source == "serve" else None) if f]
+            deleted += len(rows)
+
     # -- the outbox -------------------------------------------------------------------------------
     def start_sink(self, name: str) -> int:
         """Register a sink (first use: it delivers what is recorded from now on); its start id."""

@@ -187,3 +187,28 @@ def test_the_dashboards_counts_are_made_in_the_database(db, neu_inspector, seg_i
                       "newly_ok": 1}  # fmt: skip
     assert ledger.what_if(low / 2, since)["newly_defective"] == 1
     ledger.close()
+
+
+def test_old_results_are_pruned_with_their_pictures_but_reviews_are_kept(db, seg_inspector, tmp_path):
+    from pathlib import Path
+
+    from lwcnn.data.images import read_image
+
+    ledger = open_ledger(db)
+    recorder = Recorder(ledger, seg_inspector, "line1", "serve", tmp_path / "store", keep="all")
+    ids = []
+    for path in sorted(Path("samples/kolektorsdd").glob("*.jpg")):
+        pixels = read_image(path, 1)
+        result = seg_inspector.inspect(pixels, path.name)
+        result.pixels = pixels
+        ids.append(recorder.record(result, path.name, image_bytes=(path.read_bytes(), ".jpg"))["id"])
+    recorder.flush()
+    ledger.review(ids[0], Review("correct"))
+    ledger.start_sink("mqtt:a")
+    ledger.delivered("mqtt:a", [ids[1]])  # its delivery goes with it
+    deleted, files = ledger.prune(time.time() + 1)
+    assert deleted == 2 and [r["id"] for r in ledger.query()] == [ids[0]]  # the reviewed one stays
+    assert len(files) == 6 and all(Path(f).is_file() for f in files)  # overlay, mask, upload of each
+    assert ledger.prune(time.time() + 1, include_reviewed=True)[0] == 1 and ledger.count() == 0
+    recorder.close()
+    ledger.close()

@@ -104,3 +104,13 @@ sys.exit(status)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["inspected"] == 3
     assert len(list((folder / "NG").rglob("*.jpg"))) == 3
+
+
+def test_results_prune_deletes_what_is_older(recorded, capsys):
+    assert main(["results", "prune", "--db", str(recorded), "--before", "2000-01-01", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"deleted": 0, "files_removed": 0}
+    assert main(["results", "prune", "--db", str(recorded), "--before", "2100-01-01", "--json"]) == 0
+    pruned = json.loads(capsys.readouterr().out)
+    assert pruned == {"deleted": len(list(NEU.glob("*.jpg"))), "files_removed": 0}  # inspect's are the user's
+    assert main(["results", "--db", str(recorded), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 0
