@@ -155,6 +155,7 @@ def test_events_stream_each_new_result_of_any_writer(live_server, inspector):
 def test_the_dashboard_shows_live_results_plots_and_stores_a_review(live_server, inspector, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -190,9 +191,24 @@ def test_the_dashboard_shows_live_results_plots_and_stores_a_review(live_server,
         wait.until(lambda b: b.execute_script("return document.getElementById('review-canvas').width") > 400)
         browser.find_element(By.CSS_SELECTOR, 'button[data-kind="false_alarm"]').click()
         wait.until(lambda b: "review stored: false_alarm" in b.find_element(By.ID, "review-status").text)
+        ledger = open_ledger(db)
+        assert ledger.get(later)["review"]["kind"] == "false_alarm"
+        ledger.close()
+        # an escape on the first image, with a box dragged where the defect is
+        browser.find_element(By.CSS_SELECTOR, f'#live tr[data-id="{first}"]').click()
+        wait.until(lambda b: f"#{first} " in b.find_element(By.ID, "review-title").text)
+        canvas = browser.find_element(By.ID, "review-canvas")
+        wait.until(lambda b: b.execute_script("return document.getElementById('review-canvas').width") > 400)
+        ActionChains(browser).move_to_element_with_offset(canvas, -30, -40).click_and_hold().move_by_offset(
+            60, 80).release().perform()  # fmt: skip
+        browser.find_element(By.CSS_SELECTOR, 'button[data-kind="escape"]').click()
+        wait.until(lambda b: "review stored: escape" in b.find_element(By.ID, "review-status").text)
         browser.save_screenshot(str(tmp_path / "dashboard.png"))
     finally:
         browser.quit()
     ledger = open_ledger(db)
-    assert ledger.get(later)["review"]["kind"] == "false_alarm"
+    review = ledger.get(first)["review"]
     ledger.close()
+    assert review["kind"] == "escape" and len(review["boxes"]) == 1
+    x0, y0, x1, y1 = review["boxes"][0]  # in image pixels: the canvas is shown smaller than the image
+    assert x1 - x0 > 60 and y1 - y0 > 80 and 0 <= x0 < x1 <= 500 and 0 <= y0 < y1 <= 1270
