@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.services import Mosquitto
+from tests.services import Mosquitto, Postgres
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = {"kolektorsdd": REPO / "samples" / "kolektorsdd", "neu": REPO / "samples" / "neu"}
@@ -87,6 +87,22 @@ def produce(
         index += 1
 
 
+def _counts(db: str) -> tuple[tuple[int, int], int]:
+    """(results, distinct ledger keys) and deliveries in the database."""
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        connection = psycopg.connect(db)
+    else:
+        connection = sqlite3.connect(db)
+    try:
+        recorded = connection.execute("SELECT COUNT(*), COUNT(DISTINCT ledger_key) FROM results").fetchone()
+        published = connection.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
+    finally:
+        connection.close()
+    return (int(recorded[0]), int(recorded[1])), int(published)
+
+
 def _at(memory: list[tuple[float, float]], seconds: float) -> float:
     """The memory sample nearest to ``seconds`` into the run."""
     return min(memory, key=lambda sample: abs(sample[0] - seconds))[1]
@@ -103,12 +119,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=600.0, help="how long images arrive (600)")
     parser.add_argument("--weights", default="kolektorsdd", choices=sorted(SAMPLES), help="bundled model")
     parser.add_argument("--workers", type=int, default=1, help="lwcnn watch --workers (1)")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="record into a PostgreSQL server started here (Debian's postgresql) instead of SQLite",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     sources = [p.read_bytes() for p in sorted(SAMPLES[args.weights].glob("*.jpg"))]
     work = Path(tempfile.mkdtemp(prefix="lwcnn-bench-watch-"))
     folder, db = work / "in", work / "results.db"
     folder.mkdir()
+    server = Postgres() if args.postgres else None
+    db_url = server.new_database("bench") if server is not None else str(db)
     broker = Mosquitto()
     listener = Listener(broker.port)
     command = [
@@ -120,7 +143,7 @@ def main() -> None:
         "--weights",
         args.weights,
         "--db",
-        str(db),
+        db_url,
         "--mqtt",
         broker.url,
         "--sort",
@@ -151,9 +174,9 @@ def main() -> None:
     watch.wait(timeout=60)
     listener.close()
     broker.close()
-    with sqlite3.connect(db) as connection:
-        recorded = connection.execute("SELECT COUNT(*), COUNT(DISTINCT ledger_key) FROM results").fetchone()
-        published = connection.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
+    recorded, published = _counts(db_url)
+    if server is not None:
+        server.stop()
     latencies = [
         (listener.arrived[i] - closed[Path(image).name]) * 1000.0
         for i, image in listener.images.items()
@@ -161,6 +184,7 @@ def main() -> None:
     ]
     figures = {
         "weights": args.weights,
+        "database": "postgresql" if args.postgres else "sqlite",
         "rate": args.rate,
         "seconds": args.seconds,
         "written": len(closed),
