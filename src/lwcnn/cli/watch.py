@@ -59,7 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="hot folder: inspect each image as it arrives, record it, sort it, send it",
         description=(
             "Watch IN_DIR (and its subfolders) and inspect each image once as it arrives: written in "
-            "place (taken when its size has not changed for --settle seconds) or renamed in from NAME.part, "
+            "place (taken when it is closed, or, when polling, once its size has not changed for --settle "
+            "seconds) or renamed in from NAME.part, "
             "NAME.tmp or a hidden name (never read before the rename). Every verdict goes into the results "
             "database (--db), which is also the ledger: after a restart, images recorded already are not "
             "inspected again. --sort moves or copies images into OK/ and NG/ (NG/TYPE/ for models with "
