@@ -215,7 +215,7 @@ def main() -> None:
         print(json.dumps(figures))
         return
     store = "PostgreSQL" if args.postgres else "SQLite"
-    print(f"lwcnn watch, {args.weights}, {args.rate:g} images/s for {args.seconds:g} s, {store} + MQTT (QoS 1)")
+    print(f"lwcnn watch, {args.weights}, {args.rate:g} images/s for {args.seconds:g} s, {store} + MQTT QoS 1")
     print(
         "| written | recorded | published | received | lost | images/s | p50 ms | p95 ms | p99 ms | max ms "
         "| RSS start MB | RSS end MB | RSS max MB |"
