@@ -207,7 +207,7 @@ def create_app(
     if outputs is not None:
         from lwcnn.serve.dashboard import add_dashboard
 
-        add_dashboard(app, outputs.ledger, STATIC_DIR)
+        add_dashboard(app, outputs.ledger, STATIC_DIR, inspector)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # the last added runs first: host, key, admission, then the body
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)

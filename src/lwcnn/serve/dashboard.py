@@ -8,7 +8,9 @@
   writing into the database (``watch`` in another process included), a comment every 15 s;
 - ``GET /v1/stats``: the defect rate per hour or per shift and the count per type, over ``hours``;
 - ``GET /v1/whatif?threshold=T``: what threshold ``T`` would have decided on the stored scores
-  (nothing changes until a model is calibrated or served with it);
+  (nothing changes until it is applied);
+- ``POST /v1/threshold`` (``{"threshold": T}``): apply it to this service's segmenter, from its
+  next inspection until the service restarts (a watch in another process keeps its own);
 - ``POST /v1/results/{id}/review``: an operator's review (``kind``: correct, false_alarm, escape,
   wrong_type; ``label``; ``boxes``; ``note``).
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +30,10 @@ import anyio
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
+from lwcnn.runtime.engine import Inspector
 from lwcnn.station.ledger import REVIEW_KINDS, Ledger, Review
+
+log = logging.getLogger("lwcnn.serve")
 
 #: Seconds between two looks at the database for new results (the events stream).
 EVENT_POLL_S = 0.5
@@ -107,8 +113,9 @@ def rate_buckets(ledger: Ledger, bucket: str, now: float, hours: float, station:
     return buckets
 
 
-def add_dashboard(app: FastAPI, ledger: Ledger, static_dir: Path) -> None:
-    """Add the dashboard's routes over ``ledger`` to ``app``."""
+def add_dashboard(app: FastAPI, ledger: Ledger, static_dir: Path, inspector: Inspector) -> None:
+    """Add the dashboard's routes over ``ledger`` to ``app`` (``inspector``: the service's model, whose
+    segmenter threshold the what-if can apply)."""
 
     async def in_thread(function, *args, **kwargs):
         return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
@@ -194,6 +201,21 @@ def add_dashboard(app: FastAPI, ledger: Ledger, static_dir: Path) -> None:
         now = datetime.datetime.now(datetime.timezone.utc).timestamp()
         counts = await in_thread(ledger.what_if, threshold, now - hours * 3600, station)
         return {"threshold": threshold, "hours": hours, **counts}
+
+    @app.post("/v1/threshold", summary="apply another pixel threshold to this service's segmenter")
+    async def apply_threshold(body: ReviewBody) -> dict[str, Any]:
+        from lwcnn.serve.app import APIError
+
+        if inspector.task != "seg":
+            raise APIError(
+                400, "a classifier decides by its most probable class: it has no threshold to apply"
+            )
+        value = body.get("threshold")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+            raise APIError(400, "threshold must be a number between 0 and 1")
+        previous, inspector.threshold = inspector.threshold, float(value)
+        log.info("threshold %.4f applied (was %.4f) from the dashboard", inspector.threshold, previous)
+        return {"threshold": inspector.threshold, "previous": previous}
 
     @app.get("/v1/events", summary="server-sent events: each new result as it is recorded")
     async def events(request: Request, after_id: int | None = None) -> StreamingResponse:

@@ -185,6 +185,7 @@ def test_the_dashboard_shows_live_results_plots_and_stores_a_review(live_server,
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, f'#rejected li[data-id="{later}"] img'))
         wait.until(lambda b: "2 inspected" in b.find_element(By.ID, "totals").text)
         wait.until(lambda b: "of 2 defective" in b.find_element(By.ID, "whatif-result").text)
+        assert browser.find_element(By.ID, "apply-threshold").is_displayed()  # a segmenter's can be applied
         browser.save_screenshot(str(tmp_path / "dashboard-live.png"))
         row.click()
         wait.until(lambda b: b.find_element(By.ID, "review-section").is_displayed())
@@ -212,3 +213,28 @@ def test_the_dashboard_shows_live_results_plots_and_stores_a_review(live_server,
     assert review["kind"] == "escape" and len(review["boxes"]) == 1
     x0, y0, x1, y1 = review["boxes"][0]  # in image pixels: the canvas is shown smaller than the image
     assert x1 - x0 > 60 and y1 - y0 > 80 and 0 <= x0 < x1 <= 500 and 0 <= y0 < y1 <= 1270
+
+
+def test_a_what_if_threshold_is_applied_to_the_services_segmenter_only(tmp_path):
+    segmenter = Inspector("kolektorsdd", threads=1)  # its own: the threshold changes
+    outputs = open_outputs(str(tmp_path / "seg.db"), segmenter, "serve", "line1")
+    client = TestClient(create_app(segmenter, outputs=outputs))
+    part = KOLEKTOR[1]  # defective at the model's threshold, with a highest probability of 0.989
+    before = _upload(client, part)
+    assert before["defective"] and before["score"] < 0.995
+    assert client.post("/v1/threshold", json={"threshold": 1.5}).status_code == 400
+    applied = client.post("/v1/threshold", json={"threshold": 0.995}).json()
+    assert applied["threshold"] == 0.995 and applied["previous"] == pytest.approx(
+        segmenter.card.threshold or 0.5
+    )
+    after = _upload(client, part)
+    assert not after["defective"] and client.get("/v1/model").json()["threshold"] == 0.995
+    assert outputs.ledger.get(after["id"])["threshold"] == 0.995  # the row says what decided
+    outputs.close()
+    classifier = Inspector("neu", threads=1)
+    outputs = open_outputs(str(tmp_path / "cls.db"), classifier, "serve", "line1")
+    answer = TestClient(create_app(classifier, outputs=outputs)).post(
+        "/v1/threshold", json={"threshold": 0.7}
+    )
+    assert answer.status_code == 400 and "most probable class" in answer.json()["error"]
+    outputs.close()

@@ -216,6 +216,22 @@ for (const button of document.querySelectorAll(".review-buttons button[data-kind
   button.addEventListener("click", () => review(button.dataset.kind));
 }
 
+async function applyThreshold() {
+  const t = Number($("threshold").value);
+  try {
+    const answer = await api("/v1/threshold", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ threshold: t }),
+    });
+    model.threshold = answer.threshold;
+    $("apply-status").textContent = `applied: this service decides at ${answer.threshold.toFixed(2)} ` +
+      `(was ${answer.previous.toFixed(2)})`;
+    showError("");
+  } catch (error) {
+    showError(`threshold: ${error.message}`);
+  }
+}
+$("apply-threshold").addEventListener("click", applyThreshold);
+
 let statsTimer = null;
 function statsSoon() {
   clearTimeout(statsTimer);
@@ -270,6 +286,7 @@ async function start() {
     $("model").textContent = `${model.name} (${model.weights}) · ${model.engine} ${model.precision}`;
     const t = model.task === "seg" && model.threshold ? model.threshold : 0.5;
     $("threshold").value = t;
+    $("apply-threshold").hidden = model.task !== "seg";  // a classifier decides by its top class
     const labels = $("review-label");
     labels.replaceChildren(new Option("—", ""), ...model.classes.map((c) => new Option(c, c)));
     const recent = await api(`/v1/results?limit=${LIVE_ROWS}`);
