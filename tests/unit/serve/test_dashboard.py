@@ -223,6 +223,12 @@ def test_a_what_if_threshold_is_applied_to_the_services_segmenter_only(tmp_path)
     before = _upload(client, part)
     assert before["defective"] and before["score"] < 0.995
     assert client.post("/v1/threshold", json={"threshold": 1.5}).status_code == 400
+    for path in ("/v1/threshold", f"/v1/results/{before['id']}/review"):  # what a cross-site form could send
+        sent = client.post(
+            path, content=b'{"threshold": 0.9, "kind": "correct"}', headers={"Content-Type": "text/plain"}
+        )
+        assert sent.status_code == 422
+    assert segmenter.threshold != 0.9 and outputs.ledger.get(before["id"])["review"] is None
     applied = client.post("/v1/threshold", json={"threshold": 0.995}).json()
     assert applied["threshold"] == 0.995 and applied["previous"] == pytest.approx(
         segmenter.card.threshold or 0.5
