@@ -4,13 +4,16 @@ that need them are skipped with the reason."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -29,6 +32,27 @@ def wait_for_port(port: int, timeout_s: float = 30.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
+
+
+@contextlib.contextmanager
+def serving(app, **options) -> Iterator[int]:
+    """An ASGI app served by uvicorn in a thread on a free loopback port (``options``: uvicorn's);
+    the port, while it runs."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "the service did not start"
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def postgres_bin() -> Path | None:

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from lwcnn.runtime import Inspector
@@ -20,7 +17,7 @@ from lwcnn.serve import create_app
 from lwcnn.station.ledger import open_ledger
 from lwcnn.station.outputs import open_outputs
 from lwcnn.station.records import Recorder
-from tests.services import free_port
+from tests.services import serving
 
 REPO = Path(__file__).resolve().parents[3]
 KOLEKTOR = sorted((REPO / "samples" / "kolektorsdd").glob("*.jpg"))
@@ -99,21 +96,8 @@ def test_reviews_are_checked_and_stored(service):
 def live_server(tmp_path, inspector):
     db = tmp_path / "results.db"
     outputs = open_outputs(str(db), inspector, "serve", "line1")
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(inspector, outputs=outputs), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}", db
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(inspector, outputs=outputs)) as port:
+        yield f"http://127.0.0.1:{port}", db
     outputs.close()
 
 

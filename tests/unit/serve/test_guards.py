@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import io
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from lwcnn.cli import main
 from lwcnn.runtime import Inspector
 from lwcnn.serve import ServiceSettings, create_app
 from lwcnn.serve.server import bound_host_names, uvicorn_options
+from tests.services import serving
 
 from .test_api import png, upload
 
@@ -35,25 +35,8 @@ def inspector() -> Inspector:
 @contextmanager
 def served(inspector: Inspector, settings: ServiceSettings) -> Iterator[int]:
     """A real uvicorn server (the CLI's options) on a free loopback port, in a thread."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(inspector, settings), host="127.0.0.1", port=port, log_level="warning",
-        **uvicorn_options(settings),
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
+    with serving(create_app(inspector, settings), **uvicorn_options(settings)) as port:
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def raw(port: int, data: bytes, timeout: float = 5.0) -> socket.socket:
