@@ -150,6 +150,8 @@ def main() -> None:
         "move",
         "--station",
         "bench",
+        "--store",  # the kept pictures in the run's own folder, never beside the working directory
+        str(work / "pictures"),
         "--workers",
         str(args.workers),
         "--backend",

@@ -83,7 +83,9 @@ class HotFolder:
         poll_s: float | None = None,
         rescan_s: float = 10.0,
     ) -> None:
-        self.root = root
+        # absolute and resolved, as events and scans name their files: a relative root would never
+        # match the (resolved) folders left out, and a watch would take its own sorted images again
+        self.root = root.resolve()
         self.exclude = [p.resolve() for p in exclude]
         self.settle_s = settle_s
         self.poll_s = poll_s
@@ -216,7 +218,7 @@ class Station:
         on_result: Callable[[dict[str, Any] | None, str], None] | None = None,
         exclude: tuple[Path, ...] = (),
     ) -> None:
-        self.folder = Path(folder).expanduser()
+        self.folder = Path(folder).expanduser().resolve()
         if not self.folder.is_dir():
             raise ConfigError(f"{printable_path(self.folder)}: no such folder to watch")
         if sort not in SORT_CHOICES:
@@ -226,7 +228,7 @@ class Station:
         self.recorder = recorder
         self.inspector: Inspector = recorder.inspector
         self.sort = sort
-        self.sort_to = Path(sort_to).expanduser() if sort_to is not None else self.folder
+        self.sort_to = Path(sort_to).expanduser().resolve() if sort_to is not None else self.folder
         skip = [self.sort_to / "OK", self.sort_to / "NG", *exclude]
         if recorder.store is not None:
             skip.append(recorder.store)

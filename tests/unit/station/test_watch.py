@@ -19,8 +19,9 @@ from lwcnn.station.ledger import open_ledger
 from lwcnn.station.records import Recorder, file_digest
 from lwcnn.station.watch import Station, is_partial_name
 
-SAMPLE = Path("samples/neu/crazing_2.jpg")
-SAMPLES = sorted(Path("samples/neu").glob("*.jpg"))
+REPO = Path(__file__).resolve().parents[3]
+SAMPLE = REPO / "samples" / "neu" / "crazing_2.jpg"
+SAMPLES = sorted((REPO / "samples" / "neu").glob("*.jpg"))
 
 
 class Running:
@@ -269,3 +270,20 @@ def _rows_in(url: str) -> int:
         return reader.count()
     finally:
         reader.close()
+
+
+def test_a_relative_folder_never_takes_its_own_sorted_images_again(tmp_path, neu_inspector, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("in").mkdir()
+    ledger = open_ledger("r.db")
+    station = Station(Path("in"), Recorder(ledger, neu_inspector, "t", "watch"), sort="move", settle_s=0.05)
+    thread = threading.Thread(target=station.run, kwargs={"stop_when_idle_s": 1.5})
+    thread.start()
+    time.sleep(0.5)
+    for path in SAMPLES[:4]:
+        shutil.copyfile(path, Path("in") / f".{path.name}")
+        os.replace(Path("in") / f".{path.name}", Path("in") / path.name)  # renamed in: events
+    thread.join(timeout=60)
+    assert ledger.count() == 4 and station.counts.known == 0  # the moves into NG/ were not taken
+    assert sorted(p.name for p in Path("in/NG").rglob("*.jpg")) == sorted(p.name for p in SAMPLES[:4])
+    ledger.close()
