@@ -31,6 +31,7 @@ from fastapi import Body, FastAPI, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
 from lwcnn.runtime.engine import Inspector
+from lwcnn.serve.app import APIError
 from lwcnn.station.ledger import REVIEW_KINDS, Ledger, Review
 
 log = logging.getLogger("lwcnn.serve")
@@ -121,8 +122,6 @@ def add_dashboard(app: FastAPI, ledger: Ledger, static_dir: Path, inspector: Ins
         return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
 
     def found(result_id: int) -> dict[str, Any]:
-        from lwcnn.serve.app import APIError
-
         row = ledger.get(result_id)
         if row is None:
             raise APIError(404, f"no result {result_id}")
@@ -164,8 +163,6 @@ def add_dashboard(app: FastAPI, ledger: Ledger, static_dir: Path, inspector: Ins
 
     @app.post("/v1/results/{result_id}/review", summary="store an operator's review of a result")
     async def review(result_id: int, body: ReviewBody) -> dict[str, Any]:
-        from lwcnn.serve.app import APIError
-
         kind = body.get("kind")
         if kind not in REVIEW_KINDS:
             raise APIError(400, f"kind must be one of {', '.join(REVIEW_KINDS)}")
@@ -185,8 +182,6 @@ def add_dashboard(app: FastAPI, ledger: Ledger, static_dir: Path, inspector: Ins
 
     @app.get("/v1/stats", summary="defect rate per hour or shift, and counts per type")
     async def stats(hours: Hours = 24.0, bucket: str = "hour", station: str | None = None) -> dict:
-        from lwcnn.serve.app import APIError
-
         if bucket not in ("hour", "shift"):
             raise APIError(400, "bucket must be hour or shift")
         now = datetime.datetime.now(datetime.timezone.utc).timestamp()
@@ -204,8 +199,6 @@ def add_dashboard(app: FastAPI, ledger: Ledger, static_dir: Path, inspector: Ins
 
     @app.post("/v1/threshold", summary="apply another pixel threshold to this service's segmenter")
     async def apply_threshold(body: ReviewBody) -> dict[str, Any]:
-        from lwcnn.serve.app import APIError
-
         if inspector.task != "seg":
             raise APIError(
                 400, "a classifier decides by its most probable class: it has no threshold to apply"
@@ -249,8 +242,6 @@ def _newest_id(ledger: Ledger) -> int:
 
 
 def _file(row: dict[str, Any], columns: tuple[str, ...]) -> FileResponse:
-    from lwcnn.serve.app import APIError
-
     for column in columns:
         path = row.get(column)
         if path and Path(path).is_file():

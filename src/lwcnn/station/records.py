@@ -91,12 +91,6 @@ class Recorder:
         with self._lock:
             self._listeners.append(listener)
 
-    def payload(self, result: Inspection) -> dict[str, Any]:
-        """The HTTP API's JSON for ``result`` with the model's name (what ``POST /v1/inspect`` answers)."""
-        body = result.to_dict()
-        body["model"] = self.inspector.model_name
-        return body
-
     def record(
         self,
         result: Inspection,
@@ -112,7 +106,7 @@ class Recorder:
         ``ledger_key`` was recorded before. ``image_bytes``: (the file's bytes, its suffix) to keep
         a copy of the image itself (uploads, which exist nowhere else)."""
         payload = self.record_payload(
-            self.payload(result), image, sha256, ledger_key, file_time, total_ms, notify=False
+            result.to_dict(), image, sha256, ledger_key, file_time, total_ms, notify=False
         )
         if payload is None:
             return None

@@ -80,8 +80,9 @@ def export_reviewed(ledger: Ledger, out: str | Path, **filters: Any) -> ExportRe
             f"{ledger.where}: the reviewed results come from several models; export one at a time (--model)"
         )
     report = ExportReport(out, layout="folders" if tasks == {"cls"} else "masks")
-    model_classes = results[0].get("classes") or []
-    types = _segmenter_types(results, model_classes) if report.layout == "masks" else []
+    model_classes = results[0].get("classes") or ["background", "defect"]
+    # a segmenter's types, in its order (its masks hold their indices)
+    types = model_classes[1:] if report.layout == "masks" else []
     for result in results:
         row = {
             "id": result["id"],
@@ -109,12 +110,6 @@ def export_reviewed(ledger: Ledger, out: str | Path, **filters: Any) -> ExportRe
         atomic_write_text(out / "masks" / "types.txt", "\n".join(types) + "\n")
     _write_csv(out / "reviews.csv", report.rows)
     return report
-
-
-def _segmenter_types(results: list[dict[str, Any]], model_classes: list[str] | None) -> list[str]:
-    """The segmenter's types, in its order (its masks hold their indices)."""
-    classes = model_classes or results[0].get("classes") or ["background", "defect"]
-    return list(classes[1:])
 
 
 def _image_file(result: dict[str, Any]) -> Path | None:

@@ -41,7 +41,7 @@ from lwcnn.data.images import ImageReadError, decode_image, is_image_file
 from lwcnn.errors import ConfigError
 from lwcnn.fileio import printable_path
 from lwcnn.runtime.engine import Inspector
-from lwcnn.station.records import Recorder, file_digest
+from lwcnn.station.records import Recorder, file_digest, result_types
 
 log = logging.getLogger("lwcnn.station")
 #: Names never read: files being written under the rename convention.
@@ -281,7 +281,10 @@ class Station:
         with self._lock:
             self.counts.inspected += 1
             self.counts.defective += int(result.defective)
-        self._sort(path, self.recorder.ledger.get(payload["id"]) or {})
+        # what sorting reads of the row, from the payload just written (no second look at the database)
+        self._sort(
+            path, {"id": payload["id"], "defective": payload["defective"], "types": result_types(payload)}
+        )
         if self.on_result is not None:
             self.on_result(payload, name)
 
