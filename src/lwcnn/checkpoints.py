@@ -79,6 +79,11 @@ def _read_card(spec: str | Path) -> tuple[Path, dict[str, Any]]:
         raise ModelError(f"{path}: unreadable model metadata ({error})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
+        if found == "lwcnn-backbone/1":  # lwcnn pretrain's file: a start for training, not a model
+            raise ModelError(
+                f"{path}: a pretrained backbone (lwcnn pretrain), not a trained model; train one from it "
+                f"with lwcnn train DATA model.init={path}"
+            )
         raise ModelError(f"{path}: not an lwcnn model file (format {found!r})")
     check_card(meta, str(path))  # a missing or malformed field: one line naming the file, now
     return path, meta

@@ -33,7 +33,9 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
         "skip_bad": False,  # skip unreadable images (reported) instead of stopping
     },
     "normalize": {"mean": [0.5], "std": [0.25]},  # on 0..1 pixel values; one value or one per channel
-    "model": {"name": "lw@0.35"},
+    # init: pretrained (the bundled backbone of the model's family, width and channels; from scratch
+    # where none is bundled), scratch, a backbone file (lwcnn pretrain) or a trained model to start from
+    "model": {"name": "lw@0.35", "init": "pretrained"},
     "augment": {
         "per_class": 0,  # class balancing: images drawn per class per epoch (0: each image once)
         "transforms": [],  # albumentations transforms: {name: HorizontalFlip, p: 0.5, ...}
@@ -56,7 +58,10 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
         # bf16: forward pass and loss in bfloat16 autocast (weights, optimiser and validation stay fp32);
         # faster training on CPUs with AVX512-BF16 or AMX (docs/training.md), on recent GPUs too
         "precision": "fp32",
-        "init_from": None,  # fine-tuning: checkpoint of a model trained on another dataset
+        "init_from": None,  # a trained model to start from: the same as model.init=PATH (older configs)
+        # a pretrained backbone's learning rate, as a multiple of train.lr (the head's is train.lr)
+        "backbone_lr": 1.0,
+        "warmup": 0.0,  # this share of the run's first steps raises the learning rate from 0 linearly
         "log_every": 10,  # steps between progress-bar updates of loss and accuracy
         "accumulate": 1,  # micro-batches per step (gradient accumulation; batch_size stays the step's)
         "sync_bn": False,  # distributed on GPUs: batch norm over the global batch (SyncBatchNorm)
@@ -104,7 +109,7 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
     },
     "normalize": {"mean": [0.5], "std": [0.25]},
     # shortcut_stride: the decoder's shortcut, 8 (the paper's output stride) or 4 (thin defects)
-    "model": {"name": "lw@0.35", "shortcut_stride": 8},
+    "model": {"name": "lw@0.35", "shortcut_stride": 8, "init": "pretrained"},
     "augment": {
         "per_epoch": 256,  # training crops per epoch
         "defective_fraction": 0.5,  # share of defective images once defect-free ones join (0: as they come)
@@ -133,7 +138,54 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
     },
 }
 
-DEFAULTS_BY_TASK: dict[str, dict[str, Any]] = {"cls": CLASSIFICATION_DEFAULTS, "seg": SEGMENTATION_DEFAULTS}
+#: Every key of a pretraining config (``lwcnn pretrain``), with its default: the recipe of the
+#: bundled backbones (docs/training.md, "Pretrained backbones"; configs/pretrain.yaml).
+PRETRAINING_DEFAULTS: dict[str, Any] = {
+    "task": "pretrain",
+    "out": "runs/pretrain",
+    "model": {"name": "lw@0.35"},
+    "data": {
+        "channels": 3,  # 3: RGB (half the images coloured); the 1-channel backbone is derived exactly
+        "size": 128,  # pretext images, pixels a side (a multiple of 8)
+        "categories": 256,  # formula categories (texture family + fixed parameters)
+        "instances": 64,  # base textures per category (rendered once, kept in memory)
+        "seed": 0,  # the formulas and the stream derive from it
+        "images": None,  # a folder of the user's own images to cut samples from (optional)
+        "images_share": 0.5,  # share of the samples cut from those images when given
+        "workers": 1,  # processes that make the images
+    },
+    "pretext": {
+        # classify: name the formula category (FractalDB's pretext); defects: that, and find and name
+        # synthetic defects painted into the texture (a map at stride 8 and the kinds present)
+        "objective": "defects",
+        "defect_share": 0.6,  # share of samples with defects painted in (objective defects)
+        "category_weight": 1.0,
+        "map_weight": 1.0,
+        "kinds_weight": 0.5,
+    },
+    "normalize": {"mean": [0.5], "std": [0.25]},
+    "train": {
+        "steps": 20000,
+        "budget": 0.0,  # wall-clock seconds for the whole run (0: train.steps); fits the steps by a probe
+        "batch_size": 64,
+        "lr": 2.0e-3,  # AdamW, linear warm-up then cosine decay to zero
+        "warmup": 0.02,
+        "weight_decay": 1.0e-4,
+        "precision": "auto",  # fp32, bf16, auto (bf16 where native and faster)
+        "threads": 0,
+        "seed": 0,
+        "channels_last": True,
+        "eval_every": 500,  # steps between evaluations on held-out images and checkpoints
+        "eval_images": 512,
+        "log_every": 10,
+    },
+}
+
+DEFAULTS_BY_TASK: dict[str, dict[str, Any]] = {
+    "cls": CLASSIFICATION_DEFAULTS,
+    "seg": SEGMENTATION_DEFAULTS,
+    "pretrain": PRETRAINING_DEFAULTS,
+}
 
 
 class ConfigLoader(yaml.SafeLoader):
@@ -236,12 +288,29 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.validate_every": (1, None, True, True),
     "train.low_res": (0.0, 1.0, True, False),
     "train.low_res_scale": (0.1, 1.0, True, True),
+    "train.backbone_lr": (0.0, 10.0, True, True),
+    "train.warmup": (0.0, 0.5, True, True),
+    "train.steps": (1, None, True, True),
+    "train.weight_decay": (0.0, None, True, True),
+    "train.eval_every": (1, None, True, True),
+    "train.eval_images": (1, None, True, True),
+    "data.size": (16, 1024, True, True),
+    "data.categories": (1, None, True, True),
+    "data.instances": (1, None, True, True),
+    "data.seed": (0, None, True, True),
+    "data.images_share": (0.0, 1.0, True, True),
+    "pretext.defect_share": (0.0, 1.0, True, True),
+    "pretext.category_weight": (0.0, None, True, True),
+    "pretext.map_weight": (0.0, None, True, True),
+    "pretext.kinds_weight": (0.0, None, True, True),
 }
 
 
 #: Allowed values of text settings, checked at load like :data:`RANGES`.
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.types": ("merged", "typed"),
+    "pretext.objective": ("classify", "defects"),
+    "train.precision": ("fp32", "bf16", "auto"),
 }
 
 

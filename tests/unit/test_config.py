@@ -80,8 +80,10 @@ def test_missing_config_file(tmp_path):
 )
 def test_every_committed_config_loads_with_its_task_defaults(path):
     config = load_config(path)
-    assert config["task"] in ("cls", "seg")
-    if config["task"] == "seg":
+    assert config["task"] in ("cls", "seg", "pretrain")
+    if config["task"] == "pretrain":
+        assert config["pretext"]["objective"] == "defects" and "augment" not in config
+    elif config["task"] == "seg":
         assert {"gradual", "decision"} <= set(config) and "crop" in config["data"]
     else:
         assert "per_class" in config["augment"] and "gradual" not in config

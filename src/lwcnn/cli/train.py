@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         config = _resumed_config(args.resume)
     else:
         config = _new_config(args, data[0] if data else None, overrides, show=not args.json)
+    if config["task"] == "pretrain":
+        raise ConfigError("a pretraining config (task: pretrain) is for lwcnn pretrain, not lwcnn train")
     if args.cv or _cross_validation(config):
         code = _run_folds(config, args)
         _write_plan(args, config)

@@ -39,21 +39,23 @@ def plot_learning_curves(
     path: str | Path,
     panels: Sequence[tuple[str, str, Sequence[str]]] = CLASSIFIER_CURVES,
     title: str = "",
+    x: str = "epoch",
 ) -> Path:
     """One panel per (title, y label, columns) of a run's ``metrics.csv``, one line per column
-    against the epoch (empty cells, e.g. no validation, are left out)."""
+    against the column ``x`` (the epoch; a pretraining run's step); empty cells (no validation)
+    are left out."""
     with open(metrics_csv, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
-    epochs = [int(r["epoch"]) for r in rows]
+    epochs = [int(r[x]) for r in rows]
     for axis, (name, ylabel, columns) in zip(axes[0], panels, strict=True):
         for key in columns:
             values = [float(r[key]) if r.get(key) not in (None, "") else None for r in rows]
             points = [(e, v) for e, v in zip(epochs, values, strict=True) if v is not None]
             if points:
                 axis.plot(*zip(*points, strict=True), marker=".", label=_label(key))
-        axis.set(xlabel="epoch", ylabel=ylabel, title=name)
+        axis.set(xlabel=x, ylabel=ylabel, title=name)
         axis.grid(alpha=0.3)
         if axis.lines:
             axis.legend()

@@ -12,8 +12,11 @@ def train_model(
     """Train whatever ``config['task']`` names: ``cls`` (a classifier) or ``seg`` (a segmenter).
     ``started`` (``time.monotonic``): when ``train.budget`` began to count (default: now).
     Returns the run's :class:`~lwcnn.training.loop.TrainResult`."""
+    from lwcnn.errors import ConfigError
     from lwcnn.training.loop import run_training
 
+    if config["task"] == "pretrain":
+        raise ConfigError("a pretraining config (task: pretrain) is for lwcnn pretrain, not lwcnn train")
     if config["task"] == "seg":
         from lwcnn.training.segmentation import SegmentationTask as task
     else:

@@ -29,7 +29,6 @@ from tqdm import tqdm
 
 from lwcnn.checkpoints import (
     git_commit,
-    load_matching_weights,
     load_training_state,
     save_model,
     save_training_state,
@@ -42,6 +41,7 @@ from lwcnn.errors import ConfigError, MissingError, OutputError, RunExistsError
 from lwcnn.evaluation.plots import plot_learning_curves
 from lwcnn.fileio import atomic_write_json, atomic_write_text, remove_stale_temporaries
 from lwcnn.models import create_model
+from lwcnn.pretrained import initialise
 from lwcnn.training.averaging import WeightAverage
 from lwcnn.training.budget import (
     SAFETY,
@@ -302,7 +302,7 @@ def _train(
     if context.distributed:
         device_ids = [context.local_rank] if context.device.startswith("cuda") else None
         parts.net = nn.parallel.DistributedDataParallel(parts.model, device_ids=device_ids)
-    metadata = run_metadata(task, config, data, parts.classes)
+    metadata = run_metadata(task, config, data, parts)
     for epoch in range(progress.epoch, parts.epochs):
         if not deadline.allows_another():  # single-process runs only (resolve_run_config)
             log.info(f"stopped after epoch {epoch} of {parts.epochs}: the next would overrun the budget")
@@ -370,7 +370,7 @@ def fit_to_budget(
     if budget and share > 0:  # the epochs at a reduced scale cost less a step: the mean of both
         scaled_s = _time_scaled_steps(task, config, parts, context, factor)
         step_s = share * scaled_s + (1 - share) * step_s
-    metadata = run_metadata(task, config, data, parts.classes)
+    metadata = run_metadata(task, config, data, parts)
     validation_s = finish_s = 0.0
     if budget and data.val is not None:
         clock = time.perf_counter()
@@ -470,7 +470,7 @@ def build_parts(
     model = model.to(context.device)
     if train_cfg["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
+    optimizer = torch.optim.Adam(parameter_groups(model, train_cfg), lr=schedule.lr)
     average = WeightAverage(model, train_cfg["ema"]) if train_cfg["ema"] else None
     net = model  # wrapped for DistributedDataParallel once a resumed state is in (wrap_distributed)
     return TrainingParts(
@@ -549,17 +549,19 @@ def restore(parts: TrainingParts, resume_path: Path) -> Progress:
 
 
 def run_metadata(
-    task: TrainingTask, config: Mapping[str, Any], data: PreparedData, classes: list[str]
+    task: TrainingTask, config: Mapping[str, Any], data: PreparedData, parts: TrainingParts
 ) -> dict[str, Any]:
-    """The model card fields every checkpoint of the run carries (metrics are added per epoch)."""
+    """The model card fields every checkpoint of the run carries (metrics are added per epoch),
+    with how the model was started (``init``: from scratch, which pretrained backbone...)."""
     return {
         "commit": git_commit(),  # the code this run started from, not whatever is checked out later
         "task": task.task,
-        "classes": list(classes),
+        "classes": list(parts.classes),
         "preprocessing": data.preprocessing.to_dict(),
         "data": {"root": str(config["data"]["root"]), "layout": data.images.layout},
         "split": data.split.to_dict(),
         "config": config,
+        "init": getattr(parts.model, "init", {"kind": "scratch"}),
         **task.metadata(config, data),
     }
 
@@ -621,7 +623,7 @@ def train_step(
     if train_cfg["channels_last"]:
         images = images.contiguous(memory_format=torch.channels_last)
     for group in parts.optimizer.param_groups:
-        group["lr"] = parts.schedule.lr_at(step)
+        group["lr"] = parts.schedule.lr_at(step) * group.get("lr_scale", 1.0)
     parts.optimizer.zero_grad(set_to_none=True)
     micro_images, micro_targets = images.chunk(parts.accumulate), targets.chunk(parts.accumulate)
     device_kind = context.device.split(":")[0]  # autocast's device type: cpu or cuda
@@ -675,8 +677,24 @@ def end_epoch(
     log.info(epoch_line(row, parts.epochs))
 
 
+def parameter_groups(model: nn.Module, train_cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: a pretrained backbone learns at ``train.backbone_lr`` times
+    the rate (``lr_scale``, applied at every step), everything else at the rate itself."""
+    scale = train_cfg["backbone_lr"]
+    if scale == 1.0 or getattr(model, "init", {}).get("kind", "scratch") == "scratch":
+        return [{"params": list(model.parameters()), "lr_scale": 1.0}]
+    backbone = {id(p) for p in model.backbone.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in backbone]
+    return [
+        {"params": list(model.backbone.parameters()), "lr_scale": scale},
+        {"params": rest, "lr_scale": 1.0},
+    ]
+
+
 def build_model(config: Mapping[str, Any], task: str, num_classes: int, schedule: Schedule) -> nn.Module:
-    """The model of ``config``, BN set to the (scaled) recipe, initialised from ``train.init_from``."""
+    """The model of ``config``, BN set to the (scaled) recipe, started as ``model.init`` says
+    (``train.init_from``, a trained model, where an older config gives one); ``model.init`` records
+    how (:func:`lwcnn.pretrained.initialise`)."""
     torch.manual_seed(config["train"]["seed"])
     model = create_model(
         config["model"]["name"],
@@ -689,10 +707,8 @@ def build_model(config: Mapping[str, Any], task: str, num_classes: int, schedule
         if isinstance(module, nn.BatchNorm2d):
             module.momentum = schedule.bn_momentum
             module.eps = config["train"]["bn_eps"]
-    init_from = config["train"].get("init_from")
-    if init_from:
-        fresh = load_matching_weights(model, init_from)
-        log.info(f"initialised from {init_from}; newly initialised: {', '.join(fresh) or 'nothing'}")
+    init = config["train"].get("init_from") or config["model"].get("init")
+    model.init = initialise(model, init, config["normalize"])
     return model
 
 

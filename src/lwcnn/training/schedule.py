@@ -24,10 +24,15 @@ class Schedule:
     decay_every: float  # steps, after scaling
     bn_momentum: float  # PyTorch convention: 1 - decay
     scale: float
+    warmup_steps: int = 0  # the first steps raise the rate linearly from lr / warmup_steps
 
     def lr_at(self, step: int) -> float:
-        """Exponential decay, continuous as TensorFlow's ``exponential_decay`` by default."""
-        return self.lr * self.lr_decay ** (step / self.decay_every)
+        """Exponential decay, continuous as TensorFlow's ``exponential_decay`` by default, after
+        the linear warm-up where there is one."""
+        rate = self.lr * self.lr_decay ** (step / self.decay_every)
+        if step < self.warmup_steps:
+            rate *= (step + 1) / self.warmup_steps
+        return rate
 
 
 def scaled_schedule(train: Mapping[str, Any], total_steps: int) -> Schedule:
@@ -43,4 +48,5 @@ def scaled_schedule(train: Mapping[str, Any], total_steps: int) -> Schedule:
         decay_every=max(1.0, train["lr_decay_steps"] * scale),
         bn_momentum=1.0 - bn_decay ** (1.0 / scale),
         scale=scale,
+        warmup_steps=round(train.get("warmup", 0.0) * total_steps),
     )

@@ -12,11 +12,18 @@ from pathlib import Path
 from lwcnn.errors import ConfigError, MissingError
 
 BUNDLED_DIR = Path(__file__).resolve().parent
+#: Pretrained backbones (``lwcnn pretrain``'s files: NAME.safetensors + NAME.json), for model.init.
+BACKBONES_DIR = BUNDLED_DIR / "backbones"
 
 
 def bundled_models() -> list[str]:
     """Names of the bundled trained models."""
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.json") if p.with_suffix(".safetensors").exists())
+
+
+def bundled_backbones() -> list[str]:
+    """Names of the bundled pretrained backbones (``lw-0.35-c1``: family, width, input channels)."""
+    return sorted(p.stem for p in BACKBONES_DIR.glob("*.json") if p.with_suffix(".safetensors").exists())
 
 
 #: ``bundled:NAME`` names a bundled model whatever lies on disk under that name.
