@@ -21,6 +21,10 @@ FORBIDDEN = {
     "station": {"export", "training", "models", "checkpoints", "evaluation", "profiling", "serve", "cli",
                 "config", "torch"},
     "models": {"data", "training", "evaluation", "export", "runtime", "serve", "cli", "profiling"},
+    # pretraining builds on training's helpers; nothing below it may reach up to it
+    "pretraining": {"export", "runtime", "serve", "station", "cli", "profiling"},
+    "training": {"pretraining", "serve", "cli"},
+    "pretrained": {"training", "pretraining", "evaluation", "export", "runtime", "serve", "cli"},
 }  # fmt: skip
 
 
