@@ -102,11 +102,15 @@ DATASETS = {
 }  # fmt: skip
 
 
-def train_one(dataset: Dataset, budget: str, out: Path, cache: Path) -> dict[str, Any]:
-    """Run the one command; return its test figures, minutes and the run folders."""
+def train_one(
+    dataset: Dataset, budget: str, out: Path, cache: Path, extra: Sequence[str] = (), run: Path | None = None
+) -> dict[str, Any]:
+    """Run the one command (``extra``: keys added after the protocol's, into ``run``, by default
+    ``out/NAME``); return its test figures, minutes and the run folders."""
     data = dataset.data(cache)
-    run = out / dataset.name
-    command = ["lwcnn", "train", str(data), "--budget", budget, "--out", str(run), *dataset.args, "--json"]
+    run = run or out / dataset.name
+    command = ["lwcnn", "train", str(data), "--budget", budget, "--out", str(run), *dataset.args, *extra]
+    command.append("--json")
     started = time.monotonic()
     done = subprocess.run([str(LWCNN), *command[1:]], cwd=ROOT, capture_output=True, text=True)
     minutes = (time.monotonic() - started) / 60
