@@ -252,7 +252,7 @@ def make_neu_with_bad_prefix(root: Path) -> None:
             ["augment.transforms=[{name: NoSuchTransform}]"],
             "has no transform 'NoSuchTransform'",
         ),
-        (lambda root: None, ["train.precision=fp16"], "'fp32', 'bf16' or 'auto', got 'fp16'"),
+        (lambda root: None, ["train.precision=fp16"], "must be one of fp32, bf16, auto, got 'fp16'"),
         (lambda root: None, ["train.ema=1.0"], "train.ema: the decay must lie between 0 and 1"),
     ],
     ids=["empty-class", "too-few", "unknown-prefix", "config-typo", "bad-transform", "precision", "ema"],
