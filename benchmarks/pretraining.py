@@ -8,7 +8,8 @@ figures at a quarter and half of the budget show the convergence gain, the full 
 one. The runs of one dataset and fraction run back to back. Every test figure comes from the test
 part of the protocol; the pretext sources are formula-driven (no development dataset), so no row is
 one the backbone has seen. ``learning_curves_NAME.png``: training loss and validation figure against
-time for both full-budget runs.
+time for both full-budget runs (the training accuracy where the protocol has no validation part).
+``--replot`` draws them again from the run folders of ``--out``.
 
     python -m benchmarks.pretraining --budget 15m --out runs/pretraining --json
 """
@@ -84,12 +85,17 @@ def plot_side_by_side(runs: Sequence[Path], labels: Sequence[str], path: Path, t
             minutes.append(elapsed)
         loss = [float(r["train_loss"]) for r in rows]
         loss_axis.plot(minutes, loss, marker=".", label=label)
+        plotted = False
         for column in ("val_acc", "val_ap", "val_iou"):
             points = [(m, float(r[column])) for m, r in zip(minutes, rows, strict=True) if r.get(column)]
             if points:
                 val_axis.plot(*zip(*points, strict=True), marker=".", label=f"{label} {column}")
+                plotted = True
+        if not plotted and rows and rows[0].get("train_acc"):  # a protocol without a validation part (NEU)
+            train_acc = [float(r["train_acc"]) for r in rows]
+            val_axis.plot(minutes, train_acc, marker=".", linestyle="--", label=f"{label} train_acc")
     loss_axis.set(xlabel="minutes of training", ylabel="training loss", title=f"{title}: training loss")
-    val_axis.set(xlabel="minutes of training", ylabel="validation figure", title=f"{title}: validation")
+    val_axis.set(xlabel="minutes of training", ylabel="figure", title=f"{title}: validation (or training)")
     for axis in (loss_axis, val_axis):
         axis.grid(alpha=0.3)
         axis.legend()
@@ -106,7 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/pretraining"))
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "lwcnn-bench")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--replot", action="store_true", help="only draw the curves of finished runs again")
     args = parser.parse_args(argv)
+    if args.replot:
+        full = f"{max(args.fractions):g}"
+        for name in args.only or list(DATASETS):
+            runs = [args.out / name / f"{init}-{full}" for init in INITS]
+            if all((run / "metrics.csv").exists() for run in runs):
+                plot_side_by_side(runs, INITS, args.out / f"learning_curves_{name}.png", name)
+        return 0
     rows = []
     for name in args.only or list(DATASETS):
         row = run_dataset(name, args.budget, args.fractions, args.out, args.cache)
