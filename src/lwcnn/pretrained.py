@@ -46,15 +46,25 @@ def backbone_name(family: str, width: float | None, channels: int) -> str:
     return f"{family}-{width:g}-c{channels}" if width is not None else f"{family}-c{channels}"
 
 
+def _base(path: str | Path) -> Path:
+    """A backbone's path without ``.json``/``.safetensors``. Any other dot stays part of the name
+    (``lw-0.35-c1`` is a base name, not ``lw-0`` with a suffix)."""
+    path = Path(path)
+    return path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+
+
+def _with(path: str | Path, suffix: str) -> Path:
+    base = _base(path)
+    return base.with_name(base.name + suffix)
+
+
 def save_backbone(path: str | Path, backbone: nn.Module, card: Mapping[str, Any]) -> Path:
     """Write ``PATH.safetensors`` (the backbone's state) and ``PATH.json`` (its card, with the
     format, version, date and the weights' SHA-256 added), atomically, weights first."""
-    base = Path(path)
-    if base.suffix in (".safetensors", ".json"):
-        base = base.with_suffix("")
+    base = _base(path)
     state = {k: v.detach().contiguous().cpu() for k, v in backbone.state_dict().items()}
     data = save_safetensors(state)
-    atomic_write_bytes(base.with_suffix(".safetensors"), data)
+    atomic_write_bytes(_with(base, ".safetensors"), data)
     meta = {
         "format": BACKBONE_FORMAT,
         **dict(card),
@@ -62,13 +72,13 @@ def save_backbone(path: str | Path, backbone: nn.Module, card: Mapping[str, Any]
         "lwcnn_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_json(base.with_suffix(".json"), meta)
-    return base.with_suffix(".json")
+    atomic_write_json(_with(base, ".json"), meta)
+    return _with(base, ".json")
 
 
 def is_backbone_file(path: str | Path) -> bool:
     """Whether ``path`` (a ``.json`` or ``.safetensors``, or the base name) is a backbone file."""
-    card = Path(path).with_suffix(".json")
+    card = _with(path, ".json")
     if not card.is_file():
         return False
     try:
@@ -79,8 +89,8 @@ def is_backbone_file(path: str | Path) -> bool:
 
 def read_backbone(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The state and the checked card of a backbone file; one-line errors naming the file."""
-    card_path = Path(path).with_suffix(".json")
-    weights = card_path.with_suffix(".safetensors")
+    card_path = _with(path, ".json")
+    weights = _with(path, ".safetensors")
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -157,9 +167,7 @@ def initialise(
             return {"kind": "scratch", "reason": reason}
         return {"kind": "pretrained", **load_backbone(model, path, normalize)}
     path = Path(init).expanduser()
-    if is_backbone_file(path) or (
-        path.suffix == ".safetensors" and is_backbone_file(path.with_suffix(".json"))
-    ):
+    if is_backbone_file(path):
         return {"kind": "backbone", **load_backbone(model, path, normalize)}
     if not path.exists() and init not in _bundled_model_names():
         raise MissingError(
@@ -183,7 +191,7 @@ def load_backbone(
     theirs = card["model"]
     if theirs.get("family") != spec.family or theirs.get("width") != spec.width:
         raise ModelError(
-            f"{Path(path).with_suffix('.json')}: a backbone of {theirs.get('name')}, cannot initialise a "
+            f"{_with(path, '.json')}: a backbone of {theirs.get('name')}, cannot initialise a "
             f"{spec.name} (model.init takes a backbone of the same family and width)"
         )
     state = with_channels(state, card["in_channels"], spec.in_channels)
@@ -191,7 +199,7 @@ def load_backbone(
         model.backbone.load_state_dict(state)
     except RuntimeError as error:
         raise ModelError(
-            f"{Path(path).with_suffix('.safetensors')}: does not fit {spec.name}'s backbone "
+            f"{_with(path, '.safetensors')}: does not fit {spec.name}'s backbone "
             f"({str(error).splitlines()[0]})"
         ) from None
     if normalize and card.get("normalize") and dict(normalize) != card["normalize"]:
@@ -201,7 +209,7 @@ def load_backbone(
         )
     pretraining = card.get("pretraining", {})
     log.info(
-        f"backbone from {Path(path).with_suffix('').name} ({pretraining.get('objective', '?')} pretext, "
+        f"backbone from {_base(path).name} ({pretraining.get('objective', '?')} pretext, "
         f"{pretraining.get('steps', '?')} steps"
         + (
             f", channels {card['in_channels']} -> {spec.in_channels}"
@@ -211,7 +219,7 @@ def load_backbone(
         + ")"
     )
     return {
-        "backbone": Path(path).with_suffix("").name,
+        "backbone": _base(path).name,
         "sha256": card.get("sha256"),
         "commit": card.get("commit"),
         "objective": pretraining.get("objective"),

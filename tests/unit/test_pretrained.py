@@ -70,6 +70,19 @@ def test_a_backbone_of_another_width_or_family_is_refused_in_one_line(tmp_path):
         initialise(create_model("lw@0.35", task="cls", num_classes=2), str(tmp_path / "nowhere.json"))
 
 
+@pytest.mark.parametrize("given", ["lw-0.35-mine", "lw-0.35-mine.json", "lw-0.35-mine.safetensors"])
+def test_a_backbone_file_is_found_by_its_base_name_even_with_dots_in_it(tmp_path, given):
+    source = create_model("lw@0.35", task="cls", num_classes=2, in_channels=1)
+    card = {"model": {"name": "lw@0.35", "family": "lw", "width": 0.35}, "in_channels": 1}
+    written = save_backbone(tmp_path / "lw-0.35-mine", source.backbone, card)
+    assert written.name == "lw-0.35-mine.json" and (tmp_path / "lw-0.35-mine.safetensors").is_file()
+    model = create_model("lw@0.35", task="cls", num_classes=2, in_channels=1)
+    record = initialise(model, str(tmp_path / given))
+    assert record["kind"] == "backbone" and record["backbone"] == "lw-0.35-mine"
+    for key, tensor in source.backbone.state_dict().items():
+        torch.testing.assert_close(model.backbone.state_dict()[key], tensor)
+
+
 def test_three_channels_become_one_exactly_for_a_gray_image(tmp_path):
     torch.manual_seed(0)
     colour = create_model("lw@0.35", task="cls", num_classes=2, in_channels=3)
