@@ -43,12 +43,17 @@ def _budget_text(budget: str, fraction: float) -> str:
     return f"{parse_budget(budget) * fraction:.0f}s"
 
 
+def run_folder(out: Path, name: str, init: str, fraction: float) -> Path:
+    """Where the run of dataset ``name`` from ``init`` at ``fraction`` of the budget is kept."""
+    return out / name / f"{init}-{fraction:g}"
+
+
 def run_dataset(name: str, budget: str, fractions: Sequence[float], out: Path, cache: Path) -> dict[str, Any]:
     dataset = DATASETS[name]
     results: dict[str, dict[str, Any]] = {init: {} for init in INITS}
     for fraction in sorted(fractions):
         for init in INITS:
-            run = out / name / f"{init}-{fraction:g}"
+            run = run_folder(out, name, init, fraction)
             trained = train_one(
                 dataset, _budget_text(budget, fraction), out, cache, [f"model.init={init}"], run
             )
@@ -115,9 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--replot", action="store_true", help="only draw the curves of finished runs again")
     args = parser.parse_args(argv)
     if args.replot:
-        full = f"{max(args.fractions):g}"
         for name in args.only or list(DATASETS):
-            runs = [args.out / name / f"{init}-{full}" for init in INITS]
+            runs = [run_folder(args.out, name, init, max(args.fractions)) for init in INITS]
             if all((run / "metrics.csv").exists() for run in runs):
                 plot_side_by_side(runs, INITS, args.out / f"learning_curves_{name}.png", name)
         return 0
