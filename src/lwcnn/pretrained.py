@@ -31,7 +31,7 @@ from torch import nn
 from lwcnn import __version__
 from lwcnn.errors import ConfigError, MissingError, ModelError
 from lwcnn.fileio import atomic_write_bytes, atomic_write_json
-from lwcnn.weights import BACKBONES_DIR, bundled_backbones
+from lwcnn.weights import BACKBONES_DIR, bundled_backbones, files_base, sibling
 
 log = logging.getLogger("lwcnn.training")
 
@@ -46,25 +46,13 @@ def backbone_name(family: str, width: float | None, channels: int) -> str:
     return f"{family}-{width:g}-c{channels}" if width is not None else f"{family}-c{channels}"
 
 
-def _base(path: str | Path) -> Path:
-    """A backbone's path without ``.json``/``.safetensors``. Any other dot stays part of the name
-    (``lw-0.35-c1`` is a base name, not ``lw-0`` with a suffix)."""
-    path = Path(path)
-    return path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-
-
-def _with(path: str | Path, suffix: str) -> Path:
-    base = _base(path)
-    return base.with_name(base.name + suffix)
-
-
 def save_backbone(path: str | Path, backbone: nn.Module, card: Mapping[str, Any]) -> Path:
     """Write ``PATH.safetensors`` (the backbone's state) and ``PATH.json`` (its card, with the
     format, version, date and the weights' SHA-256 added), atomically, weights first."""
-    base = _base(path)
+    base = files_base(path)
     state = {k: v.detach().contiguous().cpu() for k, v in backbone.state_dict().items()}
     data = save_safetensors(state)
-    atomic_write_bytes(_with(base, ".safetensors"), data)
+    atomic_write_bytes(sibling(base, ".safetensors"), data)
     meta = {
         "format": BACKBONE_FORMAT,
         **dict(card),
@@ -72,13 +60,13 @@ def save_backbone(path: str | Path, backbone: nn.Module, card: Mapping[str, Any]
         "lwcnn_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_json(_with(base, ".json"), meta)
-    return _with(base, ".json")
+    atomic_write_json(sibling(base, ".json"), meta)
+    return sibling(base, ".json")
 
 
 def is_backbone_file(path: str | Path) -> bool:
     """Whether ``path`` (a ``.json`` or ``.safetensors``, or the base name) is a backbone file."""
-    card = _with(path, ".json")
+    card = sibling(path, ".json")
     if not card.is_file():
         return False
     try:
@@ -89,8 +77,8 @@ def is_backbone_file(path: str | Path) -> bool:
 
 def read_backbone(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The state and the checked card of a backbone file; one-line errors naming the file."""
-    card_path = _with(path, ".json")
-    weights = _with(path, ".safetensors")
+    card_path = sibling(path, ".json")
+    weights = sibling(path, ".safetensors")
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -191,7 +179,7 @@ def load_backbone(
     theirs = card["model"]
     if theirs.get("family") != spec.family or theirs.get("width") != spec.width:
         raise ModelError(
-            f"{_with(path, '.json')}: a backbone of {theirs.get('name')}, cannot initialise a "
+            f"{sibling(path, '.json')}: a backbone of {theirs.get('name')}, cannot initialise a "
             f"{spec.name} (model.init takes a backbone of the same family and width)"
         )
     state = with_channels(state, card["in_channels"], spec.in_channels)
@@ -199,7 +187,7 @@ def load_backbone(
         model.backbone.load_state_dict(state)
     except RuntimeError as error:
         raise ModelError(
-            f"{_with(path, '.safetensors')}: does not fit {spec.name}'s backbone "
+            f"{sibling(path, '.safetensors')}: does not fit {spec.name}'s backbone "
             f"({str(error).splitlines()[0]})"
         ) from None
     if normalize and card.get("normalize") and dict(normalize) != card["normalize"]:
@@ -209,7 +197,7 @@ def load_backbone(
         )
     pretraining = card.get("pretraining", {})
     log.info(
-        f"backbone from {_base(path).name} ({pretraining.get('objective', '?')} pretext, "
+        f"backbone from {files_base(path).name} ({pretraining.get('objective', '?')} pretext, "
         f"{pretraining.get('steps', '?')} steps"
         + (
             f", channels {card['in_channels']} -> {spec.in_channels}"
@@ -219,7 +207,7 @@ def load_backbone(
         + ")"
     )
     return {
-        "backbone": _base(path).name,
+        "backbone": files_base(path).name,
         "sha256": card.get("sha256"),
         "commit": card.get("commit"),
         "objective": pretraining.get("objective"),

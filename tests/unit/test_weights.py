@@ -19,6 +19,14 @@ def test_files_and_run_folders_resolve(tmp_path):
     assert resolve_weights(tmp_path / "best") == tmp_path / "best.json"
 
 
+def test_a_base_name_with_dots_is_a_name_not_a_suffix(tmp_path):
+    # lw-0.35-line given bare: with_suffix would have looked for lw-0.json and missed the model.
+    (tmp_path / "lw-0.35-line.json").write_text("{}")
+    (tmp_path / "lw-0.35-line.safetensors").write_bytes(b"")
+    assert resolve_weights(tmp_path / "lw-0.35-line") == tmp_path / "lw-0.35-line.json"
+    assert resolve_weights(tmp_path / "lw-0.35-line.safetensors") == tmp_path / "lw-0.35-line.json"
+
+
 def test_missing_weights_are_one_line_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no trained model there"):
         resolve_weights(tmp_path / "nothing")

@@ -26,6 +26,23 @@ def bundled_backbones() -> list[str]:
     return sorted(p.stem for p in BACKBONES_DIR.glob("*.json") if p.with_suffix(".safetensors").exists())
 
 
+#: The two files of a trained model or backbone: weights and card.
+MODEL_SUFFIXES = (".safetensors", ".json")
+
+
+def files_base(path: str | Path) -> Path:
+    """A model's path without ``.json``/``.safetensors``. Any other dot stays part of the name
+    (``lw-0.35-c1`` is a base name, not ``lw-0`` with a suffix, which ``with_suffix`` would make)."""
+    path = Path(path)
+    return path.with_suffix("") if path.suffix in MODEL_SUFFIXES else path
+
+
+def sibling(path: str | Path, suffix: str) -> Path:
+    """The file of a model's pair (or its export) with ``suffix``: ``run/m-0.5`` -> ``run/m-0.5.json``."""
+    base = files_base(path)
+    return base.with_name(base.name + suffix)
+
+
 #: ``bundled:NAME`` names a bundled model whatever lies on disk under that name.
 BUNDLED_PREFIX = "bundled:"
 
@@ -66,14 +83,14 @@ def resolve_weights(spec: str | Path) -> Path:
     path = Path(text).expanduser()
     if path.is_dir():
         path = path / "best.json"
-    elif path.suffix == ".safetensors" or (path.suffix != ".json" and path.with_suffix(".json").is_file()):
-        path = path.with_suffix(".json")
+    elif path.suffix == ".safetensors" or (path.suffix != ".json" and sibling(path, ".json").is_file()):
+        path = sibling(path, ".json")
     if path.suffix != ".json" or not path.is_file():
         names = ", ".join(bundled_models()) or "none"
         raise MissingError(
             f"{spec}: no trained model there (expected a run folder, NAME.safetensors beside NAME.json, "
             f"or a bundled model: {names})"
         )
-    if not path.with_suffix(".safetensors").is_file():
-        raise MissingError(f"{path.with_suffix('.safetensors')}: weights file missing beside {path.name}")
+    if not sibling(path, ".safetensors").is_file():
+        raise MissingError(f"{sibling(path, '.safetensors')}: weights file missing beside {path.name}")
     return path
