@@ -2,7 +2,7 @@
 
     python -m benchmarks.inspect_speed --weights kolektorsdd --images ../shared/datasets/kolektorsdd \
         [--exclude _label] [--limit 100] [--threads 1 [2]] [--rounds 5] \
-        [--backend onnxruntime openvino] [--json]
+        [--backend onnxruntime openvino openvino-bf16] [--json]
 
 For each engine (at each thread count) and each round, one after the other (never two thread
 pools side by side): the forward pass alone on every image's network input (decoded, scaled,
@@ -37,7 +37,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100, help="images at most (default 100)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1], help="inference threads (default 1)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of every measurement (default 5)")
-    parser.add_argument("--backend", nargs="+", default=["onnxruntime"], help="engines (default onnxruntime)")
+    parser.add_argument(
+        "--backend", nargs="+", default=["onnxruntime"],
+        help="engines, ENGINE or ENGINE-PRECISION (openvino-bf16; default onnxruntime)",
+    )  # fmt: skip
     parser.add_argument("--large", type=int, default=2048, help="side of the tiled image (0: none)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
@@ -46,7 +49,10 @@ def main() -> None:
     if not paths:
         raise SystemExit(f"{args.images}: no images")
     inspectors = {  # each engine at each thread count, by a name for the table
-        f"{name}, {threads} thread(s)": Inspector(args.weights, backend=name, threads=threads)
+        f"{name}, {threads} thread(s)": Inspector(
+            args.weights, backend=name.partition("-")[0], precision=name.partition("-")[2] or "fp32",
+            threads=threads,
+        )
         for name in args.backend
         for threads in args.threads
     }
