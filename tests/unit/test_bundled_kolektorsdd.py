@@ -48,13 +48,3 @@ def test_bundled_segmenter_on_its_own_test_fold(capsys):
     assert report["n"] == metrics["test_n"]
     for key in ("ap", "macc", "iou"):
         assert report[key] == pytest.approx(metrics[f"test_{key}"], abs=1e-6)
-
-
-def test_bundled_kolektorsdd_may_run_in_bf16_where_the_cpu_has_it():
-    """Its card (JSON and the ONNX file's copy alike) holds a bf16 check that decided every validation
-    image as fp32, so --backend auto may time bf16 on a CPU with AVX-512 BF16 or AMX."""
-    meta = read_metadata("kolektorsdd")
-    card = Inspector("kolektorsdd", threads=1).card
-    check = meta["precisions"]["bf16"]
-    assert card.precisions == meta["precisions"] and card.precision_verdict("bf16")[0]
-    assert check["split"] == "val" and check["differ_count"] == 0 and "threshold" in check

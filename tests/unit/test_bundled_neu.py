@@ -11,7 +11,6 @@ from PIL import Image
 from lwcnn.checkpoints import load_model, read_metadata
 from lwcnn.cli import main
 from lwcnn.data import NEU_CLASSES
-from lwcnn.runtime import Inspector
 from lwcnn.weights import bundled_models
 from tests.synthetic import SHARED_DATASETS
 
@@ -44,13 +43,3 @@ def test_bundled_model_accuracy_on_its_own_test_split(capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 900
     assert report["accuracy"] == pytest.approx(read_metadata("neu")["metrics"]["test_accuracy"], abs=1e-9)
-
-
-def test_bundled_neu_may_run_in_bf16_where_the_cpu_has_it():
-    """Its card (JSON and the ONNX file's copy alike) holds a bf16 check that decided every validation
-    image as fp32, so --backend auto may time bf16 on a CPU with AVX-512 BF16 or AMX."""
-    meta = read_metadata("neu")
-    card = Inspector("neu", threads=1).card
-    check = meta["precisions"]["bf16"]
-    assert card.precisions == meta["precisions"] and card.precision_verdict("bf16")[0]
-    assert check["split"] == "val" and check["differ_count"] == 0

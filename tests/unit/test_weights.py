@@ -1,14 +1,30 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from lwcnn.weights import bundled_models, resolve_weights
+from lwcnn.runtime import Inspector
+from lwcnn.weights import BUNDLED_DIR, bundled_models, resolve_weights
 
 
 def test_bundled_names_resolve_to_their_metadata():
     for name in bundled_models():
         path = resolve_weights(name)
         assert path.name == f"{name}.json" and path.with_suffix(".safetensors").is_file()
+
+
+@pytest.mark.parametrize("name", bundled_models())
+def test_bundled_models_may_run_in_bf16_where_the_cpu_has_it(name):
+    """Each card (the JSON and the ONNX file's copy alike) holds a bf16 check that decided every
+    validation image as fp32 (a segmenter at its own bf16 threshold), so --backend auto may time bf16
+    on a CPU with AVX-512 BF16 or AMX."""
+    meta = json.loads((BUNDLED_DIR / f"{name}.json").read_text())
+    card = Inspector(name, threads=1).card
+    check = meta["precisions"]["bf16"]
+    assert card.precisions == meta["precisions"] and card.precision_verdict("bf16")[0]
+    assert check["split"] == "val" and check["differ_count"] == 0
+    assert ("threshold" in check) == (card.task == "seg")
 
 
 def test_files_and_run_folders_resolve(tmp_path):
