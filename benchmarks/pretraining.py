@@ -81,7 +81,10 @@ def plot_side_by_side(runs: Sequence[Path], labels: Sequence[str], path: Path, t
     import matplotlib.pyplot as plt
 
     fig, (loss_axis, val_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    for run, label in zip(runs, labels, strict=True):
+    # one colour a run in both panels; a figure's kind by its line style
+    styles = {"val_acc": "-", "val_ap": "-", "val_iou": ":"}
+    for index, (run, label) in enumerate(zip(runs, labels, strict=True)):
+        color = f"C{index}"
         with open(run / "metrics.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
         minutes, elapsed = [], 0.0
@@ -89,16 +92,19 @@ def plot_side_by_side(runs: Sequence[Path], labels: Sequence[str], path: Path, t
             elapsed += float(row["seconds"]) / 60
             minutes.append(elapsed)
         loss = [float(r["train_loss"]) for r in rows]
-        loss_axis.plot(minutes, loss, marker=".", label=label)
+        loss_axis.plot(minutes, loss, marker=".", color=color, label=label)
         plotted = False
-        for column in ("val_acc", "val_ap", "val_iou"):
+        for column, style in styles.items():
             points = [(m, float(r[column])) for m, r in zip(minutes, rows, strict=True) if r.get(column)]
             if points:
-                val_axis.plot(*zip(*points, strict=True), marker=".", label=f"{label} {column}")
+                xs, ys = zip(*points, strict=True)
+                val_axis.plot(xs, ys, marker=".", color=color, linestyle=style, label=f"{label} {column}")
                 plotted = True
         if not plotted and rows and rows[0].get("train_acc"):  # a protocol without a validation part (NEU)
             train_acc = [float(r["train_acc"]) for r in rows]
-            val_axis.plot(minutes, train_acc, marker=".", linestyle="--", label=f"{label} train_acc")
+            val_axis.plot(
+                minutes, train_acc, marker=".", color=color, linestyle="--", label=f"{label} train_acc"
+            )
     loss_axis.set(xlabel="minutes of training", ylabel="training loss", title=f"{title}: training loss")
     val_axis.set(xlabel="minutes of training", ylabel="figure", title=f"{title}: validation (or training)")
     for axis in (loss_axis, val_axis):
