@@ -25,6 +25,7 @@ from lwcnn.data.images import find_images
 from lwcnn.runtime import Inspector
 from lwcnn.runtime.speed import measure_end_to_end
 from lwcnn.tables import format_table
+from lwcnn.timing import END_TO_END_ENGINES
 
 
 def main() -> None:
@@ -38,8 +39,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1], help="inference threads (default 1)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of every measurement (default 5)")
     parser.add_argument(
-        "--backend", nargs="+", default=["onnxruntime"],
-        help="engines, ENGINE or ENGINE-PRECISION (openvino-bf16; default onnxruntime)",
+        "--backend", nargs="+", default=["onnxruntime"], choices=list(END_TO_END_ENGINES),
+        help="engines, as lwcnn bench names them (default onnxruntime)",
     )  # fmt: skip
     parser.add_argument("--large", type=int, default=2048, help="side of the tiled image (0: none)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -50,7 +51,7 @@ def main() -> None:
         raise SystemExit(f"{args.images}: no images")
     inspectors = {  # each engine at each thread count, by a name for the table
         f"{name}, {threads} thread(s)": Inspector(
-            args.weights, backend=name.partition("-")[0], precision=name.partition("-")[2] or "fp32",
+            args.weights, backend=END_TO_END_ENGINES[name][0], precision=END_TO_END_ENGINES[name][1],
             threads=threads,
         )
         for name in args.backend

@@ -17,6 +17,9 @@ BENCH_ENGINES = (
     "openvino-bf16",
     "torch",
 )
+#: The engines that inspect whole images (``Inspector``), by bench name: (backend, precision).
+END_TO_END_ENGINES = {"onnxruntime": ("onnxruntime", "fp32"), "openvino": ("openvino", "fp32"),
+                      "openvino-bf16": ("openvino", "bf16")}  # fmt: skip
 
 
 def time_alternately(

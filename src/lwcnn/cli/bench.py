@@ -58,8 +58,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from lwcnn.profiling.bench import END_TO_END_ENGINES, available_engines, end_to_end_rows, run_bench
+    from lwcnn.profiling.bench import available_engines, end_to_end_rows, run_bench
     from lwcnn.tables import format_table
+    from lwcnn.timing import END_TO_END_ENGINES
 
     if min(args.threads) < 1 or min(args.batch) < 1 or args.runs < 1 or args.rounds < 1:
         raise ConfigError("--threads, --batch, --runs and --rounds must be at least 1")

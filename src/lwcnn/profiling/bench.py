@@ -22,7 +22,7 @@ from lwcnn.export.quantize import quantize_onnx
 from lwcnn.models import create_model
 from lwcnn.runtime.backends import cpu_session
 from lwcnn.timing import BENCH_ENGINES as ENGINES
-from lwcnn.timing import median_ms
+from lwcnn.timing import END_TO_END_ENGINES, median_ms
 
 #: The issue's configurations: NEU-size classification and 512x512 segmentation.
 BENCH_CASES = (("cls", 6, (3, 200, 200)), ("seg", 2, (3, 512, 512)))
@@ -113,10 +113,8 @@ def openvino_latency(
     return timed["latency_ms"], timed["runs"]
 
 
-#: The bundled models the end-to-end rows inspect, per task, and the engines they run in.
+#: The bundled models the end-to-end rows inspect, per task (their engines: ``END_TO_END_ENGINES``).
 END_TO_END_MODELS = {"cls": "neu", "seg": "kolektorsdd"}
-END_TO_END_ENGINES = {"onnxruntime": ("onnxruntime", "fp32"), "openvino": ("openvino", "fp32"),
-                      "openvino-bf16": ("openvino", "bf16")}  # fmt: skip
 
 
 def end_to_end_rows(
