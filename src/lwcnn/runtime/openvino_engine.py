@@ -21,6 +21,7 @@ import numpy as np
 
 from lwcnn.card import ONNX_METADATA_KEY, ModelCard, card_from_json, check_output_count
 from lwcnn.errors import ConfigError, ModelError
+from lwcnn.runtime.openvino_graph import split_concat_projections
 
 #: Precisions OpenVINO can be asked to compute in, and its names for them.
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
@@ -139,9 +140,11 @@ def cpu_config(threads: int | None, precision: str, streams: int = 1) -> dict[st
 
 def compile_model(core: Any, model: Any, shape: tuple[int, ...], config: dict[str, str]) -> Any:
     """``model`` (an ``openvino.Model``, or ONNX bytes) compiled for the CPU with its input fixed to
-    ``shape``. The one place models are compiled: the engine and ``lwcnn bench`` use it."""
+    ``shape``, with :mod:`~lwcnn.runtime.openvino_graph`'s rewrites. The one place models are
+    compiled: the engine and ``lwcnn bench`` use it."""
     model = core.read_model(model) if isinstance(model, bytes) else model.clone()
     model.reshape({model.inputs[0]: list(shape)})
+    split_concat_projections(model)
     return core.compile_model(model, "CPU", config)
 
 

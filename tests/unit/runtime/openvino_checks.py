@@ -89,7 +89,9 @@ def auto_choice() -> None:
     assert second.engine_choice.cached and second.engine == first.engine
     image = np.random.default_rng(0).integers(40, 220, (1260, 500, 1), dtype=np.uint8)
     a, b = Inspector("kolektorsdd", threads=1).inspect(image), second.inspect(image)
-    assert a.verdict == b.verdict and abs(a.score - b.score) < 1e-4
+    # bf16 (chosen where the CPU has it and the card's check allows it) keeps about three digits
+    tolerance = 1e-4 if choice.precision == "fp32" else 2e-2
+    assert a.verdict == b.verdict and abs(a.score - b.score) < tolerance, (choice.engine, a.score, b.score)
     print(json.dumps(choice.to_dict()))
 
 
@@ -124,3 +126,28 @@ def concurrent_callers(folder: str) -> None:
         assert [(r.verdict, r.area) for r in pooled.inspect_paths(paths)] == one
     faulthandler.cancel_dump_traceback_later()
     print(json.dumps({"images": len(paths)}))
+
+
+def split_projections(path: str, expected: str) -> None:
+    """The graph rewrite for OpenVINO turns the expected number of concatenations into sums of 1x1
+    convolutions (the LW blocks'; not the decoder's whole-block one) and keeps the outputs."""
+    import openvino as ov
+
+    from lwcnn.runtime.openvino_engine import cpu_config
+    from lwcnn.runtime.openvino_graph import split_concat_projections
+
+    assert "torch" not in sys.modules
+    core, shape = ov.Core(), [1, 3, 96, 128]
+    plain = core.read_model(path)
+    plain.reshape({plain.inputs[0]: shape})
+    rewritten = plain.clone()
+    assert split_concat_projections(rewritten) == int(expected)
+    assert split_concat_projections(rewritten) == 0  # nothing left to rewrite
+    concats = [n for n in rewritten.get_ordered_ops() if n.get_type_name() == "Concat"
+               and n.get_attributes().get("axis") == 1]  # fmt: skip
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    outputs = [core.compile_model(m, "CPU", cpu_config(1, "fp32")).create_infer_request().infer({0: x})[0]
+               for m in (plain, rewritten)]  # fmt: skip
+    scale = max(1.0, float(np.max(np.abs(outputs[0]))))
+    assert np.max(np.abs(outputs[1] - outputs[0])) <= 1e-5 * scale
+    print(json.dumps({"rewritten": int(expected), "concatenations_left": len(concats)}))

@@ -66,6 +66,22 @@ def test_openvino_gives_onnx_runtimes_numbers_for_every_factory_model(tmp_path):
     assert json.loads(check("parity", *paths)) == {"checked": 2 * len(list_models())}
 
 
+@pytest.mark.parametrize("name", ["lw@0.35", "mobilenetv2@0.35"])
+def test_openvino_sums_the_lw_blocks_projections_and_keeps_the_decoders_concatenation(tmp_path, name):
+    torch.manual_seed(0)
+    model = create_model(name, task="seg", num_classes=2, in_channels=3)
+    with torch.no_grad():
+        model.train()(torch.randn(4, 3, 64, 64) * 2 + 0.5)
+    path = tmp_path / "model.onnx"
+    export_onnx(model.eval(), path, card("seg"))
+    # lw@0.35: one concatenation of 16- and 48-channel pieces per LW block; MobileNetV2 has none, and
+    # both decoders' concatenation of four 128-channel branches stays
+    blocks = sum(type(m).__name__ == "LWBottleneck" for m in model.modules())
+    assert (blocks > 0) == name.startswith("lw")
+    measured = json.loads(check("split_projections", str(path), str(blocks)))
+    assert measured == {"rewritten": blocks, "concatenations_left": 1}
+
+
 def test_the_bundled_models_decide_the_same_in_openvino():
     check("bundled_decisions")
 
