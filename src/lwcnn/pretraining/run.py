@@ -40,6 +40,7 @@ from lwcnn.pretrained import save_backbone, with_channels
 from lwcnn.pretraining.objectives import PretextModel, pretext_loss, pretext_metrics
 from lwcnn.training.budget import BF16_GAIN, SAFETY
 from lwcnn.training.loop import cpu_has_native_bf16
+from lwcnn.training.memory import keep_freed_memory
 
 log = logging.getLogger("lwcnn.training")
 
@@ -79,6 +80,7 @@ def pretrain(
     in the run folder ``config['out']``; with ``resume``, continue the run there from its last
     checkpoint. ``started`` (``time.monotonic``): when the budget began to count."""
     started = time.monotonic() if started is None else started
+    keep_freed_memory()  # as training does (lwcnn.training.memory)
     run_dir = Path(config["out"])
     config = _resolved(config, resume)
     torch.set_num_threads(config["train"]["threads"] or os.cpu_count() or 1)

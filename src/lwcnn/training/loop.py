@@ -58,6 +58,7 @@ from lwcnn.training.distributed import (
     init_distributed,
     sum_over_ranks,
 )
+from lwcnn.training.memory import keep_freed_memory
 from lwcnn.training.schedule import Schedule, scaled_schedule
 
 #: Status lines of a run (the CLI prints them on stderr, clear of the progress bars).
@@ -178,6 +179,7 @@ def run_training(
     they train as one (DistributedDataParallel; lwcnn.training.distributed). ``started``
     (``time.monotonic``, default now) is when the run's budget began to count."""
     started = time.monotonic() if started is None else started
+    keep_freed_memory()  # a step's large tensors are reused, not mapped and faulted in again
     context = init_distributed()
     finished = False
     run_dir = Path(config["out"])
