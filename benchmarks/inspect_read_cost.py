@@ -19,7 +19,8 @@ import time
 
 import numpy as np
 
-from lwcnn.data.images import find_images, read_image
+from benchmarks.inspect_speed import add_image_arguments, chosen_images
+from lwcnn.data.images import read_image
 from lwcnn.runtime import Inspector
 from lwcnn.tables import format_table
 
@@ -28,16 +29,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--weights", default="kolektorsdd", help="a model (default: the bundled kolektorsdd)")
-    parser.add_argument("--images", required=True, help="a folder of images")
-    parser.add_argument("--exclude", default=None, help="leave out images whose name holds this (_label)")
-    parser.add_argument("--limit", type=int, default=100, help="images at most (default 100)")
+    add_image_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
-    paths = [p for p in find_images(args.images) if not (args.exclude and args.exclude in p.name)]
-    paths = paths[: args.limit]
-    if not paths:
-        raise SystemExit(f"{args.images}: no images")
+    paths = chosen_images(args)
     inspector = Inspector(args.weights, backend="onnxruntime", threads=1)
     preprocessing = inspector.preprocessing
     parts = ("decode (read_image)", "scale", "network input", "_read whole")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from lwcnn.data.images import find_images
 from lwcnn.runtime import Inspector
@@ -28,14 +29,27 @@ from lwcnn.tables import format_table
 from lwcnn.timing import END_TO_END_ENGINES
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model and the images an inspection benchmark runs on (``chosen_images`` reads them)."""
     parser.add_argument("--weights", default="kolektorsdd", help="a model (default: the bundled kolektorsdd)")
     parser.add_argument("--images", required=True, help="a folder of images")
     parser.add_argument("--exclude", default=None, help="leave out images whose name holds this (_label)")
     parser.add_argument("--limit", type=int, default=100, help="images at most (default 100)")
+
+
+def chosen_images(args: argparse.Namespace) -> list[Path]:
+    """The images of ``--images`` without the ``--exclude``d ones, at most ``--limit``."""
+    paths = [p for p in find_images(args.images) if not (args.exclude and args.exclude in p.name)]
+    if not paths[: args.limit]:
+        raise SystemExit(f"{args.images}: no images")
+    return paths[: args.limit]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_image_arguments(parser)
     parser.add_argument("--threads", type=int, nargs="+", default=[1], help="inference threads (default 1)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of every measurement (default 5)")
     parser.add_argument(
@@ -45,10 +59,7 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=2048, help="side of the tiled image (0: none)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
-    paths = [p for p in find_images(args.images) if not (args.exclude and args.exclude in p.name)]
-    paths = paths[: args.limit]
-    if not paths:
-        raise SystemExit(f"{args.images}: no images")
+    paths = chosen_images(args)
     inspectors = {  # each engine at each thread count, by a name for the table
         f"{name}, {threads} thread(s)": Inspector(
             args.weights, backend=END_TO_END_ENGINES[name][0], precision=END_TO_END_ENGINES[name][1],
