@@ -3,16 +3,17 @@ before it is compiled (the ONNX file is one for every engine; these change only 
 
 **A concatenation that feeds a 1x1 convolution becomes a sum of 1x1 convolutions.** The exported LW
 block concatenates the maps of its depthwise convolutions and projects them with a 1x1 convolution
-(``export/rewrites.py``: the form ONNX Runtime runs fastest). OpenVINO's CPU plugin keeps its maps in
-a channel-blocked or channels-last layout and ran these concatenations in its reference kernel
-(``ref_bf16``: 15% of lw@0.35's segmentation time at 512 x 512 in bf16 on an AMX CPU, the largest
-item after the convolutions themselves). Since the projection is linear, ``W [a; b; c; d]`` equals
-``W_a a + W_b b + W_c c + W_d d``: each piece gets its own 1x1 convolution over its columns of the
-weights, and the sums fuse into the convolutions as post-ops. Same function up to float rounding;
-in ONNX Runtime the same form was slower (its concatenations of whole channel blocks are free), which
-is why the export keeps the concatenation and OpenVINO's copy is rewritten here. The decoder's ASPP
-(a concatenation of four 128-channel branches and a 1x1 projection) is left as it is: its
-concatenation was already cheap (:data:`WHOLE_BLOCK`).
+(``export/rewrites.py``: the form ONNX Runtime runs fastest). OpenVINO's CPU plugin keeps its maps
+in a channel-blocked or channels-last layout and ran these concatenations in its reference kernel
+(``ref_bf16``: 15% of lw@0.35's kernel time segmenting 512 x 512 in bf16, ``python -m
+benchmarks.openvino_operator_profile`` on a 2-core Intel Xeon with AMX, 2026-12-05). Since the
+projection is linear, ``W [a; b; c; d]`` equals ``W_a a + W_b b + W_c c + W_d d``: each piece gets
+its own 1x1 convolution over its columns of the weights, and the sums fuse into the convolutions as
+post-ops. Same function up to float rounding; in ONNX Runtime the same form was slower (its
+concatenations of whole channel blocks are free), which is why the export keeps the concatenation
+and OpenVINO's copy is rewritten here. The decoder's ASPP (a concatenation of four 128-channel
+branches and a 1x1 projection) is left as it is: its concatenation was already cheap
+(:data:`WHOLE_BLOCK`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-#: A concatenation whose pieces are all whole multiples of this many channels is left alone: the
-#: plugin's profile showed the decoder's (four pieces of 128) taking 12 microseconds, and rewriting it
-#: made the segmenters slower (lw@0.35 3.75 -> 3.89 ms, mobilenetv2@0.35 6.23 -> 6.34 ms in bf16).
+#: A concatenation whose pieces are all whole multiples of this many channels is left alone: in the
+#: same profile the decoder's (four pieces of 128) took 0.3% of the kernel time, and a probe that
+#: rewrote it too found the segmenters a few percent slower (docs/results.md, issue 21's fourth slice).
 WHOLE_BLOCK = 32
 
 

@@ -2,11 +2,11 @@
 
 glibc's ``malloc`` serves every block above its mmap threshold (128 KiB to 32 MiB) with a fresh
 ``mmap`` and unmaps it on ``free``. A CPU training step allocates the same large activation and
-gradient tensors every time (64 images of 256 x 256 at 16 channels are 64 MiB), so every step
-maps them again and the kernel zeroes every page on first touch: on the 2-core development machine
-a 5-minute ELPV run spent about 40% of its CPU time in the kernel, some 350,000 page faults a
-second (``/proc/PID/stat``). With mmap off and trimming off, freed blocks stay in the heap and the
-next step reuses them.
+gradient tensors every time (the first feature map of 64 images of 256 x 256, 16 channels at 128 x
+128, is 64 MiB), so every step maps them again and the kernel zeroes every page on first touch: a
+classifier step of lw@0.35 at 256 x 256, batch 64, spent 28% of its CPU time in the kernel (``python
+-m benchmarks.training_step_memory``, a 2-core Intel Xeon, 2026-12-05; docs/results.md). With mmap
+off and trimming off, freed blocks stay in the heap and the next step reuses them.
 
 Only the training processes call this (``lwcnn train``, ``lwcnn pretrain``); the inspection
 runtime is left with glibc's defaults. The cost: the heap keeps the high-water mark of the run's
