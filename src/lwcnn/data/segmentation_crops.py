@@ -63,7 +63,7 @@ class SegmentationDataset(ImageDataset):
             return _resize_pair(window_image, window_mask, self.crop)
         return _random_crop(image, mask, self.crop, rng)
 
-    def __getitem__(self, request: SampleRequest | int) -> tuple[torch.Tensor, torch.Tensor]:
+    def item(self, request: SampleRequest | int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = apply_joint_augmentation(self.augmentation, *self.sample(request))
         # a crop that is not a multiple of the network's stride is padded as inspection pads images
         image, mask = pad_to_stride(image, axes=(0, 1)), pad_to_stride(mask, axes=(0, 1))

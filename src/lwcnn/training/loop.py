@@ -34,7 +34,7 @@ from lwcnn.checkpoints import (
     save_training_state,
 )
 from lwcnn.config import dump_config, load_config
-from lwcnn.data.datasets import seed_worker
+from lwcnn.data.datasets import EpochTaggedSampler, seed_worker
 from lwcnn.data.preprocessing import Preprocessing
 from lwcnn.data.splits import Split
 from lwcnn.errors import ConfigError, MissingError, OutputError, RunExistsError
@@ -454,11 +454,15 @@ def build_parts(
     train_cfg = config["train"]
     batch_size = train_cfg["batch_size"]  # the global batch, over all processes
     sampler = task.sampler(config, data, context, batch_size)
+    workers = train_cfg["workers"]
     loader = DataLoader(
         data.train,
         batch_size=batch_size // context.world_size,
-        sampler=sampler,
-        num_workers=train_cfg["workers"],
+        # workers are kept for the run (forked once, not every epoch); the epoch travels with each
+        # request (EpochTaggedSampler says why)
+        sampler=EpochTaggedSampler(sampler, data.train) if workers else sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
         worker_init_fn=seed_worker,
         # no tiny last batch for BN, unless that is all there is (distributed: the sampler cuts)
         drop_last=not context.distributed and len(sampler) > batch_size,
