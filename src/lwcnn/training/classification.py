@@ -50,7 +50,7 @@ def prepare_data(config: Mapping[str, Any], run_dir: Path, show_progress: bool =
         config["normalize"]["std"],
     )
     train_seed = config["train"]["seed"]
-    augmentation = build_augmentation(config["augment"]["transforms"], seed=train_seed)
+    augmentation = build_augmentation(config["augment"]["transforms"], train_seed, data_cfg["input_size"])
     train = ClassificationDataset(
         images.subset(split.indices(images, "train")), preprocessing, augmentation, data_cfg["cache"]
     )

@@ -118,7 +118,8 @@ def _plan_classifier(stats: DatasetStatistics) -> Plan:
         {"name": "VerticalFlip", "p": 0.5},
         *([{"name": "RandomRotate90", "p": 0.5}] if square else []),
         {"name": "Affine", "translate_percent": [-0.1, 0.1], "border_mode": 4, "p": 0.5},
-        {"name": "RandomResizedCrop", "size": size, "scale": [0.7, 1.0], "ratio": [0.9, 1.1], "p": 0.3},
+        # no size: it follows data.input_size (set on the command line too)
+        {"name": "RandomResizedCrop", "scale": [0.7, 1.0], "ratio": [0.9, 1.1], "p": 0.3},
         *_illumination(),
         {"name": "GaussNoise", "std_range": [0.01, 0.04], "p": 0.2},
     ]

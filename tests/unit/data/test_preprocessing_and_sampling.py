@@ -76,6 +76,14 @@ def test_augmentation_errors_name_the_transform(spec, message):
         build_augmentation(spec)
 
 
+def test_sized_transforms_follow_the_input_size_and_refuse_another():
+    crops = [{"name": "RandomResizedCrop", "scale": [0.5, 1.0], "p": 1.0}, {"name": "CenterCrop", "p": 1.0}]
+    augmentation = build_augmentation(crops, seed=0, size=[24, 40])
+    assert apply_augmentation(augmentation, np.zeros((24, 40, 1), np.uint8)).shape == (24, 40, 1)
+    with pytest.raises(ValueError, match=r"RandomResizedCrop: outputs 16 x 16, not data.input_size 24 x 40"):
+        build_augmentation([{"name": "RandomResizedCrop", "size": [16, 16]}], size=[24, 40])
+
+
 def test_pad_to_stride_reflects_at_the_bottom_and_right_only():
     image = np.arange(50 * 63, dtype=np.float32).reshape(1, 1, 50, 63)
     padded = pad_to_stride(image, axes=(-2, -1))

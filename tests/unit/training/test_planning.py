@@ -170,6 +170,18 @@ def test_one_command_trains_within_its_budget_and_its_config_reproduces_the_plan
     assert rerun["augment"] == saved["augment"] and rerun["data"]["split"] == saved["data"]["split"]
 
 
+def test_one_command_takes_another_input_size_from_the_command_line(tmp_path):
+    data = make_class_folders(tmp_path / "parts", per_class=6, size=32)
+    run = tmp_path / "run"
+    args = ["train", str(data), "--out", str(run), "train.epochs=1", "model.name=lw@0.25"]
+    assert main([*args, "data.input_size=[48,48]"]) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["data"]["input_size"] == [48, 48]
+    # the plan's random crop names no size of its own: it follows the input size
+    crops = [t for t in saved["augment"]["transforms"] if t["name"] == "RandomResizedCrop"]
+    assert len(crops) == 1 and "size" not in crops[0]
+
+
 def test_budget_also_fits_a_config_s_epochs(tmp_path):
     data = make_class_folders(tmp_path / "parts", per_class=10, size=32)
     run = tmp_path / "run"
