@@ -49,6 +49,10 @@ class BudgetFit:
     probe_s: float
     validate_every: int
     batch_size: int
+    # where the first epochs train on reduced inputs: what the probe predicts for one epoch at full
+    # size (validation included) and for one at the reduced scale (0: no reduced epochs)
+    full_epoch_s: float = 0.0
+    scaled_epoch_s: float = 0.0
 
     def line(self) -> str:
         return (
@@ -133,6 +137,10 @@ class Deadline:
     def record(self, seconds: float) -> None:
         self.seconds.append(seconds)
 
+    def fits(self, seconds: float) -> bool:
+        """Whether ``seconds`` of work from now end before the deadline (always, without one)."""
+        return self.end is None or time.monotonic() + seconds <= self.end
+
     def allows_another(self, pending: float | None = None) -> bool:
         """True before the first epoch (a run trains at least one), then while one more fits;
         ``pending``: the seconds of an epoch still running, counted with the recorded ones (would
@@ -142,3 +150,18 @@ class Deadline:
             return True
         # the mean, or the last epoch where it took longer (epochs at a reduced input scale come first)
         return time.monotonic() + max(sum(seconds) / len(seconds), seconds[-1]) <= self.end
+
+
+def keep_full_size_epochs(deadline: Deadline, fit: BudgetFit | None, full_epochs_left: int) -> bool:
+    """Whether another epoch at the reduced scale still leaves time for the ``full_epochs_left``
+    planned full-size epochs, judged by the probe's epoch times, scaled by how much slower than
+    predicted the reduced epochs so far ran (a busy machine slows both phases; the probe can also
+    be wrong). When it does not, the loop turns to full size at once: a run that the deadline
+    stops in its reduced phase ends with a model never trained nor validated at the size it
+    inspects at, whose "best" epoch is one that nothing scored."""
+    if fit is None or not fit.full_epoch_s or deadline.end is None:
+        return True
+    # the quickest reduced epoch so far: a one-off cost (the first epoch's) is no slower machine
+    reduced = min(deadline.seconds) if deadline.seconds else fit.scaled_epoch_s
+    slower = max(1.0, reduced / fit.scaled_epoch_s) if fit.scaled_epoch_s else 1.0
+    return deadline.fits(reduced + full_epochs_left * fit.full_epoch_s * slower)

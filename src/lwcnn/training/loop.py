@@ -49,6 +49,7 @@ from lwcnn.training.budget import (
     Deadline,
     choose_precision,
     fit_validation,
+    keep_full_size_epochs,
     time_steps,
 )
 from lwcnn.training.distributed import (
@@ -305,12 +306,23 @@ def _train(
         device_ids = [context.local_rank] if context.device.startswith("cuda") else None
         parts.net = nn.parallel.DistributedDataParallel(parts.model, device_ids=device_ids)
     metadata = run_metadata(task, config, data, parts)
+    full_size = False  # turned to full-size inputs before the plan did (keep_full_size_epochs)
     for epoch in range(progress.epoch, parts.epochs):
         if not deadline.allows_another():  # single-process runs only (resolve_run_config)
             log.info(f"stopped after epoch {epoch} of {parts.epochs}: the next would overrun the budget")
             break
         epoch_started = time.perf_counter()
         scale = task.input_scale(epoch, parts.epochs)
+        if scale != 1.0 and (
+            full_size or not keep_full_size_epochs(deadline, fit, _full_left(task, epoch, parts))
+        ):
+            if not full_size and context.is_main:
+                log.info(
+                    f"epoch {epoch + 1}: full-size inputs from here on, earlier than planned: another "
+                    f"reduced epoch would leave too little of the budget for the "
+                    f"{_full_left(task, epoch, parts)} full-size ones"
+                )
+            full_size, scale = True, 1.0
         row = train_epoch(task, config, data, parts, progress, epoch, context, show_progress, scale)
         if not context.is_main:  # rank 0 validates, logs and writes; the others go on to the next epoch
             continue
@@ -334,6 +346,11 @@ def _train(
     )
     test = task.finish(config, run_dir, data)
     return TrainResult(run_dir, progress.best, test, data.skipped, fit=fit)
+
+
+def _full_left(task: TrainingTask, epoch: int, parts: TrainingParts) -> int:
+    """The planned full-size epochs from ``epoch`` on."""
+    return sum(task.input_scale(e, parts.epochs) == 1.0 for e in range(epoch, parts.epochs))
 
 
 def _last_epoch(epoch: int, epochs: int, deadline: Deadline, epoch_started: float) -> bool:
@@ -369,6 +386,7 @@ def fit_to_budget(
                 )
     budget = train_cfg["budget"]
     share, factor = task.scaled_epochs()
+    full_step_s = scaled_s = step_s
     if budget and share > 0:  # the epochs at a reduced scale cost less a step: the mean of both
         scaled_s = _time_scaled_steps(task, config, parts, context, factor)
         step_s = share * scaled_s + (1 - share) * step_s
@@ -398,6 +416,8 @@ def fit_to_budget(
         budget_s=budget, epochs=epochs, steps_per_epoch=steps, step_s=step_s,
         epoch_overhead_s=overhead, validation_s=validation_s, finish_s=finish_s, precision=precision,
         probe_s=time.monotonic() - probe_started, validate_every=every, batch_size=train_cfg["batch_size"],
+        full_epoch_s=steps * full_step_s + overhead + validation_s / every if budget and share > 0 else 0.0,
+        scaled_epoch_s=steps * scaled_s + overhead if budget and share > 0 else 0.0,
     )  # fmt: skip
     if context.is_main:
         log.info(fit.line())

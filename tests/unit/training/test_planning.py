@@ -17,7 +17,15 @@ from lwcnn.config import load_config
 from lwcnn.data.statistics import DatasetStatistics
 from lwcnn.errors import ConfigError
 from lwcnn.evaluation.segmenter import calibration_warnings, escape_tradeoff
-from lwcnn.training.budget import VALIDATION_SHARE, Deadline, choose_precision, fit_epochs, fit_validation
+from lwcnn.training.budget import (
+    VALIDATION_SHARE,
+    BudgetFit,
+    Deadline,
+    choose_precision,
+    fit_epochs,
+    fit_validation,
+    keep_full_size_epochs,
+)
 from lwcnn.training.folds import summarise_folds
 from lwcnn.training.plan import parse_budget, plan_training
 from tests.synthetic import make_class_folders, make_masked_folder
@@ -149,6 +157,39 @@ def test_the_deadline_judges_by_the_last_epoch_when_epochs_grow_costlier():
         deadline.record(seconds)
     assert not deadline.allows_another()
     assert Deadline(time.monotonic() + 12).allows_another(pending=5.0)
+
+
+def test_reduced_epochs_give_way_when_the_full_size_ones_would_not_fit():
+    fit = BudgetFit(100, 10, 10, 1.0, 0.0, 0.0, 0.0, "fp32", 0.0, 1, 8, full_epoch_s=10.0, scaled_epoch_s=4.0)
+    deadline = Deadline(time.monotonic() + 50)
+    assert keep_full_size_epochs(deadline, fit, 3)  # 4 + 3 x 10 s fit in 50
+    assert not keep_full_size_epochs(deadline, fit, 5)  # 4 + 50 do not
+    deadline.record(8.0)  # reduced epochs ran twice as long as predicted: full ones will too
+    assert not keep_full_size_epochs(deadline, fit, 3)  # 8 + 3 x 20 s
+    assert keep_full_size_epochs(deadline, fit, 1)  # 8 + 20 s
+    assert keep_full_size_epochs(Deadline(None), fit, 100)  # no budget: the plan holds
+
+
+def test_a_slowed_run_turns_to_full_size_early_and_ends_on_a_validated_epoch(tmp_path, monkeypatch, capsys):
+    import lwcnn.training.loop as loop
+
+    planned = loop.train_epoch
+
+    def slow_when_reduced(*args, **kwargs):  # a busy machine: the reduced epochs take 3 s more
+        if args[-1] != 1.0:
+            time.sleep(3.0)
+        return planned(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_epoch", slow_when_reduced)
+    data = make_class_folders(tmp_path / "parts", per_class=10, size=32)
+    run = tmp_path / "run"
+    overrides = ["model.name=lw@0.25", "train.low_res=0.6", "--json"]
+    assert main(["train", str(data), "--budget", "25s", "--out", str(run), *overrides]) == 0
+    rows = _metrics(run)
+    assert "full-size inputs from here on, earlier than planned" in capsys.readouterr().err
+    assert rows[-1]["val_acc"]  # the run ended at full size, on a validated epoch
+    validated = [int(row["epoch"]) for row in rows if row["val_acc"]]
+    assert json.loads((run / "best.json").read_text())["metrics"]["epoch"] in validated
 
 
 def test_one_command_trains_within_its_budget_and_its_config_reproduces_the_plan(tmp_path, capsys):
