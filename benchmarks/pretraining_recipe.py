@@ -4,9 +4,12 @@ learning rate for the pretrained backbone, a warm-up).
 
 For each dataset the one command plans and trains a scratch run with a short budget (``--budget``);
 its ``config.yaml`` (the epochs fitted, budget 0) is then trained again for every variant with
-only ``model.init`` and the variant's keys changed. Every variant of a dataset runs the very same
-epochs, so the comparison does not depend on how busy the machine was. The table holds the
-chosen epoch's validation figures (``val_*``), and the mean of each dataset's headline figure.
+only ``model.init`` and the variant's keys changed. ``--base KEY=VALUE...`` plans the first run
+with other keys instead of ``model.init=scratch`` (``--base model.init=pretrained``: the default
+start, to compare other choices against the default recipe); that run is then called "base".
+Every variant of a dataset runs the very same epochs, so the comparison does not depend on how
+busy the machine was. The table holds the chosen epoch's validation figures (``val_*``), and the
+mean of each dataset's headline figure.
 
     python -m benchmarks.pretraining_recipe --budget 3m --out runs/recipe \\
         --variant defects "model.init=runs/pt-defects/backbone-c1.json" \\
@@ -34,6 +37,7 @@ LWCNN = Path(sys.executable).parent / "lwcnn"
 DATASETS: dict[str, tuple[tuple[str, ...], str]] = {
     "neu": (("--task", "cls"), "val_accuracy"),  # the plan's 60/20/20: the NEU protocol has no validation
     "elpv": ((), "val_accuracy"),
+    "elpv-levels": ((), "val_accuracy"),
     "kolektorsdd": (("data.split={folds: configs/splits/kolektorsdd-3fold.json, test_fold: 0, val: 0.2}",),
                     "val_ap"),
     "deeppcb": ((), "val_iou"),  # validation AP is 0.99+ for every recipe: the boxes' IoU tells them apart
@@ -55,6 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget", default="3m", help="the planned scratch run's budget (default 3m)")
     parser.add_argument("--only", nargs="*", choices=sorted(DATASETS))
     parser.add_argument(
+        "--base",
+        nargs="+",
+        default=["model.init=scratch"],
+        metavar="KEY=VALUE",
+        help="the keys of the planned first run (default model.init=scratch)",
+    )
+    parser.add_argument(
         "--variant", nargs="+", action="append", default=[], metavar=("NAME", "KEY=VALUE"),
         help="a variant: its name and the config keys it changes (repeat the option for more)",
     )  # fmt: skip
@@ -66,22 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.only or list(DATASETS):
         protocol, headline = DATASETS[name]
         data = GENERALITY[name].data(args.cache)
-        base = args.out / name / "scratch"
+        first = "scratch" if args.base == ["model.init=scratch"] else "base"
+        base = args.out / name / first
         if not (base / "config.yaml").exists() or not (base / "best.json").exists():
-            rows.setdefault(name, {})["scratch"] = _run(
-                [
-                    "train",
-                    str(data),
-                    "--budget",
-                    args.budget,
-                    "--out",
-                    str(base),
-                    "model.init=scratch",
-                    *protocol,
-                ]
+            rows.setdefault(name, {})[first] = _run(
+                ["train", str(data), "--budget", args.budget, "--out", str(base), *args.base, *protocol]
             )
         else:
-            rows.setdefault(name, {})["scratch"] = _summary_of(base)
+            rows.setdefault(name, {})[first] = _summary_of(base)
         for variant, *keys in args.variant:
             out = args.out / name / variant
             rows[name][variant] = _summary_of(out) if (out / "best.json").exists() else _run(

@@ -115,6 +115,7 @@ def build_from_spec(spec: Mapping[str, Any]) -> nn.Module:
         num_classes=spec["num_classes"],
         in_channels=spec["in_channels"],
         shortcut_stride=spec.get("shortcut_stride") or 8,
+        **({"pool": spec.get("pool") or "avg"} if spec["task"] == "cls" else {}),
     )
 
 

@@ -108,8 +108,9 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
         "types": "merged",
     },
     "normalize": {"mean": [0.5], "std": [0.25]},
-    # shortcut_stride: the decoder's shortcut, 8 (the paper's output stride) or 4 (thin defects)
-    "model": {"name": "lw@0.35", "shortcut_stride": 8, "init": "pretrained"},
+    # shortcut_stride: the decoder's shortcut, 8 (the paper's output stride) or 4 (thin defects);
+    # pool: how a classifier's class maps pool into its logits, avg or avgmax (models/heads.py)
+    "model": {"name": "lw@0.35", "shortcut_stride": 8, "pool": "avg", "init": "pretrained"},
     "augment": {
         "per_epoch": 256,  # training crops per epoch
         "defective_fraction": 0.5,  # share of defective images once defect-free ones join (0: as they come)

@@ -22,26 +22,48 @@ PROJECT_CHANNELS = 512
 FUSE_CHANNELS = 128
 
 
-class Classifier(nn.Module):
-    """Backbone -> global average pooling -> fully connected layer (logits)."""
+#: How a classifier pools its class maps into logits: "avg", the mean (the paper's global average
+#: pooling); "avgmax", half the mean plus half the highest position, so that a defect covering a
+#: few positions of the last feature map is not averaged away by the rest of the image.
+POOLS = ("avg", "avgmax")
 
-    def __init__(self, backbone: Backbone, num_classes: int) -> None:
+
+class Classifier(nn.Module):
+    """Backbone -> class activation maps (the fully connected layer at every position of the last
+    features) -> pooled over positions (``pool``, :data:`POOLS`) into the logits. With ``"avg"``
+    this is global average pooling followed by the layer (both linear)."""
+
+    def __init__(self, backbone: Backbone, num_classes: int, pool: str = "avg") -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
         self.backbone = backbone
         self.num_classes = num_classes
+        self.pool = pool
         self.fc = nn.Linear(backbone.out_channels, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         features = self.backbone(x)[-1]
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(features, 1), 1))
+        if self.pool == "avg":  # pool first: the layer then runs once, not at every position
+            return self.fc(torch.flatten(F.adaptive_avg_pool2d(features, 1), 1))
+        return self.pool_maps(self.class_maps(features))
+
+    def class_maps(self, features: Tensor) -> Tensor:
+        """The fully connected layer applied at every position of ``features``: (N, classes, h, w)."""
+        return F.conv2d(features, self.fc.weight[:, :, None, None], self.fc.bias)
+
+    def pool_maps(self, maps: Tensor) -> Tensor:
+        """The logits (N, classes) that the class maps pool into."""
+        mean = maps.mean(dim=(2, 3))
+        if self.pool == "avg":
+            return mean
+        return 0.5 * (mean + maps.amax(dim=(2, 3)))
 
     def logits_and_class_maps(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """The logits and the class activation maps (N, classes, h, w): the fully connected layer
-        applied at every position of the last features. Pooling and the layer are both linear, so
-        the maps' spatial mean is the logits, which are computed that way: one pass gives both."""
-        features = self.backbone(x)[-1]
-        maps = F.conv2d(features, self.fc.weight[:, :, None, None], self.fc.bias)
-        return maps.mean(dim=(2, 3)), maps
+        """The logits and the class activation maps (N, classes, h, w) in one pass: the logits are
+        the maps pooled (their spatial mean for ``"avg"``), so the maps show what made them."""
+        maps = self.class_maps(self.backbone(x)[-1])
+        return self.pool_maps(maps), maps
 
 
 class SeparableConv(nn.Sequential):

@@ -14,7 +14,7 @@ from torch import nn
 
 from lwcnn.errors import ConfigError
 from lwcnn.models.backbone import Backbone
-from lwcnn.models.heads import Classifier, Segmenter
+from lwcnn.models.heads import POOLS, Classifier, Segmenter
 from lwcnn.models.lw import LWBackbone
 from lwcnn.models.mobilenetv2 import MobileNetV2Backbone
 from lwcnn.models.resnetv2 import ResNetV2Backbone
@@ -46,6 +46,7 @@ class ModelSpec:
     num_classes: int
     in_channels: int
     shortcut_stride: int | None
+    pool: str | None = None  # a classifier's pooling of its class maps (heads.POOLS); None: "avg"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,13 +139,15 @@ def create_model(
     num_classes: int | None = None,
     in_channels: int = 3,
     shortcut_stride: int = 8,
+    pool: str = "avg",
 ) -> nn.Module:
     """Build a classifier (``task="cls"``) or segmenter (``task="seg"``) by model name.
 
     ``num_classes`` is required for classification and defaults to 2 (background, defect) for
     segmentation. ``in_channels`` is 1 for grayscale or 3 for RGB input. ``shortcut_stride``
     (segmentation only) picks the decoder's shortcut: 8 (the paper's block 5, output stride 8) or 4
-    (block 4). The returned module carries its :class:`ModelSpec` as ``model.spec``.
+    (block 4). ``pool`` (classification only) is how the class maps pool into the logits
+    (:data:`lwcnn.models.heads.POOLS`). The returned module carries its :class:`ModelSpec` as ``model.spec``.
     """
     family, width = parse_model_name(name)
     if task not in TASKS:
@@ -157,10 +160,12 @@ def create_model(
         raise ConfigError(f"num_classes must be at least 2, got {num_classes}")
     if in_channels not in (1, 3):
         raise ConfigError(f"in_channels must be 1 (grayscale) or 3 (RGB), got {in_channels}")
+    if pool not in POOLS:
+        raise ConfigError(f"model.pool must be one of {', '.join(POOLS)}, got {pool!r}")
     backbone = family.build(width, in_channels)
     model: nn.Module
     if task == "cls":
-        model = Classifier(backbone, num_classes)
+        model = Classifier(backbone, num_classes, pool)
     else:
         model = Segmenter(backbone, num_classes, shortcut_stride)
     canonical = family.name if width is None else f"{family.name}@{width:g}"
@@ -172,5 +177,6 @@ def create_model(
         num_classes=num_classes,
         in_channels=in_channels,
         shortcut_stride=shortcut_stride if task == "seg" else None,
+        pool=pool if task == "cls" else None,
     )
     return model

@@ -727,7 +727,11 @@ def build_model(config: Mapping[str, Any], task: str, num_classes: int, schedule
         task=task,
         num_classes=num_classes,
         in_channels=config["data"]["channels"],
-        **({"shortcut_stride": config["model"]["shortcut_stride"]} if task == "seg" else {}),
+        **(
+            {"shortcut_stride": config["model"]["shortcut_stride"]}
+            if task == "seg"
+            else {"pool": config["model"].get("pool", "avg")}
+        ),
     )
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):

@@ -115,3 +115,13 @@ def test_lw_export_stays_in_onnx_runtimes_blocked_layout(task, tmp_path):
     for reorder in reorders:  # any left feed the decoder or the outputs, never a backbone layer
         fed = [name for output in reorder.output for name in consumers.get(output, [])]
         assert not [name for name in fed if name.startswith("/backbone/")], (reorder.name, fed)
+
+
+def test_a_classifier_pooling_by_avgmax_exports_its_logits_and_maps():
+    model = with_statistics(create_model("lw@0.35", task="cls", num_classes=3, in_channels=3, pool="avgmax"))
+    x = torch.randn(2, 3, 75, 101)
+    with torch.no_grad():
+        logits, maps = model.logits_and_class_maps(x)
+    got_logits, got_maps = session(export_onnx(model, None)).run(None, {"image": x.numpy()})
+    assert np.allclose(got_logits, logits.numpy(), atol=1e-4)
+    assert np.allclose(got_maps, maps.numpy(), atol=1e-4)

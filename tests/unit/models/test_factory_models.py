@@ -130,7 +130,11 @@ def test_spec_records_how_to_rebuild_the_model():
         "num_classes": 2,
         "in_channels": 1,
         "shortcut_stride": 8,
+        "pool": None,
     }
+    classifier = create_model("lw@0.35", task="cls", num_classes=3, pool="avgmax")
+    assert classifier.spec.to_dict()["pool"] == "avgmax"
+    assert classifier.spec.to_dict()["shortcut_stride"] is None
 
 
 @pytest.mark.parametrize(
