@@ -35,7 +35,8 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
     "normalize": {"mean": [0.5], "std": [0.25]},  # on 0..1 pixel values; one value or one per channel
     # init: pretrained (the bundled backbone of the model's family, width and channels; from scratch
     # where none is bundled), scratch, a backbone file (lwcnn pretrain) or a trained model to start from
-    "model": {"name": "lw@0.35", "init": "pretrained"},
+    # pool: how the class maps pool into the logits, avg or avgmax (lwcnn.models.heads.POOLS)
+    "model": {"name": "lw@0.35", "pool": "avg", "init": "pretrained"},
     "augment": {
         "per_class": 0,  # class balancing: images drawn per class per epoch (0: each image once)
         "transforms": [],  # albumentations transforms: {name: HorizontalFlip, p: 0.5, ...}
@@ -108,9 +109,8 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
         "types": "merged",
     },
     "normalize": {"mean": [0.5], "std": [0.25]},
-    # shortcut_stride: the decoder's shortcut, 8 (the paper's output stride) or 4 (thin defects);
-    # pool: how a classifier's class maps pool into its logits, avg or avgmax (models/heads.py)
-    "model": {"name": "lw@0.35", "shortcut_stride": 8, "pool": "avg", "init": "pretrained"},
+    # shortcut_stride: the decoder's shortcut, 8 (the paper's output stride) or 4 (thin defects)
+    "model": {"name": "lw@0.35", "shortcut_stride": 8, "init": "pretrained"},
     "augment": {
         "per_epoch": 256,  # training crops per epoch
         "defective_fraction": 0.5,  # share of defective images once defect-free ones join (0: as they come)
@@ -310,6 +310,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
 #: Allowed values of text settings, checked at load like :data:`RANGES`.
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.types": ("merged", "typed"),
+    "model.pool": ("avg", "avgmax"),  # lwcnn.models.heads.POOLS (this module does not import torch)
     "pretext.objective": ("classify", "defects"),
     "train.precision": ("fp32", "bf16", "auto"),
 }

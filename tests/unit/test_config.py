@@ -95,3 +95,15 @@ def test_one_split_entry_can_be_overridden_alone():
     assert config["data"]["split"]["test_fold"] == 2 and config["data"]["split"]["val"] == 0.2
     with pytest.raises(ConfigError, match="unknown config key 'gradual'"):
         load_config(None, ["gradual.enabled=false"])  # a classification config has no gradual training
+
+
+def test_a_classifier_pooling_is_a_choice_of_the_heads(tmp_path):
+    from lwcnn.config import CHOICES
+    from lwcnn.models.heads import POOLS
+
+    assert CHOICES["model.pool"] == POOLS  # the config (torch-free) offers what the head builds
+    path = tmp_path / "c.yaml"
+    path.write_text("task: cls\nmodel: {name: lw@0.35, init: scratch}\n")  # a run's config before the key
+    assert load_config(path, ["model.pool=avgmax"])["model"]["pool"] == "avgmax"
+    with pytest.raises(ConfigError, match=r"model\.pool must be one of avg, avgmax"):
+        load_config(path, ["model.pool=max"])
