@@ -88,6 +88,7 @@ def test_classifier_plan_keeps_the_class_prior_and_the_data_s_own_split():
     assert config["augment"]["per_class"] == 0  # no balanced sampling: the decision prior stays
     assert config["data"]["input_size"] == [168, 256]  # aspect kept, long side 256
     assert not any(t["name"] == "RandomRotate90" for t in config["augment"]["transforms"])  # not square
+    assert config["model"]["pool"] == "avgmax"  # the one command's classifier pools by mean and highest
     own = plan_training(SEG, "D", "o", own_split=True).config
     assert own["data"]["split"] == {"val": 0.2}
 
