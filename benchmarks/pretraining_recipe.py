@@ -74,10 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     rows: dict[str, dict[str, Any]] = {}
+    first = "scratch" if args.base == ["model.init=scratch"] else "base"  # the first run's name
     for name in args.only or list(DATASETS):
         protocol, headline = DATASETS[name]
         data = GENERALITY[name].data(args.cache)
-        first = "scratch" if args.base == ["model.init=scratch"] else "base"
         base = args.out / name / first
         if not (base / "config.yaml").exists() or not (base / "best.json").exists():
             rows.setdefault(name, {})[first] = _run(

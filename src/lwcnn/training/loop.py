@@ -730,7 +730,7 @@ def build_model(config: Mapping[str, Any], task: str, num_classes: int, schedule
         **(
             {"shortcut_stride": config["model"]["shortcut_stride"]}
             if task == "seg"
-            else {"pool": config["model"].get("pool", "avg")}
+            else {"pool": config["model"]["pool"]}
         ),
     )
     for module in model.modules():
