@@ -133,6 +133,9 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
             if k not in ("label_smoothing", "low_res", "low_res_scale")
         },
         "defect_weight": 1.0,  # cross-entropy weight of defect pixels (background: 1)
+        # with several defect types: weight of "which type, given a defect" in the pixel loss
+        # (1: the plain cross-entropy over background and types; the decision's term keeps 1)
+        "type_weight": 1.0,
         # weight of the image-level term: binary cross-entropy of each crop's highest pixel defect
         # logit against "the crop holds a defect" (0: pixel cross-entropy alone)
         "image_loss": 0.0,
@@ -284,6 +287,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.label_smoothing": (0.0, 1.0, True, False),
     "train.defect_weight": (0.0, None, False, True),
     "train.image_loss": (0.0, None, True, True),
+    "train.type_weight": (0.0, None, True, True),
     "train.budget": (0.0, None, True, True),
     "train.min_steps": (0, None, True, True),
     "train.validate_every": (1, None, True, True),

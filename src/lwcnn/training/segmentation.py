@@ -106,9 +106,33 @@ def image_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(highest, defective)
 
 
+def typed_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, type_weight: float = 1.0
+) -> torch.Tensor:
+    """Pixel cross-entropy over the background and K defect types, split into its two parts: the
+    binary cross-entropy of P(defect) = 1 - P(background), and, on defect pixels, the cross-entropy
+    of the type given a defect, weighted by ``type_weight``. ``-log p(type k) = -log P(defect)
+    - log P(k | defect)`` exactly, so at ``type_weight`` 1 this is ``F.cross_entropy(logits, target,
+    weight)``; below 1 the decision's signal (the one-type model's) keeps its full weight while the
+    harder question of which type (an open and a short look alike without the layout) weighs less
+    on the shared features. ``weight`` holds a weight per class; the mean is over the pixels'
+    weights, as ``F.cross_entropy`` takes it."""
+    log_p = F.log_softmax(logits, dim=1)
+    log_defect = torch.logsumexp(log_p[:, 1:], dim=1)
+    defect = target > 0
+    binary = -torch.where(defect, log_defect, log_p[:, 0])
+    loss = binary
+    if type_weight and logits.shape[1] > 2:
+        picked = log_p.gather(1, target.unsqueeze(1)).squeeze(1)
+        loss = loss + type_weight * torch.where(defect, log_defect - picked, torch.zeros_like(picked))
+    weights = weight.to(logits.device, logits.dtype)[target]
+    return (weights * loss).sum() / weights.sum()
+
+
 class SegmentationTask(TrainingTask):
     """Pixel cross-entropy over the background and the defect types (defect pixels weighted by
-    ``train.defect_weight``) on crops, plus
+    ``train.defect_weight``, the type given a defect by ``train.type_weight``: see
+    :func:`typed_cross_entropy`) on crops, plus
     ``train.image_loss`` times the image-level term of :func:`image_loss`; the best epoch is, among
     those of the last phase of gradual training (every image in), the one with the highest
     validation AP, then mAcc, then IoU."""
@@ -123,9 +147,12 @@ class SegmentationTask(TrainingTask):
         ("validation (whole images)", "score", ("val_ap", "val_macc", "val_iou")),
     )
 
-    def __init__(self, defect_weight: float = 1.0, image_loss: float = 0.0) -> None:
+    def __init__(self, defect_weight: float = 1.0, image_loss: float = 0.0, type_weight: float = 1.0) -> None:
         if image_loss < 0:
             raise ConfigError(f"train.image_loss must be >= 0, got {image_loss}")
+        if type_weight < 0:
+            raise ConfigError(f"train.type_weight must be >= 0, got {type_weight}")
+        self._type_weight = float(type_weight)
         self._defect_weight = float(defect_weight)
         self._weight = torch.tensor([1.0, self._defect_weight])
         self._image_loss = float(image_loss)
@@ -133,7 +160,11 @@ class SegmentationTask(TrainingTask):
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SegmentationTask:
         train = config["train"]
-        return cls(defect_weight=train["defect_weight"], image_loss=train["image_loss"])
+        return cls(
+            defect_weight=train["defect_weight"],
+            image_loss=train["image_loss"],
+            type_weight=train["type_weight"],
+        )
 
     def prepare(self, config: Mapping[str, Any], run_dir: Path, show_progress: bool) -> PreparedData:
         return prepare_segmentation_data(config, run_dir, show_progress)
@@ -165,7 +196,10 @@ class SegmentationTask(TrainingTask):
         full = upsample_logits(logits, target.shape[-2:])
         if len(self._weight) != full.shape[1]:  # K defect types: every type weighted alike
             self._weight = torch.tensor([1.0] + [self._defect_weight] * (full.shape[1] - 1))
-        loss = F.cross_entropy(full, target, weight=self._weight.to(full.device))
+        if full.shape[1] > 2 and self._type_weight != 1.0:
+            loss = typed_cross_entropy(full, target, self._weight, self._type_weight)
+        else:  # one type, or the type term at full weight: the plain cross-entropy is the same loss
+            loss = F.cross_entropy(full, target, weight=self._weight.to(full.device))
         if self._image_loss:
             loss = loss + self._image_loss * image_loss(full, target)
         return loss, ()

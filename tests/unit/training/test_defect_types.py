@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from lwcnn.cli import main
@@ -16,7 +17,7 @@ from lwcnn.config import load_config
 from lwcnn.evaluation.defect_types import type_outcome, type_report
 from lwcnn.runtime.engine import Inspection
 from lwcnn.runtime.regions import Region
-from lwcnn.training.segmentation import train_segmenter
+from lwcnn.training.segmentation import train_segmenter, typed_cross_entropy
 
 from .test_segmentation_training import TINY
 
@@ -172,3 +173,41 @@ def test_inspect_counts_the_images_per_type_found(typed_run, tmp_path, capsys):
     assert found == sum(len(r["types_found"]) for r in report["results"]) > 0
     with Image.open(next((tmp_path / "insp" / "overlays").iterdir())) as picture:
         assert picture.width > 64  # image | overlay, with the legend of the types in the caption
+
+
+def _typed_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(2, 4, 6, 5, generator=generator) * 3
+    target = torch.randint(0, 4, (2, 6, 5), generator=generator)
+    return logits, target, torch.tensor([1.0, 2.0, 2.0, 2.0])
+
+
+def test_the_type_weighted_loss_at_weight_one_is_the_plain_cross_entropy():
+    logits, target, weight = _typed_batch()
+    plain = torch.nn.functional.cross_entropy(logits, target, weight=weight)
+    assert torch.allclose(typed_cross_entropy(logits, target, weight, 1.0), plain, atol=1e-6)
+
+
+def test_the_type_weight_scales_only_the_which_type_term():
+    logits, target, weight = _typed_batch(1)
+    # at weight 0 only P(defect) is taught: the loss of the merged two-class logits (background,
+    # logsumexp of the types), which does not move when the type logits trade places
+    merged = torch.stack([logits[:, 0], torch.logsumexp(logits[:, 1:], dim=1)], dim=1)
+    binary = torch.nn.functional.cross_entropy(merged, (target > 0).long(), weight=weight[:2])
+    assert torch.allclose(typed_cross_entropy(logits, target, weight, 0.0), binary, atol=1e-6)
+    swapped = logits[:, [0, 2, 1, 3]]
+    assert torch.allclose(typed_cross_entropy(swapped, target, weight, 0.0), binary, atol=1e-6)
+    assert not torch.allclose(typed_cross_entropy(swapped, target, weight, 1.0),
+                              typed_cross_entropy(logits, target, weight, 1.0))  # fmt: skip
+    # linear in the weight in between
+    half = typed_cross_entropy(logits, target, weight, 0.5)
+    full = typed_cross_entropy(logits, target, weight, 1.0)
+    assert torch.allclose(half, (binary + full) / 2, atol=1e-6)
+
+
+def test_a_negative_type_weight_is_refused_at_load():
+    from lwcnn.errors import ConfigError
+
+    assert load_config(None, ["task=seg", "train.type_weight=0.25"])["train"]["type_weight"] == 0.25
+    with pytest.raises(ConfigError, match=r"train\.type_weight.*-0\.5"):
+        load_config(None, ["task=seg", "train.type_weight=-0.5"])
