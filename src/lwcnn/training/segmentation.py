@@ -120,8 +120,7 @@ def typed_cross_entropy(
     log_p = F.log_softmax(logits, dim=1)
     log_defect = torch.logsumexp(log_p[:, 1:], dim=1)
     defect = target > 0
-    binary = -torch.where(defect, log_defect, log_p[:, 0])
-    loss = binary
+    loss = -torch.where(defect, log_defect, log_p[:, 0])  # the decision's binary term
     if type_weight and logits.shape[1] > 2:
         picked = log_p.gather(1, target.unsqueeze(1)).squeeze(1)
         loss = loss + type_weight * torch.where(defect, log_defect - picked, torch.zeros_like(picked))
