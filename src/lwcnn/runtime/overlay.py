@@ -66,11 +66,23 @@ def overlay_image(
     draw.text((4, 3), caption(result), fill=(255, 255, 255), font=font)
     if legend:  # the types found, each in its colour
         x, y = 4, CAPTION_HEIGHT
-        for name in dict.fromkeys(r.type for r in result.regions):
+        for name in _legend_types(result, types, mask):
             draw.rectangle((x, y + 2, x + 9, y + 11), fill=type_colour(result.types, name))
             draw.text((x + 13, y), str(name), fill=(255, 255, 255), font=font)
             x += 24 + int(draw.textlength(str(name), font=font))
     return picture
+
+
+def _legend_types(result: Inspection, types: np.ndarray | None, mask: np.ndarray | None) -> list[str]:
+    """The types to name: each region's type, then any other type that colours pixels of the
+    picture (a region is named by most of its pixels, yet each pixel is drawn in its own type's
+    colour, so a colour must not be left without its name)."""
+    names = list(dict.fromkeys(str(r.type) for r in result.regions if r.type is not None))
+    if types is not None and mask is not None and result.types:
+        for index in np.unique(types[mask]):
+            if 1 <= index <= len(result.types) and result.types[index - 1] not in names:
+                names.append(result.types[index - 1])
+    return names
 
 
 def type_colour(types: tuple[str, ...] | None, name: str | None) -> tuple[int, int, int]:
