@@ -16,7 +16,7 @@ import io
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -504,6 +504,17 @@ def build_parts(
     )
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Training's informational lines held back for the duration (warnings still shown)."""
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _probe_steps(
     task: TrainingTask, config: dict[str, Any], data: PreparedData, context: DistContext
 ) -> tuple[str, float, float, TrainingParts]:
@@ -516,7 +527,8 @@ def _probe_steps(
     native = auto and cpu_has_native_bf16()
     for precision in ("fp32", "bf16") if native else ("fp32" if auto else train_cfg["precision"],):
         probed = {**config, "train": {**train_cfg, "precision": precision}}
-        parts = build_parts(task, probed, data, context)
+        with _quiet():  # the run builds its own parts next and says the same things (the backbone) once
+            parts = build_parts(task, probed, data, context)
         parts.sampler.set_epoch(0)  # type: ignore[attr-defined]
         data.train.set_epoch(train_cfg["seed"], 0, context.rank)  # type: ignore[attr-defined]
 

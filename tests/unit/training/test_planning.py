@@ -204,6 +204,8 @@ def test_one_command_trains_within_its_budget_and_its_config_reproduces_the_plan
     assert 0.5 * 25 <= took <= 1.1 * 25, took
     err = capsys.readouterr().err
     assert "folders layout" in err and "budget 0.4 min:" in err
+    # the probe builds models too, but how the model starts is said once, by the run
+    assert err.count("no pretrained backbone is bundled for lw@0.25") == 1, err
     saved = yaml.safe_load((run / "config.yaml").read_text())
     fit = json.loads((run / "budget.json").read_text())
     assert saved["train"]["epochs"] == fit["epochs"] >= 1 and saved["train"]["budget"] == 0
