@@ -35,6 +35,45 @@ class TooManyPixels(ImageReadError):
     """An image larger than the caller allows (a likely decompression bomb)."""
 
 
+#: EXIF orientation (tag 0x0112) -> the transpose that turns the stored pixels upright. Browsers,
+#: annotation tools (LabelMe, CVAT, Label Studio) and OpenCV's ``imread`` all show a phone photo
+#: upright, and its labels are drawn on that view; Pillow alone returns the pixels as stored, which
+#: would put every polygon of a rotated photo in the wrong place.
+_UPRIGHT: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ORIENTATION_TAG = 0x0112
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an opened image, 1 (as stored) where it has none or a broken one."""
+    try:
+        value = image.getexif().get(_ORIENTATION_TAG, 1)
+        return int(value) if int(value) in _UPRIGHT else 1
+    except Exception:  # a damaged EXIF block: the pixels are still good, read them as stored
+        return 1
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says (the image itself where it says nothing)."""
+    method = _UPRIGHT.get(_orientation(image))
+    return image if method is None else image.transpose(method)
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(height, width) of an opened image as :func:`read_image` returns it, from the header: a
+    quarter turn in the EXIF orientation (5-8) swaps the stored width and height."""
+    if _orientation(image) >= 5:
+        return image.width, image.height
+    return image.height, image.width
+
+
 def is_image_file(path: Path) -> bool:
     """Whether ``path`` has an image extension (the content is checked only when it is read)."""
     return path.suffix.lower() in IMAGE_EXTENSIONS
@@ -50,6 +89,7 @@ def read_image(path: str | Path, channels: int = 3, max_pixels: int | None = Non
 
     Grayscale files read as 3 channels repeat the gray value; colour files read as 1 channel are
     converted with the ITU-R 601 luma weights (Pillow's 'L'). 16-bit images are scaled to 8 bits.
+    A photo with an EXIF orientation is turned upright (:func:`upright`), as annotation tools show it.
     With ``max_pixels``, a larger image is refused (:class:`TooManyPixels`) from its header.
     Raises :class:`ImageReadError` for a missing, empty, truncated or non-image file, or one that
     cannot be opened at all (a symlink loop, a socket).
@@ -91,7 +131,7 @@ def _decode(file: BinaryIO, channels: int, name: str | Path, max_pixels: int | N
                     name, f"{image.width}x{image.height} is more than the {max_pixels} pixels allowed"
                 )
             image.load()
-            image = _to_8bit(image, name)
+            image = _to_8bit(upright(image), name)
             converted = image.convert("L" if channels == 1 else "RGB")
     except ImageReadError:
         raise

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from lwcnn.data.classification import DataError
-from lwcnn.data.images import ImageReadError, find_images, is_image_file, read_image
+from lwcnn.data.images import ImageReadError, find_images, is_image_file, read_image, upright
 from lwcnn.data.shapes import Shape, labels_from_shapes, scaled
 
 #: DeepPCB's six defect types, by the number its box files give them
@@ -131,6 +131,7 @@ def _mask_array(path: Path, size: tuple[int, int] | None, any_mode: bool) -> np.
     try:
         with Image.open(path) as image:
             image.load()
+            image = upright(image)  # the way its image is read, should a mask carry an orientation
             mode = image.mode
             one_channel = mode in ("L", "P", "1", "I", "I;16")
             array = np.asarray(image if one_channel or not any_mode else image.convert("L"))

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from lwcnn.data.classification import LabelledImages
-from lwcnn.data.images import ImageReadError, read_image
+from lwcnn.data.images import ImageReadError, read_image, upright_size
 from lwcnn.data.masked_images import MaskedImages, read_sample
 from lwcnn.errors import DataError
 
@@ -122,7 +122,7 @@ def describe(stats: DatasetStatistics) -> str:
 def _header_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
-            return image.height, image.width
+            return upright_size(image)
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: cannot read the image header ({error})") from None
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from lwcnn.data.images import upright_size
 from lwcnn.errors import ConfigError
 from lwcnn.fileio import atomic_write_bytes, atomic_write_text, printable_path
 from lwcnn.runtime.engine import OK_CLASS_NAMES
@@ -201,7 +202,7 @@ def _model_mask(result: dict[str, Any], types: list[str]) -> np.ndarray | None:
 
 def _image_size(path: Path) -> tuple[int, int]:
     with Image.open(path) as picture:
-        return picture.height, picture.width
+        return upright_size(picture)
 
 
 def _png(labels: np.ndarray) -> bytes:

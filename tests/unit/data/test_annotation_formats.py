@@ -321,3 +321,18 @@ def test_one_folder_of_masks_per_type(tmp_path):
     )  # outside a type folder
     with pytest.raises(DataError, match=r"masks/a.png: mask outside the type folders"):
         scan_segmentation(root)
+
+
+def test_labelme_polygons_on_a_sideways_photo_land_where_they_were_drawn(tmp_path):
+    # A phone photo stored sideways with EXIF orientation 6: LabelMe (and CVAT, a browser, OpenCV)
+    # show it upright, WIDTH x HEIGHT, and its polygons are drawn on that view.
+    root = write_labelme(tmp_path / "labelme")
+    upright_pixels = np.asarray(Image.open(root / "a.png"))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.rot90(upright_pixels, k=1)).save(root / "a.png", exif=exif)  # stored sideways
+    images = scan_segmentation(root, strict=False)
+    index = next(i for i, s in enumerate(images.samples) if s.image.name == "a.png")
+    image, labels = read_labels(images, index)
+    np.testing.assert_array_equal(image[:, :, 0], upright_pixels)
+    np.testing.assert_array_equal(labels, expected())

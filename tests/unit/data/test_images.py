@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lwcnn.data.images import ImageReadError, read_image
+from lwcnn.data.images import ImageReadError, read_image, upright_size
 from tests.synthetic import write_image
 
 
@@ -78,3 +78,45 @@ def test_floating_point_tiffs_are_scaled_by_their_range_not_clipped(tmp_path):
     Image.fromarray(ramp * 1e6, mode="F").save(tmp_path / "huge.tif")
     with pytest.raises(ImageReadError, match=r"huge\.tif: floating-point image with values from 0 to 1e\+06"):
         read_image(tmp_path / "huge.tif")
+
+
+def _with_orientation(path, stored: np.ndarray, orientation: int) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(path, exif=exif)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_photos_are_turned_upright_as_annotation_tools_show_them(tmp_path, orientation):
+    from PIL import ImageOps
+
+    stored = np.arange(24, dtype=np.uint8).reshape(4, 6) * 10  # no symmetry: every turn differs
+    path = tmp_path / "photo.png"
+    _with_orientation(path, stored, orientation)
+    with Image.open(path) as image:
+        shown = np.asarray(ImageOps.exif_transpose(image))  # Pillow's own reference
+    array = read_image(path, channels=1)[:, :, 0]
+    np.testing.assert_array_equal(array, shown)
+    if orientation == 6:  # "turn 90 degrees clockwise to view", by hand
+        np.testing.assert_array_equal(array, np.rot90(stored, k=-1))
+    with Image.open(path) as image:
+        assert upright_size(image) == array.shape
+
+
+def test_a_sideways_jpeg_reads_upright_in_colour(tmp_path):
+    stored = np.zeros((40, 80, 3), np.uint8)
+    stored[:, :40] = (255, 0, 0)  # red on the stored left half: the top half once turned clockwise
+    path = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(path, exif=exif, quality=95)
+    array = read_image(path, channels=3)
+    assert array.shape == (80, 40, 3)
+    assert array[5, 20, 0] > 200 and array[75, 20, 0] < 50
+
+
+def test_a_broken_orientation_reads_as_stored(tmp_path):
+    stored = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    path = tmp_path / "odd.png"
+    _with_orientation(path, stored, 9)  # not an EXIF orientation
+    np.testing.assert_array_equal(read_image(path, channels=1)[:, :, 0], stored)
