@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lwcnn.data.images import ImageReadError, find_images, is_image_file, read_image
+from lwcnn.data.mask_pairs import masks_beside_images
 from lwcnn.errors import ConfigError, DataError
 
 #: The six NEU classes, in the order the literature lists them.
@@ -97,6 +98,8 @@ def scan_class_folders(root: str | Path) -> LabelledImages:
     """Images in ``root/<class>/<image>`` (any depth below the class folder); classes sorted by name.
 
     An empty class folder is an error: it would silently become a class the model never sees.
+    Masks beside their images (``x.jpg`` with ``x.png`` or ``x_mask.png``, the ``pairs`` layout) are
+    left out: they are labels, not more images of the class.
     """
     root = _existing_folder(root)
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -105,7 +108,9 @@ def scan_class_folders(root: str | Path) -> LabelledImages:
     paths: list[Path] = []
     labels: list[int] = []
     for index, class_dir in enumerate(class_dirs):
-        files = find_images(class_dir)
+        found = find_images(class_dir)
+        masks = masks_beside_images(found)
+        files = [p for p in found if p not in masks]
         if not files:
             raise DataError(f"{class_dir}: class folder has no images")
         paths += [p.relative_to(root) for p in files]

@@ -2,7 +2,8 @@
 
 ``lwcnn train DATA`` starts here: class folders make a classifier; images with masks (KolektorSDD,
 DAGM, ``images/`` + ``masks/``), Pascal VOC boxes, DeepPCB's box files, or a labelling tool's
-annotations (COCO JSON, LabelMe JSON, YOLO text labels) make a segmenter. A folder
+annotations (COCO JSON, LabelMe JSON, YOLO text labels), or images with their masks beside them
+make a segmenter. A folder
 that fits two readings (NEU-DET holds both NEU class names and VOC boxes) or none is a one-line
 :class:`~lwcnn.errors.DataError` that says which ``--task`` / ``data.layout`` to give.
 """
@@ -17,13 +18,14 @@ from lwcnn.data.classification import NEU_PREFIXES
 from lwcnn.data.coco import find_coco_files
 from lwcnn.data.images import is_image_file
 from lwcnn.data.labelme import is_labelme_file
+from lwcnn.data.mask_pairs import PART_FOLDERS, has_mask_pairs
 from lwcnn.data.yolo import is_yolo_folder
 from lwcnn.errors import DataError
 
 #: Every layout by task, as ``data.layout`` names it.
 LAYOUTS: dict[str, tuple[str, ...]] = {
     "cls": ("folders", "neu"),
-    "seg": ("kolektorsdd", "dagm", "masks", "voc", "deeppcb", "coco", "labelme", "yolo"),
+    "seg": ("kolektorsdd", "dagm", "masks", "voc", "deeppcb", "coco", "labelme", "yolo", "pairs"),
 }
 
 _BOX_FOLDERS = {"ANNOTATIONS", "annotations", "Annotations"}
@@ -55,7 +57,8 @@ def detect_layout(root: str | Path, task: str | None = None) -> Detected:
             f"{folder}: cannot tell the layout, not {wanted} (class folders ROOT/<class>/<image>; "
             "images/ + masks/; kosNN/; ClassN/Train|Test; IMAGES/ + ANNOTATIONS/ VOC boxes; "
             "DeepPCB's PCBData/; a COCO .json; "
-            "LabelMe .json files; YOLO data.yaml or images/ + labels/); give --task and data.layout=..."
+            "LabelMe .json files; YOLO data.yaml or images/ + labels/; x.jpg beside its mask x.png or "
+            "x_mask.png); give --task and data.layout=..."
         )
     tasks = {d.task for d in readings}
     if len(tasks) > 1:
@@ -86,6 +89,11 @@ def _readings(folder: Path) -> list[Detected]:
         found.append(Detected("seg", "labelme", "LabelMe .json files"))
     elif names == {"images"}:
         found.append(Detected("seg", "masks", "an images/ folder without masks (all defect-free)"))
+    elif has_mask_pairs(folder):
+        found.append(Detected("seg", "pairs", "images with masks beside them (x.jpg + x.png, x_mask.png...)"))
+        classes = len(names) >= 2 and all(_holds_images(folder / n) for n in names)
+        if classes and not {n.lower() for n in names} & set(PART_FOLDERS):  # the magnetic tiles' folders
+            found.append(Detected("cls", "folders", f"{len(names)} class folders (their masks left out)"))
     image_folder = folder / "IMAGES" if "IMAGES" in names else folder  # NEU-DET keeps them there
     if _neu_named(image_folder):
         found.append(Detected("cls", "neu", "NEU class prefixes in the file names"))

@@ -63,7 +63,7 @@ class MaskedImages:
     """A collection of images with optional defect masks, and the names of its defect types."""
 
     root: Path
-    layout: str  # "kolektorsdd", "dagm", "masks", "voc", "deeppcb", "coco", "labelme", "yolo"
+    layout: str  # "kolektorsdd", "dagm", "masks", "voc", "deeppcb", "coco", "labelme", "yolo", "pairs"
     samples: tuple[MaskedSample, ...]
     dropped_duplicates: tuple[Path, ...] = field(default=())
     types: tuple[str, ...] = ("defect",)  # type k of a class-index mask is types[k - 1]
@@ -174,6 +174,7 @@ def scan_segmentation(root: str | Path, layout: str = "auto", strict: bool = Tru
 def _scanners() -> dict[str, Any]:
     from lwcnn.data.coco import scan_coco
     from lwcnn.data.labelme import scan_labelme
+    from lwcnn.data.mask_pairs import scan_mask_pairs
     from lwcnn.data.yolo import scan_yolo
 
     return {
@@ -185,6 +186,7 @@ def _scanners() -> dict[str, Any]:
         "coco": scan_coco,
         "labelme": scan_labelme,
         "yolo": scan_yolo,
+        "pairs": scan_mask_pairs,
     }
 
 

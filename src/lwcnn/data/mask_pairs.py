@@ -1,0 +1,149 @@
+"""Images with their masks beside them, in the same folder: ``x.jpg`` with ``x.png`` (the
+magnetic-tile defect set), ``x.png`` with ``x_GT.png`` (KolektorSDD2), ``x_mask.png``,
+``x_label.png``... (the ``pairs`` layout).
+
+Pairing is by name and checked by content: a partner counts as a mask only where the first few of
+its folder look like masks (a few grey values), so two copies of one photo are never taken for
+an image and its mask. The class-folder reading uses the same pairing to leave masks out: class
+folders that hold each image's mask must not train a classifier on the masks as images.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from lwcnn.data.images import find_images
+from lwcnn.errors import DataError
+
+if TYPE_CHECKING:
+    from lwcnn.data.masked_images import MaskedImages
+
+#: the end of a mask's file stem that names it a mask (any case): ``x_mask.png`` is ``x.*``'s
+MASK_SUFFIXES = ("_mask", "_masks", "_label", "_labels", "_gt", "_groundtruth", "_ground_truth")
+#: a ``.png`` beside a photo of the same stem in one of these formats is that photo's mask
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: a mask has at most this many grey values (0/255 masks two; soft edges a few more, which
+#: ``read_mask`` then refuses by name); a photo has far more
+MASK_VALUES = 16
+#: folder names at the top that are the dataset's own parts (KolektorSDD2's ``train/`` and ``test/``)
+PART_FOLDERS = {
+    "train": "train", "training": "train", "test": "test", "testing": "test",
+    "val": "val", "valid": "val", "validation": "val",
+}  # fmt: skip
+
+
+def mask_partners(files: Iterable[Path], checked: int = 5) -> dict[Path, Path]:
+    """Each image among ``files`` that has its mask beside it -> that mask. A folder's pairs count
+    only if the first ``checked`` of its masks look like masks (:func:`looks_like_mask`)."""
+    by_folder: dict[Path, list[Path]] = defaultdict(list)
+    for path in files:
+        by_folder[path.parent].append(path)
+    partners: dict[Path, Path] = {}
+    for folder_files in by_folder.values():
+        found = _pairs_in_folder(folder_files)
+        if found and all(looks_like_mask(m) for m in sorted(found.values())[:checked]):
+            partners.update(found)
+    return partners
+
+
+def _pairs_in_folder(files: list[Path]) -> dict[Path, Path]:
+    """image -> mask among the files of one folder, by name alone."""
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for path in files:
+        by_stem[path.stem.lower()].append(path)
+    named = {}
+    for path in sorted(files):
+        stem = path.stem.lower()
+        suffix = next((s for s in MASK_SUFFIXES if stem.endswith(s) and len(stem) > len(s)), None)
+        if suffix is None:
+            continue
+        images = [p for p in by_stem.get(stem[: -len(suffix)], []) if p != path]
+        if len(images) == 1:  # two images of that stem (x.jpg and x.png): whose mask is unclear
+            named[images[0]] = path
+    pairs = dict(named)
+    taken = set(named) | set(named.values())
+    for group in by_stem.values():
+        if len(group) != 2 or taken & set(group):
+            continue
+        masks = [p for p in group if p.suffix.lower() == ".png"]
+        photos = [p for p in group if p.suffix.lower() in PHOTO_SUFFIXES]
+        if len(masks) == 1 and len(photos) == 1:
+            pairs[photos[0]] = masks[0]
+    return pairs
+
+
+def looks_like_mask(path: Path) -> bool:
+    """Whether ``path`` holds at most :data:`MASK_VALUES` grey values (an unreadable file: no)."""
+    try:
+        with Image.open(path) as image:
+            image.draft("L", (256, 256))  # JPEG: decode small, the count needs no detail
+            gray = image.convert("L") if image.mode not in ("L", "1", "P", "I", "I;16") else image
+            return len(np.unique(np.asarray(gray))) <= MASK_VALUES
+    except (OSError, SyntaxError, ValueError):
+        return False
+
+
+def masks_beside_images(files: Iterable[Path]) -> set[Path]:
+    """The files among ``files`` that are another one's mask (what a class-folder scan leaves out)."""
+    return set(mask_partners(list(files)).values())
+
+
+def has_mask_pairs(folder: Path) -> bool:
+    """Whether some image under ``folder`` has its mask beside it."""
+    return bool(mask_partners(find_images(folder)))
+
+
+def scan_mask_pairs(root: str | Path) -> MaskedImages:
+    """The ``pairs`` layout: every image under ``root`` with its mask, if it has one, beside it
+    (0 good, one other value defect; an image without a mask, or with an empty one, is
+    defect-free). Top folders named ``train``/``test``/``val`` are the dataset's own parts; where
+    images sit in folders below (``MT_Crack/Imgs/``), the top folders that hold defects are the
+    defect types (``data.types=typed``). Images loose at the top, beside folders of pairs (a
+    README's picture), are left out."""
+    from lwcnn.data.masked_images import MaskedImages, MaskedSample, existing_folder, read_mask
+
+    root = existing_folder(root)
+    files = find_images(root)
+    partners = mask_partners(files)
+    if not partners:
+        raise DataError(
+            f"{root}: no image with its mask beside it (pairs layout: x.jpg with x.png, x_mask.png, "
+            "x_label.png or x_GT.png in the same folder)"
+        )
+    masks = set(partners.values())
+    nested = any(p.parent != root for p in partners)
+    has_test = any(_part(p.relative_to(root)) == "test" for p in partners)
+    found = []
+    for image in files:
+        relative = image.relative_to(root)
+        if image in masks or (nested and image.parent == root and image not in partners):
+            continue
+        mask = partners.get(image)
+        defective = mask is not None and bool(read_mask(mask).any())
+        found.append((relative, mask.relative_to(root) if defective else None))  # type: ignore[union-attr]
+    type_of = {relative: _type_folder(relative) for relative, _ in found}
+    types = sorted({type_of[r] for r, mask in found if mask is not None and type_of[r]})
+    typed = len(types) >= 2
+    samples = []
+    for relative, mask in found:
+        kinds = ((types.index(type_of[relative]) + 1, mask),) if typed and mask is not None else ()
+        part = _part(relative) if has_test else None
+        samples.append(MaskedSample(relative, mask, group="", part=part, type_masks=kinds))
+    return MaskedImages(root, "pairs", tuple(samples), types=tuple(types) if typed else ("defect",))
+
+
+def _part(relative: Path) -> str | None:
+    """The dataset's own part an image is in, from its top folder's name (else None)."""
+    return PART_FOLDERS.get(relative.parts[0].lower()) if len(relative.parts) > 1 else None
+
+
+def _type_folder(relative: Path) -> str:
+    """The top folder below any part folder, where the image sits deeper ('' otherwise)."""
+    parts = relative.parts[1:] if _part(relative) else relative.parts
+    return parts[0] if len(parts) > 1 else ""

@@ -1,0 +1,122 @@
+"""The ``pairs`` layout: images with their masks beside them in the same folder (the magnetic-tile
+set's ``x.jpg`` + ``x.png``, KolektorSDD2's ``x.png`` + ``x_GT.png``, ``x_mask.png``), and class
+folders that hold such masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lwcnn.data.classification import scan_class_folders
+from lwcnn.data.layouts import detect_layout
+from lwcnn.data.mask_pairs import mask_partners, scan_mask_pairs
+from lwcnn.data.masked_images import read_labels, read_sample, scan_segmentation
+from lwcnn.data.splits import segmentation_split
+from lwcnn.errors import DataError
+from tests.synthetic import write_image
+
+
+def _mask(path: Path, size: tuple[int, int], box: tuple[int, int, int, int] | None) -> Path:
+    """A 0/255 mask (width, height) with ``box`` (x0, y0, x1, y1) defective, or none."""
+    array = np.zeros((size[1], size[0]), np.uint8)
+    if box is not None:
+        x0, y0, x1, y1 = box
+        array[y0:y1, x0:x1] = 255
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def _magnetic_tiles(root: Path) -> Path:
+    """The magnetic-tile set's layout: MT_<kind>/Imgs/x.jpg with x.png, MT_Free's masks empty,
+    and the release's own picture loose at the top."""
+    for kind, box in (("MT_Blowhole", (2, 2, 6, 6)), ("MT_Crack", (10, 4, 12, 20)), ("MT_Free", None)):
+        for index in range(3):
+            stem = f"exp1_num_{kind[3:]}{index}"
+            write_image(root / kind / "Imgs" / f"{stem}.jpg", (24 + index, 30), seed=index)
+            _mask(root / kind / "Imgs" / f"{stem}.png", (24 + index, 30), box)
+    write_image(root / "dataset.jpg", (40, 20))
+    return root
+
+
+def test_magnetic_tiles_fit_both_tasks_and_each_reading_leaves_the_masks_out(tmp_path):
+    root = _magnetic_tiles(tmp_path / "mt")
+    with pytest.raises(DataError, match=r"fits more than one task.*--task seg \(pairs.*--task cls \(folders"):
+        detect_layout(root)
+    assert detect_layout(root, task="seg").layout == "pairs"
+
+    classes = scan_class_folders(root)
+    assert classes.counts() == {"MT_Blowhole": 3, "MT_Crack": 3, "MT_Free": 3}  # 18 with the masks
+    assert all(p.suffix == ".jpg" for p in classes.paths)
+
+    images = scan_segmentation(root)  # auto: the segmentation reading, as --task seg gives it
+    assert images.layout == "pairs"
+    assert len(images.samples) == 9  # the masks and the loose picture are not samples
+    assert sum(s.defective for s in images.samples) == 6  # MT_Free's empty masks: defect-free
+    assert images.types == ("MT_Blowhole", "MT_Crack")  # the folders with defects
+    crack = next(i for i, s in enumerate(images.samples) if "MT_Crack" in s.image.parts)
+    image, labels = read_labels(images, crack)
+    assert image.shape[:2] == labels.shape == (30, 24)
+    assert set(np.unique(labels)) == {0, 2} and (labels == 2).sum() == 2 * 16
+    _, mask = read_sample(images.merged(), crack)
+    assert mask.sum() == 2 * 16
+
+
+def test_kolektorsdd2_layout_keeps_its_own_train_and_test_parts(tmp_path):
+    root = tmp_path / "ksdd2"
+    for part, count in (("train", 6), ("test", 4)):
+        for index in range(count):
+            write_image(root / part / f"{index:05d}.png", (20, 40), seed=index)
+            _mask(root / part / f"{index:05d}_GT.png", (20, 40), (3, 3, 9, 9) if index % 2 else None)
+    detected = detect_layout(root)  # train/ and test/ are parts, not classes: one reading
+    assert (detected.task, detected.layout) == ("seg", "pairs")
+    images = scan_mask_pairs(root)
+    assert images.types == ("defect",)
+    assert {s.part for s in images.samples} == {"train", "test"}
+    split = segmentation_split(images, {"val": 0.2}, seed=0)
+    assert len(split.parts["test"]) == 4 and all(p.startswith("test/") for p in split.parts["test"])
+
+
+def test_a_flat_folder_with_named_masks_and_images_without_one(tmp_path):
+    root = tmp_path / "parts"
+    write_image(root / "a.png", (16, 16))
+    _mask(root / "a_mask.png", (16, 16), (1, 1, 4, 4))
+    write_image(root / "b.bmp", (16, 16), seed=1)
+    _mask(root / "b_Label.png", (16, 16), (5, 5, 9, 9))
+    write_image(root / "c.jpg", (16, 16), seed=2)  # no mask: defect-free
+    assert detect_layout(root).layout == "pairs"
+    images = scan_mask_pairs(root)
+    assert [(s.image.name, s.defective) for s in images.samples] == [
+        ("a.png", True), ("b.bmp", True), ("c.jpg", False)
+    ]  # fmt: skip
+
+
+def test_two_copies_of_a_photo_are_not_an_image_and_its_mask(tmp_path):
+    root = tmp_path / "photos"
+    for kind in ("good", "bad"):
+        for index in range(2):
+            write_image(root / kind / f"p{index}.jpg", (32, 32), seed=index)
+            write_image(root / kind / f"p{index}.png", (32, 32), seed=index + 5)  # another photo
+    assert mask_partners(sorted(root.rglob("*.*"))) == {}
+    detected = detect_layout(root)
+    assert (detected.task, detected.layout) == ("cls", "folders")
+    assert scan_class_folders(root).counts() == {"bad": 4, "good": 4}
+
+
+def test_a_soft_mask_beside_its_image_is_named_when_read(tmp_path):
+    root = tmp_path / "soft"
+    write_image(root / "a.jpg", (16, 16))
+    array = np.zeros((16, 16), np.uint8)
+    array[4:8, 4:8], array[8:10, 4:8] = 255, 128  # an anti-aliased edge: three values
+    Image.fromarray(array).save(root / "a.png")
+    with pytest.raises(DataError, match=r"a\.png: mask has 3 values"):
+        scan_mask_pairs(root)
+
+
+def test_a_folder_without_pairs_is_not_the_pairs_layout(tmp_path):
+    write_image(tmp_path / "x" / "a.jpg", (16, 16))
+    with pytest.raises(DataError, match="no image with its mask beside it"):
+        scan_mask_pairs(tmp_path / "x")
