@@ -193,7 +193,7 @@ def plan_for(data: str, task: str | None, out: str) -> _Planned:
     detected = detect_layout(data, task)
     if detected.task == "cls":
         images: Any = scan_classification(data, detected.layout)
-        own_split = False
+        own_split = bool(images.parts)  # train/ + test/ folders of class folders
     else:
         images = scan_segmentation(data, detected.layout)
         own_split = any(sample.part for sample in images.samples)

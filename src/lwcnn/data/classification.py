@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lwcnn.data.images import ImageReadError, find_images, is_image_file, read_image
-from lwcnn.data.mask_pairs import masks_beside_images
+from lwcnn.data.mask_pairs import PART_FOLDERS, masks_beside_images
 from lwcnn.errors import ConfigError, DataError
 
 #: The six NEU classes, in the order the literature lists them.
@@ -45,6 +45,8 @@ class LabelledImages:
     classes: tuple[str, ...]
     paths: tuple[Path, ...]
     labels: tuple[int, ...]
+    # the dataset's own part of each image ("train", "val", "test": ROOT/train/<class>/...), or ()
+    parts: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -61,6 +63,7 @@ class LabelledImages:
             self.classes,
             tuple(self.paths[i] for i in indices),
             tuple(self.labels[i] for i in indices),
+            tuple(self.parts[i] for i in indices) if self.parts else (),
         )
 
 
@@ -96,30 +99,72 @@ def scan_neu(root: str | Path) -> LabelledImages:
 
 def scan_class_folders(root: str | Path) -> LabelledImages:
     """Images in ``root/<class>/<image>`` (any depth below the class folder); classes sorted by name.
+    Where the top folders are the dataset's own parts (``train/``, ``test/``, ``val/``, as
+    ``root/train/<class>/<image>``), the classes are the folders inside them and each image keeps
+    its part (:attr:`LabelledImages.parts`), the split the dataset comes with.
 
-    An empty class folder is an error: it would silently become a class the model never sees.
-    Masks beside their images (``x.jpg`` with ``x.png`` or ``x_mask.png``, the ``pairs`` layout) are
-    left out: they are labels, not more images of the class.
+    An empty class folder is an error: it would silently become a class the model never sees; so is
+    a class that the training part lacks. Masks beside their images (``x.jpg`` with ``x.png`` or
+    ``x_mask.png``, the ``pairs`` layout) are left out: they are labels, not more images of the class.
     """
     root = _existing_folder(root)
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not class_dirs:
+    top = _subfolders(root)
+    if not top:
         raise DataError(f"{root}: no class folders (expected ROOT/<class>/<image>)")
+    if len(top) >= 2 and all(d.name.lower() in PART_FOLDERS for d in top):
+        return _scan_part_folders(root, top)
     paths: list[Path] = []
     labels: list[int] = []
-    for index, class_dir in enumerate(class_dirs):
-        found = find_images(class_dir)
-        masks = masks_beside_images(found)
-        files = [p for p in found if p not in masks]
-        if not files:
-            raise DataError(f"{class_dir}: class folder has no images")
+    for index, class_dir in enumerate(top):
+        files = _class_images(class_dir)
         paths += [p.relative_to(root) for p in files]
         labels += [index] * len(files)
-    if len(class_dirs) < 2:
-        raise DataError(
-            f"{root}: only one class folder ({class_dirs[0].name}); a classifier needs two or more"
-        )
-    return LabelledImages(root, "folders", tuple(d.name for d in class_dirs), tuple(paths), tuple(labels))
+    if len(top) < 2:
+        raise DataError(f"{root}: only one class folder ({top[0].name}); a classifier needs two or more")
+    return LabelledImages(root, "folders", tuple(d.name for d in top), tuple(paths), tuple(labels))
+
+
+def _scan_part_folders(root: Path, part_dirs: list[Path]) -> LabelledImages:
+    """``root/<part>/<class>/<image>``: the classes of every part, each image with its part."""
+    by_part = {d: _subfolders(d) for d in part_dirs}
+    for part_dir, class_dirs in by_part.items():
+        loose = [p for p in part_dir.iterdir() if p.is_file() and is_image_file(p)]
+        if loose:
+            raise DataError(f"{loose[0]}: an image directly in {part_dir.name}/, not in a class folder")
+        if not class_dirs:
+            raise DataError(f"{part_dir}: no class folders (expected {part_dir.name}/<class>/<image>)")
+    classes = sorted({d.name for dirs in by_part.values() for d in dirs})
+    if len(classes) < 2:
+        raise DataError(f"{root}: only one class folder ({classes[0]}); a classifier needs two or more")
+    trained = {d.name for p, dirs in by_part.items() if PART_FOLDERS[p.name.lower()] == "train" for d in dirs}
+    if not trained:
+        raise DataError(f"{root}: part folders {', '.join(p.name for p in part_dirs)} but no train/ folder")
+    if missing := [c for c in classes if c not in trained]:
+        raise DataError(f"{root}: class {missing[0]!r} has no folder in train/: a model cannot learn it")
+    paths: list[Path] = []
+    labels: list[int] = []
+    parts: list[str] = []
+    for part_dir, class_dirs in by_part.items():
+        for class_dir in class_dirs:
+            files = _class_images(class_dir)
+            paths += [p.relative_to(root) for p in files]
+            labels += [classes.index(class_dir.name)] * len(files)
+            parts += [PART_FOLDERS[part_dir.name.lower()]] * len(files)
+    return LabelledImages(root, "folders", tuple(classes), tuple(paths), tuple(labels), tuple(parts))
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _class_images(class_dir: Path) -> list[Path]:
+    """The images of one class folder, masks beside their images left out; none is an error."""
+    found = find_images(class_dir)
+    masks = masks_beside_images(found)
+    files = [p for p in found if p not in masks]
+    if not files:
+        raise DataError(f"{class_dir}: class folder has no images")
+    return files
 
 
 def scan_classification(root: str | Path, layout: str = "auto") -> LabelledImages:

@@ -98,7 +98,11 @@ def _readings(folder: Path) -> list[Detected]:
     if _neu_named(image_folder):
         found.append(Detected("cls", "neu", "NEU class prefixes in the file names"))
     elif not found and len(names) >= 2 and all(_holds_images(folder / n) for n in names):
-        found.append(Detected("cls", "folders", f"{len(names)} class folders"))
+        if all(n.lower() in PART_FOLDERS for n in names):  # ROOT/train/<class>/, ROOT/test/<class>/
+            shown = " and ".join(f"{n}/" for n in sorted(names))
+            found.append(Detected("cls", "folders", f"class folders inside {shown} (its own split)"))
+        else:
+            found.append(Detected("cls", "folders", f"{len(names)} class folders"))
     return found
 
 

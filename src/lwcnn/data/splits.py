@@ -91,6 +91,8 @@ def stratified_split(images: LabelledImages, sizes: Mapping[str, float], seed: i
         raise ConfigError("split sizes are empty")
     if "folds" in sizes:
         return _class_fold_split(images, sizes, seed)
+    if images.parts and "test" not in sizes:
+        return _own_class_split(images, sizes, seed)
     for name, size in sizes.items():
         _check_size(name, size)
     parts: dict[str, list[str]] = {name: [] for name in sizes}
@@ -134,6 +136,29 @@ def class_folds(images: LabelledImages, k: int, seed: int) -> list[list[str]]:
             folds[(position + offset) % k].append(files[index])
         offset += len(files)  # the next class starts where this one stopped: folds stay even
     return [sorted(fold) for fold in folds]
+
+
+def _own_class_split(images: LabelledImages, sizes: Mapping[str, float], seed: int) -> Split:
+    """The dataset's own parts (``train/``, ``test/``, ``val/`` folders), with ``val`` (a fraction)
+    of each training class held out to validate where the dataset has no validation part. A dataset
+    with ``train/`` and ``val/`` only holds out its ``val/``: that is its test part."""
+    if set(sizes) - {"val"}:
+        raise ConfigError(
+            f"split {dict(sizes)}: on data with its own train/test folders give only 'val' (or folds)"
+        )
+    own: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for index, part in enumerate(images.parts):
+        own[part].append(index)
+    if not own["test"]:
+        own["test"], own["val"] = own["val"], []
+    paths = {name: [images.paths[i].as_posix() for i in indices] for name, indices in own.items()}
+    val = float(sizes.get("val") or 0)
+    if not own["val"] and val:
+        rest = dataclasses.replace(images.subset(own["train"]), parts=())
+        inner = stratified_split(rest, {"train": 1 - val, "val": val}, seed)
+        paths["train"], paths["val"] = list(inner.parts["train"]), list(inner.parts["val"])
+    parts = {name: tuple(sorted(paths[name])) for name in ("train", "val", "test") if paths[name]}
+    return Split(seed=seed, sizes=dict(sizes), classes=tuple(images.classes), parts=parts)
 
 
 def _class_fold_split(images: LabelledImages, sizes: Mapping[str, Any], seed: int) -> Split:

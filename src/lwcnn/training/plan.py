@@ -83,7 +83,9 @@ def plan_training(
     plan.config["normalize"] = {"mean": [0.5], "std": [0.25]}
     if own_split:
         data["split"] = {"val": 0.2}
-        plan.reasons.append("split: the data's own train/test parts, 20% of train held out to validate")
+        plan.reasons.append(
+            "split: the data's own train/test parts; its own val part validates, else 20% of train"
+        )
     else:
         data["split"] = {"train": 0.6, "val": 0.2, "test": 0.2}
         plan.reasons.append(

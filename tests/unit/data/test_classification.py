@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lwcnn.data import NEU_CLASSES, DataError, check_images, scan_classification, scan_neu
+from lwcnn.data.classification import scan_class_folders
+from lwcnn.data.layouts import detect_layout
+from lwcnn.data.splits import stratified_split
 from tests.synthetic import write_image
 
 NEU_CLS_PREFIXES = ("Cr", "In", "Pa", "PS", "RS", "Sc")
@@ -83,3 +88,43 @@ def test_real_neu(neu_root):
     images = scan_classification(neu_root)
     assert images.layout == "neu"
     assert images.counts() == {name: 300 for name in NEU_CLASSES}
+
+
+def _split_folders(root: Path, parts: dict[str, int], classes=("def_front", "ok_front")) -> Path:
+    """ROOT/<part>/<class>/<image>, ``parts`` giving the images per class in each part."""
+    for part, count in parts.items():
+        for name in classes:
+            for index in range(count):
+                write_image(root / part / name / f"{name}_{index}.jpeg", (12, 12), seed=index)
+    return root
+
+
+def test_train_and_test_folders_of_class_folders_are_the_split_not_two_classes(tmp_path):
+    root = _split_folders(tmp_path / "casting", {"train": 10, "test": 3})
+    detected = detect_layout(root)
+    assert (detected.task, detected.layout) == ("cls", "folders") and "test/ and train/" in detected.evidence
+    images = scan_class_folders(root)
+    assert images.classes == ("def_front", "ok_front")  # not ("test", "train")
+    assert images.counts() == {"def_front": 13, "ok_front": 13}
+    split = stratified_split(images, {"val": 0.2}, seed=0)
+    assert sorted(split.parts["test"]) == sorted(p.as_posix() for p in images.paths if p.parts[0] == "test")
+    assert len(split.parts["val"]) == 4 and all(p.startswith("train/") for p in split.parts["val"])
+    assert not set(split.parts["val"]) & set(split.parts["train"]) and len(split.parts["train"]) == 16
+    # the one command plans that split: the data's own parts
+    from lwcnn.cli.train import plan_for
+
+    assert plan_for(str(root), None, str(tmp_path / "run")).plan.config["data"]["split"] == {"val": 0.2}
+
+
+def test_train_and_val_folders_hold_out_val_as_the_test_part(tmp_path):
+    root = _split_folders(tmp_path / "kerasstyle", {"train": 5, "validation": 2})
+    split = stratified_split(scan_class_folders(root), {"val": 0.2}, seed=0)
+    assert all(p.startswith("validation/") for p in split.parts["test"]) and len(split.parts["test"]) == 4
+    assert len(split.parts["val"]) == 2 and all(p.startswith("train/") for p in split.parts["val"])
+
+
+def test_a_class_that_training_never_sees_is_named(tmp_path):
+    root = _split_folders(tmp_path / "d", {"train": 2, "test": 2})
+    write_image(root / "test" / "scratch" / "s.png", (12, 12))
+    with pytest.raises(DataError, match=r"class 'scratch' has no folder in train/"):
+        scan_class_folders(root)
