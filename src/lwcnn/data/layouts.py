@@ -25,7 +25,7 @@ from lwcnn.errors import DataError
 #: Every layout by task, as ``data.layout`` names it.
 LAYOUTS: dict[str, tuple[str, ...]] = {
     "cls": ("folders", "neu"),
-    "seg": ("kolektorsdd", "dagm", "masks", "voc", "deeppcb", "coco", "labelme", "yolo", "pairs"),
+    "seg": ("kolektorsdd", "dagm", "masks", "voc", "deeppcb", "coco", "labelme", "yolo", "pairs", "mvtec"),
 }
 
 _BOX_FOLDERS = {"ANNOTATIONS", "annotations", "Annotations"}
@@ -77,6 +77,14 @@ def _readings(folder: Path) -> list[Detected]:
         found.append(Detected("seg", "kolektorsdd", "kosNN item folders"))
     elif re.fullmatch(r"Class\d+", folder.name) or any(re.fullmatch(r"Class\d+", n) for n in names):
         found.append(Detected("seg", "dagm", "ClassN folders"))
+    elif {"train", "test", "ground_truth"} <= names:
+        found.append(Detected("seg", "mvtec", "an MVTec AD category (train/, test/, ground_truth/)"))
+    elif categories := [n for n in sorted(names) if _is_mvtec_category(folder / n)]:
+        shown = ", ".join(categories[:4]) + (", ..." if len(categories) > 4 else "")
+        raise DataError(
+            f"{folder}: MVTec AD categories ({shown}): a model learns one product; give one category "
+            f"folder, e.g. {folder / categories[0]}"
+        )
     elif "images" in names and "masks" in names:
         found.append(Detected("seg", "masks", "images/ and masks/ folders"))
     elif is_yolo_folder(folder):
@@ -104,6 +112,10 @@ def _readings(folder: Path) -> list[Detected]:
         else:
             found.append(Detected("cls", "folders", f"{len(names)} class folders"))
     return found
+
+
+def _is_mvtec_category(folder: Path) -> bool:
+    return all((folder / name).is_dir() for name in ("train", "test", "ground_truth"))
 
 
 def _has_labelme_files(folder: Path, looked_at: int = 20) -> bool:

@@ -63,7 +63,7 @@ class MaskedImages:
     """A collection of images with optional defect masks, and the names of its defect types."""
 
     root: Path
-    layout: str  # "kolektorsdd", "dagm", "masks", "voc", "deeppcb", "coco", "labelme", "yolo", "pairs"
+    layout: str  # a name in lwcnn.data.layouts.LAYOUTS["seg"]: "kolektorsdd", "masks", "mvtec"...
     samples: tuple[MaskedSample, ...]
     dropped_duplicates: tuple[Path, ...] = field(default=())
     types: tuple[str, ...] = ("defect",)  # type k of a class-index mask is types[k - 1]
@@ -187,6 +187,7 @@ def _scanners() -> dict[str, Any]:
         "labelme": scan_labelme,
         "yolo": scan_yolo,
         "pairs": scan_mask_pairs,
+        "mvtec": scan_mvtec,
     }
 
 
@@ -290,6 +291,35 @@ def scan_kolektorsdd(root: str | Path, drop_duplicates: bool = True) -> MaskedIm
             mask = label.relative_to(root) if read_mask(label).any() else None
             samples.append(MaskedSample(image.relative_to(root), mask, group=item.name))
     return MaskedImages(root, "kolektorsdd", tuple(samples), tuple(dropped))
+
+
+def scan_mvtec(root: str | Path) -> MaskedImages:
+    """One category of MVTec AD: ``train/good/``, ``test/good/`` and ``test/TYPE/NNN.png`` with
+    ``ground_truth/TYPE/NNN_mask.png``; the types are the ``test/`` folders other than ``good``.
+
+    Its own split is an anomaly detector's (training holds good parts only), which a model that
+    learns from labelled defects cannot use: every image is pooled for a stratified split."""
+    root = existing_folder(root)
+    missing = [name for name in ("train", "test", "ground_truth") if not (root / name).is_dir()]
+    if missing:
+        raise DataError(f"{root / missing[0]}: missing (MVTec AD layout: train/, test/, ground_truth/)")
+    kinds = sorted(d.name for d in (root / "test").iterdir() if d.is_dir() and d.name != "good")
+    samples, problems = [], []
+    for image in find_images(root / "train") + find_images(root / "test"):
+        relative = image.relative_to(root)
+        kind = relative.parts[1] if len(relative.parts) > 2 else "good"
+        if kind == "good":
+            samples.append(MaskedSample(relative, None, group=""))
+            continue
+        mask = root / "ground_truth" / kind / f"{image.stem}_mask.png"
+        if not mask.is_file():
+            problems.append(LabelProblem(relative, f"no ground_truth/{kind}/{image.stem}_mask.png"))
+            continue
+        typed = ((kinds.index(kind) + 1, mask.relative_to(root)),)
+        samples.append(MaskedSample(relative, mask.relative_to(root), group="", type_masks=typed))
+    if not samples:
+        raise DataError(f"{root}: no images in train/ or test/ (MVTec AD layout)")
+    return MaskedImages(root, "mvtec", tuple(samples), types=tuple(kinds), label_problems=tuple(problems))
 
 
 def scan_dagm(root: str | Path) -> MaskedImages:

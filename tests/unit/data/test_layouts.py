@@ -11,7 +11,13 @@ from PIL import Image
 
 from lwcnn.data.classification import scan_class_folders
 from lwcnn.data.layouts import detect_layout
-from lwcnn.data.masked_images import read_sample, scan_deeppcb, scan_image_mask_folders, scan_segmentation
+from lwcnn.data.masked_images import (
+    read_labels,
+    read_sample,
+    scan_deeppcb,
+    scan_image_mask_folders,
+    scan_segmentation,
+)
 from lwcnn.data.splits import class_folds, image_folds, segmentation_split, stratified_split
 from lwcnn.data.statistics import measure_dataset, region_shapes
 from lwcnn.errors import DataError
@@ -55,6 +61,21 @@ def _deeppcb(root: Path) -> Path:
     return root
 
 
+def _mvtec(root: Path) -> Path:
+    """One MVTec AD category: good training images, good and two kinds of defective test images."""
+    for index in range(3):
+        write_image(root / "train" / "good" / f"{index:03d}.png", (20, 20), seed=index)
+        write_image(root / "test" / "good" / f"{index:03d}.png", (20, 20), seed=index + 3)
+    for kind, box in (("crack", (2, 2, 6, 6)), ("scratch", (8, 8, 12, 18))):
+        for index in range(2):
+            write_image(root / "test" / kind / f"{index:03d}.png", (20, 20), seed=index + 9)
+            mask = np.zeros((20, 20), np.uint8)
+            mask[box[1] : box[3], box[0] : box[2]] = 255
+            (root / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(mask).save(root / "ground_truth" / kind / f"{index:03d}_mask.png")
+    return root
+
+
 @pytest.mark.parametrize(
     ("make", "task", "layout"),
     [
@@ -64,6 +85,7 @@ def _deeppcb(root: Path) -> Path:
         (_dagm, "seg", "dagm"),
         (_voc, "seg", "voc"),
         (_deeppcb, "seg", "deeppcb"),
+        (_mvtec, "seg", "mvtec"),
     ],
 )
 def test_each_layout_is_recognised(tmp_path, make, task, layout):
@@ -172,3 +194,20 @@ def test_kolektorsdd_folds_keep_items_whole(tmp_path):
     images = scan_segmentation(root)
     folds, by_group = image_folds(images, 3, seed=0)
     assert by_group and sorted(g for f in folds for g in f) == [f"kos{i:02d}" for i in range(6)]
+
+
+def test_an_mvtec_category_is_pooled_with_its_defect_types(tmp_path):
+    images = scan_segmentation(_mvtec(tmp_path / "bottle"))
+    assert images.layout == "mvtec" and images.types == ("crack", "scratch")
+    assert len(images.samples) == 10 and sum(s.defective for s in images.samples) == 4
+    assert not any(s.part for s in images.samples)  # train/ holds no defect: the split is drawn
+    scratch = next(i for i, s in enumerate(images.samples) if "scratch" in s.image.parts)
+    _, labels = read_labels(images, scratch)
+    assert set(np.unique(labels)) == {0, 2} and (labels == 2).sum() == 40
+
+
+def test_the_mvtec_root_asks_for_one_category(tmp_path):
+    _mvtec(tmp_path / "mvtec" / "bottle")
+    _mvtec(tmp_path / "mvtec" / "cable")
+    with pytest.raises(DataError, match=r"MVTec AD categories \(bottle, cable\).*give one category folder"):
+        detect_layout(tmp_path / "mvtec")
