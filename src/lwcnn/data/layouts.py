@@ -18,7 +18,7 @@ from lwcnn.data.classification import NEU_PREFIXES
 from lwcnn.data.coco import find_coco_files
 from lwcnn.data.images import is_image_file
 from lwcnn.data.labelme import is_labelme_file
-from lwcnn.data.mask_pairs import PART_FOLDERS, has_mask_pairs
+from lwcnn.data.mask_pairs import PART_FOLDERS, find_mask_folders, has_mask_pairs
 from lwcnn.data.yolo import is_yolo_folder
 from lwcnn.errors import DataError
 
@@ -97,6 +97,9 @@ def _readings(folder: Path) -> list[Detected]:
         found.append(Detected("seg", "labelme", "LabelMe .json files"))
     elif names == {"images"}:
         found.append(Detected("seg", "masks", "an images/ folder without masks (all defect-free)"))
+    elif mask_folders := find_mask_folders(folder):
+        shown = ", ".join(f"{images}/ with masks in {masks}/" for images, masks in mask_folders)
+        found.append(Detected("seg", "masks", shown))
     elif has_mask_pairs(folder):
         found.append(Detected("seg", "pairs", "images with masks beside them (x.jpg + x.png, x_mask.png...)"))
         classes = len(names) >= 2 and all(_holds_images(folder / n) for n in names)

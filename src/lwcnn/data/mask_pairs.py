@@ -10,8 +10,10 @@ folders that hold each image's mask must not train a classifier on the masks as 
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -147,3 +149,89 @@ def _type_folder(relative: Path) -> str:
     """The top folder below any part folder, where the image sits deeper ('' otherwise)."""
     parts = relative.parts[1:] if _part(relative) else relative.parts
     return parts[0] if len(parts) > 1 else ""
+
+
+def find_mask_folders(root: Path) -> list[tuple[str, str]]:
+    """(image folder, mask folder) pairs among ``root``'s subfolders, for an image+mask layout
+    whose folders are not called ``images/`` and ``masks/`` (``img/`` + ``gt/``, DeepCrack's
+    ``train_img/`` + ``train_lab/``...): a folder of masks (the first five look like masks) at
+    least half of whose files are named after the images of a sibling folder (same path and stem,
+    or the stem with a mask suffix). Each folder is in one pair at most; sorted by mask folder."""
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    keys = {folder: {mask_key(p.relative_to(folder)) for p in find_images(folder)} for folder in folders}
+    maskish = {f for f in folders if keys[f] and all(looks_like_mask(p) for p in find_images(f)[:5])}
+    pairs: list[tuple[str, str]] = []
+    used: set[Path] = set()
+    for masks in sorted(maskish):
+        best, share = None, 0.5
+        for images in folders:
+            if images in maskish or images in used or images == masks or not keys[images]:
+                continue
+            overlap = len(keys[masks] & keys[images]) / len(keys[masks])
+            if overlap >= share and (best is None or overlap > share):
+                best, share = images, overlap
+        if best is not None and masks not in used:
+            pairs.append((best.name, masks.name))
+            used |= {best, masks}
+    return pairs
+
+
+def mask_key(relative: Path) -> str:
+    """A file's path without its extension and any mask suffix, what an image and its mask share."""
+    return strip_mask_suffix(relative.with_suffix("").as_posix())
+
+
+def strip_mask_suffix(stem: str) -> str:
+    """``stem`` without a :data:`MASK_SUFFIXES` ending (``a_mask`` -> ``a``; any case)."""
+    lowered = stem.lower()
+    suffix = next((s for s in MASK_SUFFIXES if lowered.endswith(s) and len(lowered) > len(s)), "")
+    return stem[: len(stem) - len(suffix)]
+
+
+def part_of_folder(name: str) -> str | None:
+    """The dataset part a folder's name says (``train_img`` -> train, ``test`` -> test), if any."""
+    words = {w for w in re.split(r"[^a-z]+", name.lower()) if w}
+    found = {PART_FOLDERS[w] for w in words if w in PART_FOLDERS}
+    return found.pop() if len(found) == 1 else None
+
+
+def scan_mask_folders(root: str | Path) -> MaskedImages:
+    """The ``masks`` layout: ``images/`` + ``masks/``, or one pair of an image folder and a folder
+    of masks named after its images under other names (:func:`find_mask_folders`), or several
+    such pairs named for the dataset's parts (``train_img/`` + ``train_lab/``, ``test_img/`` +
+    ``test_lab/``), whose parts are then the split."""
+    from lwcnn.data.masked_images import MaskedImages, existing_folder, scan_image_mask_folders
+
+    root = existing_folder(root)
+    if (root / "images").is_dir():
+        return scan_image_mask_folders(root)
+    pairs = find_mask_folders(root)
+    if not pairs:
+        raise DataError(
+            f"{root}: no images/ folder and no folder of masks named after another folder's images "
+            "(masks layout: images/ + masks/ with the same file stems)"
+        )
+    if len(pairs) == 1:
+        return scan_image_mask_folders(root, *pairs[0])
+    parts = [part_of_folder(images) for images, _ in pairs]
+    if None in parts or len(set(parts)) < len(parts) or "test" not in parts:
+        shown = ", ".join(f"{images}/ + {masks}/" for images, masks in pairs)
+        raise DataError(
+            f"{root}: several image and mask folders ({shown}); name them for their parts (train_img/, "
+            "test_img/...) or give data.root one pair's parent"
+        )
+    scans = [scan_image_mask_folders(root, *pair) for pair in pairs]
+    if len({scan.types for scan in scans}) > 1 or len({scan.index_masks for scan in scans}) > 1:
+        raise DataError(f"{root}: the parts' mask folders name different defect types")
+    samples = tuple(
+        replace(sample, part=part) for scan, part in zip(scans, parts, strict=True) for sample in scan.samples
+    )
+    problems = tuple(problem for scan in scans for problem in scan.label_problems)
+    return MaskedImages(
+        root,
+        "masks",
+        samples,
+        types=scans[0].types,
+        index_masks=scans[0].index_masks,
+        label_problems=problems,
+    )

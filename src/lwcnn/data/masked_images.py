@@ -24,6 +24,7 @@ from PIL import Image
 
 from lwcnn.data.classification import DataError
 from lwcnn.data.images import ImageReadError, find_images, is_image_file, read_image, upright
+from lwcnn.data.mask_pairs import strip_mask_suffix
 from lwcnn.data.shapes import Shape, labels_from_shapes, scaled
 
 #: DeepPCB's six defect types, by the number its box files give them
@@ -174,13 +175,13 @@ def scan_segmentation(root: str | Path, layout: str = "auto", strict: bool = Tru
 def _scanners() -> dict[str, Any]:
     from lwcnn.data.coco import scan_coco
     from lwcnn.data.labelme import scan_labelme
-    from lwcnn.data.mask_pairs import scan_mask_pairs
+    from lwcnn.data.mask_pairs import scan_mask_folders, scan_mask_pairs
     from lwcnn.data.yolo import scan_yolo
 
     return {
         "kolektorsdd": scan_kolektorsdd,
         "dagm": scan_dagm,
-        "masks": scan_image_mask_folders,
+        "masks": scan_mask_folders,
         "voc": scan_voc,
         "deeppcb": scan_deeppcb,
         "coco": scan_coco,
@@ -381,7 +382,8 @@ def _dagm_labels(folder: Path) -> dict[str, str | None]:
 def scan_image_mask_folders(
     root: str | Path, images_dir: str = "images", masks_dir: str = "masks"
 ) -> MaskedImages:
-    """``images/NAME.ext`` with ``masks/NAME.png`` (same stem, any image extension; 0/255 or 0/1).
+    """``images/NAME.ext`` with ``masks/NAME.png`` (same stem, any image extension, or the stem with
+    a mask suffix, ``NAME_mask.png``; 0/255 or 0/1).
     An image without a mask is defect-free; a mask without an image is listed in ``label_problems``.
     Images in subfolders keep them as their group (e.g. ``images/line3/a.png`` -> group ``line3``).
 
@@ -413,9 +415,14 @@ def scan_image_mask_folders(
             kind, relative = types.index(relative.parts[0]) + 1, Path(*relative.parts[1:])
         masks.setdefault(relative.with_suffix(""), []).append((kind, mask.relative_to(root)))
     samples = []
+    named = {
+        Path(strip_mask_suffix(k.as_posix())): k
+        for k in masks
+        if strip_mask_suffix(k.as_posix()) != k.as_posix()
+    }
     for image in find_images(image_root):
         key = image.relative_to(image_root).with_suffix("")
-        found = masks.pop(key, [])
+        found = masks.pop(key, []) or (masks.pop(named[key], []) if key in named else [])
         group = key.parent.as_posix() if key.parent != Path(".") else ""
         first = found[0][1] if found else None
         samples.append(

@@ -120,3 +120,40 @@ def test_a_folder_without_pairs_is_not_the_pairs_layout(tmp_path):
     write_image(tmp_path / "x" / "a.jpg", (16, 16))
     with pytest.raises(DataError, match="no image with its mask beside it"):
         scan_mask_pairs(tmp_path / "x")
+
+
+def _image_and_mask_folders(root: Path, images: str, masks: str, count: int = 3, suffix: str = "") -> Path:
+    for index in range(count):
+        write_image(root / images / f"{index:03d}.jpg", (20, 16), seed=index)
+        _mask(root / masks / f"{index:03d}{suffix}.png", (20, 16), (2, 2, 5 + index, 6))
+    return root
+
+
+def test_image_and_mask_folders_under_other_names_are_the_masks_layout(tmp_path):
+    root = _image_and_mask_folders(tmp_path / "cfd", "image", "gt", suffix="_GT")
+    detected = detect_layout(root)
+    assert (detected.task, detected.layout) == ("seg", "masks")
+    assert "image/ with masks in gt/" in detected.evidence
+    images = scan_segmentation(root)
+    masks = [str(s.mask) for s in images.samples]
+    assert masks == [str(Path("gt") / f"{i:03d}_GT.png") for i in range(3)]
+    assert read_sample(images, 2)[1].sum() == 5 * 4  # the box: x 2..6, y 2..5
+
+
+def test_deepcrack_style_folders_make_their_parts(tmp_path):
+    root = tmp_path / "deepcrack"
+    _image_and_mask_folders(root, "train_img", "train_lab", count=5)
+    _image_and_mask_folders(root, "test_img", "test_lab", count=2)
+    assert detect_layout(root).layout == "masks"
+    images = scan_segmentation(root)
+    assert sorted(s.part for s in images.samples) == ["test"] * 2 + ["train"] * 5  # type: ignore[type-var]
+    split = segmentation_split(images, {"val": 0.2}, seed=0)
+    assert sorted(split.parts["test"]) == ["test_img/000.jpg", "test_img/001.jpg"]
+
+
+def test_two_class_folders_of_photos_with_the_same_names_stay_class_folders(tmp_path):
+    for kind in ("good", "bad"):
+        for index in range(3):
+            write_image(tmp_path / "d" / kind / f"{index:03d}.jpg", (16, 16), seed=index + len(kind))
+    detected = detect_layout(tmp_path / "d")
+    assert (detected.task, detected.layout) == ("cls", "folders")
