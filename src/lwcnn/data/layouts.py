@@ -18,7 +18,7 @@ from lwcnn.data.classification import NEU_PREFIXES
 from lwcnn.data.coco import find_coco_files
 from lwcnn.data.images import is_image_file
 from lwcnn.data.labelme import is_labelme_file
-from lwcnn.data.mask_pairs import PART_FOLDERS, find_mask_folders, has_mask_pairs
+from lwcnn.data.mask_pairs import PART_FOLDERS, find_mask_folders, has_mask_pairs, part_of_folder
 from lwcnn.data.yolo import is_yolo_folder
 from lwcnn.errors import DataError
 
@@ -112,6 +112,15 @@ def _readings(folder: Path) -> list[Detected]:
         if all(n.lower() in PART_FOLDERS for n in names):  # ROOT/train/<class>/, ROOT/test/<class>/
             shown = " and ".join(f"{n}/" for n in sorted(names))
             found.append(Detected("cls", "folders", f"class folders inside {shown} (its own split)"))
+        elif all(part_of_folder(n) for n in names) and len({part_of_folder(n) for n in names}) > 1:
+            # train_images/ + test_images/ (Severstal): parts, not classes
+            shown = " and ".join(f"{n}/" for n in sorted(names))
+            tables = sorted(p.name for p in folder.glob("*.csv"))
+            labels = f" (the labels in {', '.join(tables)} are not a layout lwcnn reads)" if tables else ""
+            raise DataError(
+                f"{folder}: {shown} are named as the parts of a split, not as classes{labels}; "
+                "give class folders (ROOT/<class>/ or ROOT/train/<class>/) or images/ + masks/"
+            )
         else:
             found.append(Detected("cls", "folders", f"{len(names)} class folders"))
     return found

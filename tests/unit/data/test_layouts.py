@@ -211,3 +211,12 @@ def test_the_mvtec_root_asks_for_one_category(tmp_path):
     _mvtec(tmp_path / "mvtec" / "cable")
     with pytest.raises(DataError, match=r"MVTec AD categories \(bottle, cable\).*give one category folder"):
         detect_layout(tmp_path / "mvtec")
+
+
+def test_folders_named_as_a_split_are_not_taken_for_classes(tmp_path):
+    root = tmp_path / "severstal"
+    write_image(root / "train_images" / "0002cc93b.jpg", (32, 8))
+    write_image(root / "test_images" / "0000f269f.jpg", (32, 8))
+    (root / "train.csv").write_text("ImageId,ClassId,EncodedPixels\n0002cc93b.jpg,1,5 3\n")
+    with pytest.raises(DataError, match=r"test_images/ and train_images/ are named as the parts.*train\.csv"):
+        detect_layout(root)
