@@ -339,6 +339,14 @@ def check_before_training(images: LabelledImages | MaskedImages, split: Any, ski
     import logging
 
     log = logging.getLogger("lwcnn.data")
+    if isinstance(images, MaskedImages) and "train" in split.parts:
+        if not any(images.samples[i].defective for i in split.indices(images, "train")):
+            tables = sorted(p.name for p in images.root.glob("*.csv"))
+            labels = f"; the labels in {', '.join(tables)} are not a layout lwcnn reads" if tables else ""
+            raise DataError(
+                f"{images.root}: no defective image in the training part ({images.layout} layout): a "
+                f"segmenter learns defects from their masks{labels}"
+            )
     report = check_collection(images, {p: split.indices(images, p) for p in split.parts}, read=False)
     for level in ("error", "warning"):
         found = [f for f in report.findings if f.level == level]

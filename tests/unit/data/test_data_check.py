@@ -168,3 +168,17 @@ def test_check_counts_images_without_a_label(tmp_path, capsys):
     report = check_dataset(root)
     # good.png and copy_of_good.png have no mask file: read as defect-free
     assert report.unlabelled == 2 and "2 without a label" in report.lines()[0]
+
+
+def test_training_a_segmenter_without_a_defective_image_is_refused_in_one_line(tmp_path):
+    from lwcnn.data.checks import check_before_training
+    from lwcnn.data.splits import segmentation_split
+
+    root = tmp_path / "elpv-raw"  # images/ and a labels.csv: no masks, so nothing to learn from
+    for index in range(6):
+        write_image(root / "images" / f"cell{index:04d}.png", (16, 16), seed=index)
+    (root / "labels.csv").write_text("images/cell0000.png 1.0 mono\n")
+    images = scan_segmentation(root)
+    split = segmentation_split(images, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)
+    with pytest.raises(DataError, match=r"no defective image in the training part.*labels\.csv"):
+        check_before_training(images, split, skip_bad=False)
