@@ -158,7 +158,8 @@ def _new_config(
         if not any(item.startswith("data.root=") for item in overrides):
             raise ConfigError("give the data folder (lwcnn train DATA) or a config (--config FILE)")
         return load_config(None, overrides)
-    plan = plan_for(data, args.task, args.out or f"runs/{Path(data).resolve().name}")
+    layout = next((o.partition("=")[2] for o in overrides if o.startswith("data.layout=")), None)
+    plan = plan_for(data, args.task, args.out or f"runs/{Path(data).resolve().name}", layout)
     args.planned = plan
     if show:
         from lwcnn.data.statistics import describe
@@ -182,15 +183,19 @@ class _Planned:
     evidence: str
 
 
-def plan_for(data: str, task: str | None, out: str) -> _Planned:
-    """Detect ``data``'s layout, measure it and plan its training (no budget yet: overrides add it)."""
+def plan_for(data: str, task: str | None, out: str, layout: str | None = None) -> _Planned:
+    """Detect ``data``'s layout (or take ``layout``, a ``data.layout=`` override), measure it and
+    plan its training (no budget yet: overrides add it)."""
     from lwcnn.data.classification import scan_classification
-    from lwcnn.data.layouts import detect_layout
+    from lwcnn.data.layouts import Detected, detect_layout, layout_task
     from lwcnn.data.masked_images import scan_segmentation
     from lwcnn.data.statistics import measure_dataset
     from lwcnn.training.plan import plan_training
 
-    detected = detect_layout(data, task)
+    if layout and layout != "auto":
+        detected = Detected(task or layout_task(layout), layout, f"data.layout={layout}")
+    else:
+        detected = detect_layout(data, task)
     if detected.task == "cls":
         images: Any = scan_classification(data, detected.layout)
         own_split = bool(images.parts)  # train/ + test/ folders of class folders

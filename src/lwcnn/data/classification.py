@@ -41,7 +41,7 @@ class LabelledImages:
     """Image files with class labels. ``paths`` are relative to ``root``; ``labels`` index ``classes``."""
 
     root: Path
-    layout: str  # "neu" or "folders"
+    layout: str  # "neu", "folders" or "csv" ("csv:COLUMN")
     classes: tuple[str, ...]
     paths: tuple[Path, ...]
     labels: tuple[int, ...]
@@ -167,20 +167,55 @@ def _class_images(class_dir: Path) -> list[Path]:
     return files
 
 
+def scan_label_table(root: str | Path, column: str | None = None) -> LabelledImages:
+    """The ``csv`` layout: a ``.csv`` at the top of ``root`` names each image and its class
+    (:mod:`lwcnn.data.label_tables`; ``column``: the class column's header name or number).
+    Classes sorted (as numbers where they all are); images the table does not name are not used."""
+    from lwcnn.data.label_tables import find_label_table
+
+    root = _existing_folder(root)
+    table = find_label_table(root, column)
+    if table is None:
+        raise DataError(
+            f"{root}: no .csv at the top that names images under it and a class for each (csv layout)"
+        )
+    classes = sorted(set(table.labels), key=_class_order)
+    if len(classes) < 2:
+        raise DataError(f"{table.path}: one class ({classes[0]!r}); a classifier needs two or more")
+    layout = f"csv:{column}" if column else "csv"
+    labels = tuple(classes.index(label) for label in table.labels)
+    return LabelledImages(root, layout, tuple(classes), table.images, labels)
+
+
+def _class_order(name: str) -> tuple[int, float, str]:
+    """Numbers first, in numeric order (ELPV's 0, 0.33, 0.67, 1), then names in text order."""
+    try:
+        return (0, float(name), name)
+    except ValueError:
+        return (1, 0.0, name)
+
+
 def scan_classification(root: str | Path, layout: str = "auto") -> LabelledImages:
-    """Scan ``root`` with ``layout`` "neu", "folders" or "auto" (folders if ``root`` has subfolders
-    other than NEU-DET's ``IMAGES``/``ANNOTATIONS``, else NEU)."""
+    """Scan ``root`` with ``layout`` "neu", "folders", "csv" (``csv:COLUMN``) or "auto" (recognised
+    as ``lwcnn train`` does, :func:`lwcnn.data.layouts.detect_layout`)."""
     if layout == "neu":
         return scan_neu(root)
+    if layout == "csv" or layout.startswith("csv:"):
+        return scan_label_table(root, layout.partition(":")[2] or None)
     if layout == "folders":
         return scan_class_folders(root)
     if layout != "auto":
-        raise ConfigError(f"layout must be 'auto', 'neu' or 'folders', got {layout!r}")
+        raise ConfigError(f"layout must be 'auto', 'neu', 'folders' or 'csv', got {layout!r}")
+    from lwcnn.data.layouts import detect_layout
+
     folder = _existing_folder(root)
-    subdirs = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    if subdirs and not subdirs <= {"IMAGES", "ANNOTATIONS"}:
-        return scan_class_folders(folder)
-    return scan_neu(folder)
+    try:
+        return scan_classification(folder, detect_layout(folder, "cls").layout)
+    except DataError as error:  # not a layout: say what is wrong with the folders it has
+        subdirs = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        if subdirs and not subdirs <= {"IMAGES", "ANNOTATIONS"}:
+            scan_class_folders(folder)
+        raise error
 
 
 def check_images(images: LabelledImages, channels: int = 3) -> list[ImageReadError]:

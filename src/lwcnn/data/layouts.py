@@ -17,6 +17,7 @@ from pathlib import Path
 from lwcnn.data.classification import NEU_PREFIXES
 from lwcnn.data.coco import find_coco_files
 from lwcnn.data.images import is_image_file
+from lwcnn.data.label_tables import find_label_table
 from lwcnn.data.labelme import is_labelme_file
 from lwcnn.data.mask_pairs import PART_FOLDERS, find_mask_folders, has_mask_pairs, part_of_folder
 from lwcnn.data.yolo import is_yolo_folder
@@ -24,7 +25,7 @@ from lwcnn.errors import DataError
 
 #: Every layout by task, as ``data.layout`` names it.
 LAYOUTS: dict[str, tuple[str, ...]] = {
-    "cls": ("folders", "neu"),
+    "cls": ("folders", "neu", "csv"),
     "seg": ("kolektorsdd", "dagm", "masks", "voc", "deeppcb", "coco", "labelme", "yolo", "pairs", "mvtec"),
 }
 
@@ -39,6 +40,16 @@ class Detected:
     task: str
     layout: str
     evidence: str
+
+
+def layout_task(layout: str) -> str:
+    """The task a ``data.layout`` name is for (``csv:COLUMN`` is ``csv``'s); an unknown one is an error."""
+    name = layout.partition(":")[0]
+    for task, names in LAYOUTS.items():
+        if name in names:
+            return task
+    known = ", ".join(n for names in LAYOUTS.values() for n in names)
+    raise DataError(f"data.layout={layout!r}: one of auto, {known}")
 
 
 def detect_layout(root: str | Path, task: str | None = None) -> Detected:
@@ -95,8 +106,6 @@ def _readings(folder: Path) -> list[Detected]:
         found.append(Detected("seg", "coco", f"a COCO file ({coco[0].relative_to(folder)})"))
     elif _has_labelme_files(folder):
         found.append(Detected("seg", "labelme", "LabelMe .json files"))
-    elif names == {"images"}:
-        found.append(Detected("seg", "masks", "an images/ folder without masks (all defect-free)"))
     elif mask_folders := find_mask_folders(folder):
         shown = ", ".join(f"{images}/ with masks in {masks}/" for images, masks in mask_folders)
         found.append(Detected("seg", "masks", shown))
@@ -105,6 +114,18 @@ def _readings(folder: Path) -> list[Detected]:
         classes = len(names) >= 2 and all(_holds_images(folder / n) for n in names)
         if classes and not {n.lower() for n in names} & set(PART_FOLDERS):  # the magnetic tiles' folders
             found.append(Detected("cls", "folders", f"{len(names)} class folders (their masks left out)"))
+    elif table := find_label_table(folder):
+        found.append(
+            Detected(
+                "cls",
+                "csv",
+                f"{table.path.name} names {len(table.images)} images (column "
+                f"{table.column_name(table.image_column)}) and their classes (column "
+                f"{table.column_name(table.class_column)}; data.layout=csv:COLUMN for another)",
+            )
+        )
+    elif names == {"images"}:
+        found.append(Detected("seg", "masks", "an images/ folder without masks (all defect-free)"))
     image_folder = folder / "IMAGES" if "IMAGES" in names else folder  # NEU-DET keeps them there
     if _neu_named(image_folder):
         found.append(Detected("cls", "neu", "NEU class prefixes in the file names"))

@@ -128,3 +128,63 @@ def test_a_class_that_training_never_sees_is_named(tmp_path):
     write_image(root / "test" / "scratch" / "s.png", (12, 12))
     with pytest.raises(DataError, match=r"class 'scratch' has no folder in train/"):
         scan_class_folders(root)
+
+
+def _elpv_release(root: Path) -> Path:
+    """ELPV as released: images/cellNNNN.png and labels.csv, 'path probability type' by spaces."""
+    rows = []
+    for index in range(12):
+        write_image(root / "images" / f"cell{index:04d}.png", (12, 12), seed=index)
+        probability, kind = (0.0, 0.3333333333333333, 1.0)[index % 3], "mono" if index < 6 else "poly"
+        rows.append(f"images/cell{index:04d}.png  {probability}  {kind}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_a_label_table_names_the_classes_of_the_images(tmp_path):
+    root = _elpv_release(tmp_path / "elpv")
+    detected = detect_layout(root)
+    assert (detected.task, detected.layout) == (
+        "cls",
+        "csv",
+    ) and "labels.csv names 12 images" in detected.evidence
+    images = scan_classification(root, "csv")
+    assert images.classes == ("0.0", "0.3333333333333333", "1.0")  # numeric order
+    assert images.counts() == {"0.0": 4, "0.3333333333333333": 4, "1.0": 4}
+    assert (
+        images.paths[1].as_posix() == "images/cell0001.png"
+        and images.classes[images.labels[1]] == "0.3333333333333333"
+    )
+    by_type = scan_classification(root, "csv:2")  # another column, by number (no header)
+    assert by_type.classes == ("mono", "poly") and by_type.layout == "csv:2"
+    from lwcnn.cli.train import plan_for
+
+    planned = plan_for(str(root), None, str(tmp_path / "run"), "csv:2")
+    assert planned.stats.class_counts == {"mono": 6, "poly": 6}
+    assert planned.plan.config["data"]["layout"] == "csv:2"
+
+
+def test_a_label_table_with_a_header_and_bare_image_ids(tmp_path):
+    root = tmp_path / "kaggle"
+    lines = ["image_id,label,inspector"]
+    for index in range(8):
+        write_image(root / "train" / f"part{index}.jpg", (12, 12), seed=index)
+        lines.append(f"part{index},{'ng' if index % 2 else 'ok'},{index}")
+    (root / "train.csv").write_text("\n".join(lines) + "\n")
+    images = scan_classification(root)
+    assert images.layout == "csv" and images.classes == ("ng", "ok") and len(images) == 8
+    assert images.paths[0].as_posix() == "train/part0.jpg"
+    assert scan_classification(root, "csv:label").classes == ("ng", "ok")
+    with pytest.raises(
+        DataError, match=r"no class column 'defect' \(the columns: image_id, label, inspector\)"
+    ):
+        scan_classification(root, "csv:defect")
+
+
+def test_an_image_with_two_classes_in_the_table_is_named(tmp_path):
+    root = tmp_path / "multi"
+    for index in range(4):
+        write_image(root / f"{index}.png", (12, 12), seed=index)
+    (root / "labels.csv").write_text("file,kind\n0.png,a\n1.png,b\n2.png,a\n3.png,b\n0.png,b\n")
+    with pytest.raises(DataError, match=r"labels\.csv:6: 0\.png is labelled both 'a' and 'b'"):
+        scan_classification(root, "csv")

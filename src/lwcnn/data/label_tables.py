@@ -1,0 +1,155 @@
+"""Class labels from a table: a ``.csv`` at the top of the data folder with one row per image, its
+path or name and its class (the ``csv`` layout): ELPV's ``labels.csv`` (whitespace-separated, no
+header), a spreadsheet's or Kaggle's ``train.csv`` (``image,label``).
+
+The table is read by content, not by column names: the image column is the one whose cells name
+image files under the folder (by relative path, by file name, or by stem where that is unique);
+the class column is the first other one with a few distinct values (2 to 100, and at most half
+the rows), or the one ``data.layout=csv:COLUMN`` names (a header name or a 0-based number).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from lwcnn.data.images import find_images
+from lwcnn.errors import DataError
+
+#: the most distinct values a class column may have
+MOST_CLASSES = 100
+#: the share of a table's rows whose image cell must name a file for it to be a label table
+RESOLVED_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """A table's image and class columns and, per row, the image file (relative to the root)."""
+
+    path: Path
+    header: tuple[str, ...] | None
+    image_column: int
+    class_column: int
+    images: tuple[Path, ...]
+    labels: tuple[str, ...]
+
+    def column_name(self, index: int) -> str:
+        return repr(self.header[index]) if self.header else f"{index} (0-based)"
+
+
+def find_label_table(root: Path, column: str | None = None) -> LabelTable | None:
+    """The first ``.csv`` at the top of ``root`` that names its images and a class per image, read
+    (``column``: the class column, else chosen as the module says); None when there is none."""
+    tables = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+    if not tables:
+        return None
+    index = _ImageIndex(root)
+    for path in tables:
+        table = _read_label_table(path, index, column)
+        if table is not None:
+            return table
+    return None
+
+
+def _read_label_table(path: Path, index: _ImageIndex, column: str | None) -> LabelTable | None:
+    rows = _read_rows(path)
+    if len(rows) < 2:
+        return None
+    width = min(len(r) for r in rows)
+    body = rows[1:]
+    image_column = next(
+        (
+            c
+            for c in range(width)
+            if sum(index.find(r[c]) is not None for r in body) >= RESOLVED_SHARE * len(body)
+        ),
+        None,
+    )
+    if image_column is None:
+        return None
+    header = tuple(rows[0]) if index.find(rows[0][image_column]) is None else None
+    data = body if header else rows
+    class_column = _class_column(data, width, image_column, header, column, path)
+    if class_column is None:
+        return None
+    images, labels, seen = [], [], {}
+    for number, row in enumerate(data, 2 if header else 1):
+        found = index.find(row[image_column])
+        if found is None:
+            raise DataError(f"{path}:{number}: {row[image_column]!r} names no image under {index.root}")
+        label = row[class_column].strip()
+        if found in seen:
+            if seen[found] != label:
+                raise DataError(
+                    f"{path}:{number}: {found.as_posix()} is labelled both {seen[found]!r} and {label!r} "
+                    "(one class per image)"
+                )
+            continue
+        seen[found] = label
+        images.append(found)
+        labels.append(label)
+    return LabelTable(path, header, image_column, class_column, tuple(images), tuple(labels))
+
+
+def _class_column(
+    rows: list[list[str]], width: int, image_column: int, header: tuple[str, ...] | None,
+    column: str | None, path: Path,
+) -> int | None:  # fmt: skip
+    """The class column: the one ``column`` names, else the first with a few distinct values."""
+    if column is not None:
+        if header and column in header:
+            return header.index(column)
+        if column.isdigit() and int(column) < width and int(column) != image_column:
+            return int(column)
+        names = ", ".join(header) if header else f"0 to {width - 1}"
+        raise DataError(f"{path}: no class column {column!r} (the columns: {names})")
+    for candidate in range(width):
+        values = {r[candidate].strip() for r in rows}
+        if candidate != image_column and 2 <= len(values) <= min(MOST_CLASSES, len(rows) // 2):
+            return candidate
+    return None
+
+
+def _read_rows(path: Path) -> list[list[str]]:
+    """The table's rows of cells: comma, semicolon or tab separated (sniffed), or runs of spaces."""
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as error:
+        raise DataError(f"{path}: unreadable ({error})") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return []
+    sample = "\n".join(lines[:20])
+    if not any(d in sample for d in ",;\t"):
+        return [line.split() for line in lines]
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel  # type: ignore[assignment]
+    return [[cell.strip() for cell in row] for row in csv.reader(io.StringIO("\n".join(lines)), dialect)]
+
+
+class _ImageIndex:
+    """Every image under a root, found by relative path, file name or stem (the last two where unique)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        files = [p.relative_to(root) for p in find_images(root)]
+        self.paths = {p.as_posix(): p for p in files}
+        self.names = _unique({p.name: p for p in files}, [p.name for p in files])
+        self.stems = _unique({p.stem: p for p in files}, [p.stem for p in files])
+
+    def find(self, cell: str) -> Path | None:
+        cell = cell.strip().replace("\\", "/").removeprefix("./")
+        if not cell:
+            return None
+        return self.paths.get(cell) or self.names.get(cell) or self.stems.get(cell)
+
+
+def _unique(mapping: dict[str, Path], keys: list[str]) -> dict[str, Path]:
+    counts: dict[str, int] = {}
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+    return {key: path for key, path in mapping.items() if counts[key] == 1}
