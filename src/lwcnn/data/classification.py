@@ -171,7 +171,7 @@ def scan_label_table(root: str | Path, column: str | None = None) -> LabelledIma
     """The ``csv`` layout: a ``.csv`` at the top of ``root`` names each image and its class
     (:mod:`lwcnn.data.label_tables`; ``column``: the class column's header name or number).
     Classes sorted (as numbers where they all are); images the table does not name are not used."""
-    from lwcnn.data.label_tables import find_label_table
+    from lwcnn.data.label_tables import class_order, find_label_table
 
     root = _existing_folder(root)
     table = find_label_table(root, column)
@@ -179,20 +179,12 @@ def scan_label_table(root: str | Path, column: str | None = None) -> LabelledIma
         raise DataError(
             f"{root}: no .csv at the top that names images under it and a class for each (csv layout)"
         )
-    classes = sorted(set(table.labels), key=_class_order)
+    classes = sorted(set(table.labels), key=class_order)
     if len(classes) < 2:
         raise DataError(f"{table.path}: one class ({classes[0]!r}); a classifier needs two or more")
     layout = f"csv:{column}" if column else "csv"
     labels = tuple(classes.index(label) for label in table.labels)
     return LabelledImages(root, layout, tuple(classes), table.images, labels)
-
-
-def _class_order(name: str) -> tuple[int, float, str]:
-    """Numbers first, in numeric order (ELPV's 0, 0.33, 0.67, 1), then names in text order."""
-    try:
-        return (0, float(name), name)
-    except ValueError:
-        return (1, 0.0, name)
 
 
 def scan_classification(root: str | Path, layout: str = "auto") -> LabelledImages:

@@ -1,22 +1,29 @@
-"""Class labels from a table: a ``.csv`` at the top of the data folder with one row per image, its
-path or name and its class (the ``csv`` layout): ELPV's ``labels.csv`` (whitespace-separated, no
+"""Labels from a table at the top of the data folder. Classes (the ``csv`` layout): one row per
+image, its path or name and its class: ELPV's ``labels.csv`` (whitespace-separated, no
 header), a spreadsheet's or Kaggle's ``train.csv`` (``image,label``).
 
 The table is read by content, not by column names: the image column is the one whose cells name
 image files under the folder (by relative path, by file name, or by stem where that is unique);
 the class column is the first other one with a few distinct values (2 to 100, and at most half
 the rows), or the one ``data.layout=csv:COLUMN`` names (a header name or a 0-based number).
+Masks (the ``rle`` layout): rows of an image, its mask as run lengths and its defect type
+(Severstal's ``train.csv``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lwcnn.data.images import find_images
 from lwcnn.errors import DataError
+
+if TYPE_CHECKING:
+    from lwcnn.data.masked_images import MaskedImages
 
 #: the most distinct values a class column may have
 MOST_CLASSES = 100
@@ -153,3 +160,105 @@ def _unique(mapping: dict[str, Path], keys: list[str]) -> dict[str, Path]:
     for key in keys:
         counts[key] = counts.get(key, 0) + 1
     return {key: path for key, path in mapping.items() if counts[key] == 1}
+
+
+#: a run-length cell: start/length pairs separated by spaces
+RUNS = re.compile(r"\d+ \d+(?: \d+ \d+)*")
+
+
+@dataclass(frozen=True)
+class RunLengthTable:
+    """A table of masks as run lengths: per row the image, the runs and (where given) the type."""
+
+    path: Path
+    rows: tuple[tuple[Path, str, str], ...]  # (image, runs, type or "")
+    type_column: str | None  # the type column's name, for the evidence line
+
+
+def find_run_length_table(root: Path) -> RunLengthTable | None:
+    """The first ``.csv`` at the top of ``root`` with an image column and a column of run-length
+    masks (Severstal's ``train.csv``: ``ImageId,ClassId,EncodedPixels``); a further column with a
+    few distinct values is each row's defect type. None when there is none."""
+    tables = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+    if not tables:
+        return None
+    index = _ImageIndex(root)
+    for path in tables:
+        rows = _read_rows(path)
+        if len(rows) < 2:
+            continue
+        width = min(len(r) for r in rows)
+        body = rows[1:]
+        image_column = next(
+            (
+                c
+                for c in range(width)
+                if sum(index.find(r[c]) is not None for r in body) >= RESOLVED_SHARE * len(body)
+            ),
+            None,
+        )
+        runs_column = next(
+            (c for c in range(width) if c != image_column and _runs_share(body, c) >= RESOLVED_SHARE),
+            None,
+        )
+        if image_column is None or runs_column is None:
+            continue
+        header = rows[0] if index.find(rows[0][image_column]) is None else None
+        data = body if header else rows
+        others = [c for c in range(width) if c not in (image_column, runs_column)]
+        type_column = next((c for c in others if 2 <= len({r[c] for r in data}) <= MOST_CLASSES), None)
+        found = []
+        for number, row in enumerate(data, 2 if header else 1):
+            image = index.find(row[image_column])
+            if image is None:
+                raise DataError(f"{path}:{number}: {row[image_column]!r} names no image under {root}")
+            kind = row[type_column].strip() if type_column is not None else ""
+            found.append((image, row[runs_column].strip(), kind))
+        name = None if type_column is None else (header[type_column] if header else str(type_column))
+        return RunLengthTable(path, tuple(found), name)
+    return None
+
+
+def _runs_share(rows: list[list[str]], column: int) -> float:
+    """The share of the non-empty cells of ``column`` that are run lengths (0 if all are empty)."""
+    cells = [r[column].strip() for r in rows if r[column].strip()]
+    return sum(bool(RUNS.fullmatch(c)) for c in cells) / len(cells) if cells else 0.0
+
+
+def scan_run_length_table(root: str | Path) -> MaskedImages:
+    """The ``rle`` layout: a ``.csv`` of run-length masks (:func:`find_run_length_table`) with the
+    images it names. Every image in a folder the table names images of is a sample; one the table
+    does not name (or names with no runs) is defect-free, so Severstal's ``test_images/``, which
+    the table never names, is left out. The types are the type column's values (numbers in
+    numeric order), else one."""
+    from lwcnn.data.masked_images import MaskedImages, MaskedSample, existing_folder
+    from lwcnn.data.shapes import Shape
+
+    root = existing_folder(root)
+    table = find_run_length_table(root)
+    if table is None:
+        raise DataError(f"{root}: no .csv at the top with image names and run-length masks (rle layout)")
+    kinds = sorted({kind for _, runs, kind in table.rows if runs and kind}, key=class_order)
+    types = tuple(kinds) if kinds else ("defect",)
+    runs_of: dict[Path, list[tuple[int, str]]] = {}
+    for image, runs, kind in table.rows:
+        if runs:
+            runs_of.setdefault(image, []).append((types.index(kind) + 1 if kinds else 1, runs))
+    folders = {image.parent for image, _, _ in table.rows}
+    samples = []
+    for path in find_images(root):
+        relative = path.relative_to(root)
+        if relative.parent not in folders:
+            continue
+        shapes = tuple(Shape(kind, "rle", rle={"runs": runs}) for kind, runs in runs_of.get(relative, []))
+        mask = table.path.relative_to(root) if shapes else None
+        samples.append(MaskedSample(relative, mask, group="", shapes=shapes))
+    return MaskedImages(root, "rle", tuple(samples), types=types)
+
+
+def class_order(name: str) -> tuple[int, float, str]:
+    """A sort key: numbers first, in numeric order (ELPV's 0, 0.33, 0.67, 1), then names as text."""
+    try:
+        return (0, float(name), name)
+    except ValueError:
+        return (1, 0.0, name)

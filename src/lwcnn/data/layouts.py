@@ -17,7 +17,7 @@ from pathlib import Path
 from lwcnn.data.classification import NEU_PREFIXES
 from lwcnn.data.coco import find_coco_files
 from lwcnn.data.images import is_image_file
-from lwcnn.data.label_tables import find_label_table
+from lwcnn.data.label_tables import find_label_table, find_run_length_table
 from lwcnn.data.labelme import is_labelme_file
 from lwcnn.data.mask_pairs import PART_FOLDERS, find_mask_folders, has_mask_pairs, part_of_folder
 from lwcnn.data.yolo import is_yolo_folder
@@ -26,7 +26,19 @@ from lwcnn.errors import DataError
 #: Every layout by task, as ``data.layout`` names it.
 LAYOUTS: dict[str, tuple[str, ...]] = {
     "cls": ("folders", "neu", "csv"),
-    "seg": ("kolektorsdd", "dagm", "masks", "voc", "deeppcb", "coco", "labelme", "yolo", "pairs", "mvtec"),
+    "seg": (
+        "kolektorsdd",
+        "dagm",
+        "masks",
+        "voc",
+        "deeppcb",
+        "coco",
+        "labelme",
+        "yolo",
+        "pairs",
+        "mvtec",
+        "rle",
+    ),
 }
 
 _BOX_FOLDERS = {"ANNOTATIONS", "annotations", "Annotations"}
@@ -114,6 +126,11 @@ def _readings(folder: Path) -> list[Detected]:
         classes = len(names) >= 2 and all(_holds_images(folder / n) for n in names)
         if classes and not {n.lower() for n in names} & set(PART_FOLDERS):  # the magnetic tiles' folders
             found.append(Detected("cls", "folders", f"{len(names)} class folders (their masks left out)"))
+    elif runs := find_run_length_table(folder):
+        typed = f", types in column {runs.type_column}" if runs.type_column else ""
+        found.append(
+            Detected("seg", "rle", f"{runs.path.name}: run-length masks of {len(runs.rows)} rows{typed}")
+        )
     elif table := find_label_table(folder):
         found.append(
             Detected(

@@ -174,6 +174,7 @@ def scan_segmentation(root: str | Path, layout: str = "auto", strict: bool = Tru
 
 def _scanners() -> dict[str, Any]:
     from lwcnn.data.coco import scan_coco
+    from lwcnn.data.label_tables import scan_run_length_table
     from lwcnn.data.labelme import scan_labelme
     from lwcnn.data.mask_pairs import scan_mask_folders, scan_mask_pairs
     from lwcnn.data.yolo import scan_yolo
@@ -189,6 +190,7 @@ def _scanners() -> dict[str, Any]:
         "yolo": scan_yolo,
         "pairs": scan_mask_pairs,
         "mvtec": scan_mvtec,
+        "rle": scan_run_length_table,
     }
 
 

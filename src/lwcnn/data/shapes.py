@@ -154,8 +154,31 @@ def _polygon_mask(size: tuple[int, int], xs: np.ndarray, ys: np.ndarray) -> np.n
     return mask
 
 
+def _runs_mask(size: tuple[int, int], runs: str) -> np.ndarray:
+    """``start length`` pairs (1-based, column-major, as Kaggle's masks are written) as a mask."""
+    height, width = size
+    try:
+        values = [int(v) for v in runs.split()]
+    except ValueError:
+        raise DataError(f"run-length cells are whole numbers, got {runs[:40]!r}") from None
+    if len(values) % 2:
+        raise DataError(f"run-length cells are start/length pairs, this one has {len(values)} numbers")
+    flat = np.zeros(height * width, bool)
+    for start, length in zip(values[0::2], values[1::2], strict=True):
+        if start < 1 or length < 0 or start - 1 + length > flat.size:
+            raise DataError(
+                f"run {start} {length} lies outside the image's {flat.size} pixels ({width}x{height})"
+            )
+        flat[start - 1 : start - 1 + length] = True
+    return flat.reshape((height, width), order="F")
+
+
 def _rle_mask(size: tuple[int, int], rle: Any) -> np.ndarray:
-    """A COCO run-length encoding (compressed string or uncompressed counts) decoded by pycocotools."""
+    """A COCO run-length encoding (compressed string or uncompressed counts) decoded by pycocotools,
+    or a table's ``{"runs": "start length ..."}`` (Kaggle's form: 1-based pixel numbers counted down
+    the columns, then across)."""
+    if isinstance(rle, dict) and "runs" in rle:
+        return _runs_mask(size, str(rle["runs"]))
     try:
         from pycocotools import mask as coco_mask
     except ImportError:

@@ -336,3 +336,38 @@ def test_labelme_polygons_on_a_sideways_photo_land_where_they_were_drawn(tmp_pat
     image, labels = read_labels(images, index)
     np.testing.assert_array_equal(image[:, :, 0], upright_pixels)
     np.testing.assert_array_equal(labels, expected())
+
+
+def test_severstal_run_length_masks_with_their_types(tmp_path):
+    root = tmp_path / "severstal"
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        write_image(root / "train_images" / name, (8, 4))  # width 8, height 4
+    write_image(root / "test_images" / "t.jpg", (8, 4))  # never labelled: not a sample
+    # pixels count down each column (1-4 is column 0), then across: 6 2 is column 1, rows 1-2
+    (root / "train.csv").write_text("ImageId,ClassId,EncodedPixels\na.jpg,1,6 2\na.jpg,3,29 4\nb.jpg,3,1 1\n")
+    detected = detect_layout(root)
+    assert (detected.task, detected.layout) == (
+        "seg",
+        "rle",
+    ) and "types in column ClassId" in detected.evidence
+    images = scan_segmentation(root)
+    assert images.types == ("1", "3")
+    assert [(s.image.as_posix(), s.defective) for s in images.samples] == [
+        ("train_images/a.jpg", True), ("train_images/b.jpg", True), ("train_images/c.jpg", False)
+    ]  # fmt: skip
+    _, labels = read_labels(images, 0)
+    wanted = np.zeros((4, 8), np.uint8)
+    wanted[1:3, 1] = 1
+    wanted[:, 7] = 2  # pixels 29-32: the last column
+    np.testing.assert_array_equal(labels, wanted)
+    assert read_labels(images.merged(), 1)[1].sum() == 1
+
+
+def test_a_run_past_the_image_is_named(tmp_path):
+    root = tmp_path / "bad"
+    write_image(root / "images" / "a.png", (4, 4))
+    write_image(root / "images" / "b.png", (4, 4))
+    (root / "labels.csv").write_text("image,mask\na.png,15 3\nb.png,1 1\n")
+    images = scan_segmentation(root, "rle")
+    with pytest.raises(DataError, match=r"run 15 3 lies outside the image's 16 pixels \(4x4\)"):
+        read_labels(images, 0)

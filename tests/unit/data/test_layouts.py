@@ -217,6 +217,6 @@ def test_folders_named_as_a_split_are_not_taken_for_classes(tmp_path):
     root = tmp_path / "severstal"
     write_image(root / "train_images" / "0002cc93b.jpg", (32, 8))
     write_image(root / "test_images" / "0000f269f.jpg", (32, 8))
-    (root / "train.csv").write_text("ImageId,ClassId,EncodedPixels\n0002cc93b.jpg,1,5 3\n")
-    with pytest.raises(DataError, match=r"test_images/ and train_images/ are named as the parts.*train\.csv"):
+    (root / "notes.csv").write_text("batch,comment\n17,rolled on line 2\n")  # names no image
+    with pytest.raises(DataError, match=r"test_images/ and train_images/ are named as the parts.*notes\.csv"):
         detect_layout(root)
