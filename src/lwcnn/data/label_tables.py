@@ -61,23 +61,10 @@ def find_label_table(root: Path, column: str | None = None) -> LabelTable | None
 
 
 def _read_label_table(path: Path, index: _ImageIndex, column: str | None) -> LabelTable | None:
-    rows = _read_rows(path)
-    if len(rows) < 2:
+    found = _image_rows(path, index)
+    if found is None:
         return None
-    width = min(len(r) for r in rows)
-    body = rows[1:]
-    image_column = next(
-        (
-            c
-            for c in range(width)
-            if sum(index.find(r[c]) is not None for r in body) >= RESOLVED_SHARE * len(body)
-        ),
-        None,
-    )
-    if image_column is None:
-        return None
-    header = tuple(rows[0]) if index.find(rows[0][image_column]) is None else None
-    data = body if header else rows
+    header, data, image_column, width = found
     class_column = _class_column(data, width, image_column, header, column, path)
     if class_column is None:
         return None
@@ -98,6 +85,28 @@ def _read_label_table(path: Path, index: _ImageIndex, column: str | None) -> Lab
         images.append(found)
         labels.append(label)
     return LabelTable(path, header, image_column, class_column, tuple(images), tuple(labels))
+
+
+def _image_rows(
+    path: Path, index: _ImageIndex
+) -> tuple[tuple[str, ...] | None, list[list[str]], int, int] | None:
+    """A table's header (None without one), its data rows, the column that names images (at least
+    :data:`RESOLVED_SHARE` of the rows below the first name a file) and its width; None if no
+    column does."""
+    rows = _read_rows(path)
+    if len(rows) < 2:
+        return None
+    width = min(len(r) for r in rows)
+    body = rows[1:]
+    named = [
+        c
+        for c in range(width)
+        if sum(index.find(r[c]) is not None for r in body) >= RESOLVED_SHARE * len(body)
+    ]
+    if not named:
+        return None
+    header = tuple(rows[0]) if index.find(rows[0][named[0]]) is None else None
+    return header, (body if header else rows), named[0], width
 
 
 def _class_column(
@@ -184,27 +193,16 @@ def find_run_length_table(root: Path) -> RunLengthTable | None:
         return None
     index = _ImageIndex(root)
     for path in tables:
-        rows = _read_rows(path)
-        if len(rows) < 2:
+        table = _image_rows(path, index)
+        if table is None:
             continue
-        width = min(len(r) for r in rows)
-        body = rows[1:]
-        image_column = next(
-            (
-                c
-                for c in range(width)
-                if sum(index.find(r[c]) is not None for r in body) >= RESOLVED_SHARE * len(body)
-            ),
-            None,
-        )
+        header, data, image_column, width = table
         runs_column = next(
-            (c for c in range(width) if c != image_column and _runs_share(body, c) >= RESOLVED_SHARE),
+            (c for c in range(width) if c != image_column and _runs_share(data, c) >= RESOLVED_SHARE),
             None,
         )
-        if image_column is None or runs_column is None:
+        if runs_column is None:
             continue
-        header = rows[0] if index.find(rows[0][image_column]) is None else None
-        data = body if header else rows
         others = [c for c in range(width) if c not in (image_column, runs_column)]
         type_column = next((c for c in others if 2 <= len({r[c] for r in data}) <= MOST_CLASSES), None)
         found = []
