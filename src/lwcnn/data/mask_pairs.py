@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 MASK_SUFFIXES = ("_mask", "_masks", "_label", "_labels", "_gt", "_groundtruth", "_ground_truth")
 #: a ``.png`` beside a photo of the same stem in one of these formats is that photo's mask
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: beside a JPEG photo, a file of the same stem in any lossless format is its mask (``x.bmp``)
+LOSSLESS_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif")
 #: a mask has at most this many grey values (0/255 masks two; soft edges a few more, which
 #: ``read_mask`` then refuses by name); a photo has far more
 MASK_VALUES = 16
@@ -73,11 +75,19 @@ def _pairs_in_folder(files: list[Path]) -> dict[Path, Path]:
     for group in by_stem.values():
         if len(group) != 2 or taken & set(group):
             continue
-        masks = [p for p in group if p.suffix.lower() == ".png"]
-        photos = [p for p in group if p.suffix.lower() in PHOTO_SUFFIXES]
-        if len(masks) == 1 and len(photos) == 1:
-            pairs[photos[0]] = masks[0]
+        a, b = group
+        for photo, mask in ((a, b), (b, a)):
+            if _is_mask_partner(photo.suffix.lower(), mask.suffix.lower()):
+                pairs[photo] = mask
+                break
     return pairs
+
+
+def _is_mask_partner(photo: str, mask: str) -> bool:
+    """Whether a file of extension ``mask`` is the mask of a same-stem one of extension ``photo``."""
+    if photo in (".jpg", ".jpeg"):
+        return mask in LOSSLESS_SUFFIXES
+    return photo in PHOTO_SUFFIXES and mask == ".png"
 
 
 def looks_like_mask(path: Path) -> bool:

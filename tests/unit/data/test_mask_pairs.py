@@ -157,3 +157,15 @@ def test_two_class_folders_of_photos_with_the_same_names_stay_class_folders(tmp_
             write_image(tmp_path / "d" / kind / f"{index:03d}.jpg", (16, 16), seed=index + len(kind))
     detected = detect_layout(tmp_path / "d")
     assert (detected.task, detected.layout) == ("cls", "folders")
+
+
+def test_a_bitmap_mask_beside_a_jpeg_is_its_mask(tmp_path):
+    root = tmp_path / "rail"
+    write_image(root / "a.jpg", (16, 16))
+    _mask(root / "a.bmp", (16, 16), (2, 2, 6, 6))
+    write_image(root / "b.bmp", (16, 16), seed=3)  # a bitmap photo with a PNG mask
+    _mask(root / "b.png", (16, 16), None)
+    assert mask_partners(sorted(root.iterdir())) == {
+        root / "a.jpg": root / "a.bmp",
+        root / "b.bmp": root / "b.png",
+    }
