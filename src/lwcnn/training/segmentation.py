@@ -232,7 +232,10 @@ class SegmentationTask(TrainingTask):
         final = 1.0 if row.get("phase", "all") == "all" else 0.0
         if row.get("val_ap") is None and row.get("val_macc") is None:
             return (final, -1.0, -1.0, -1.0, float(row["epoch"]))
-        figures = (-1.0 if row.get(k) is None else row[k] for k in ("val_ap", "val_macc", "val_iou"))
+        # rounded: differences in the last bits of a float (summation order) are not a better epoch
+        figures = (
+            -1.0 if row.get(k) is None else round(row[k], 9) for k in ("val_ap", "val_macc", "val_iou")
+        )
         return (final, *figures, 0.0)
 
     def shrink_crops(self, config: dict[str, Any], data: PreparedData, factor: float) -> bool:

@@ -102,3 +102,13 @@ def test_calibration_catches_every_defect_and_passes_what_it_can():
         calibrate_threshold([0.1], [False])
     with pytest.raises(ValueError, match="escape rate"):
         calibrate_threshold(scores, truth, escape_rate=1.0)
+
+
+@pytest.mark.parametrize("count", [3, 10, 49, 72, 360])
+def test_a_perfect_ranking_has_an_average_precision_of_exactly_one(count):
+    # every image defective (NEU-DET, a set of cracks): the AP of any ranking is 1, and it must be
+    # 1.0 to the last bit, or float noise ranks the epochs that the best-epoch choice compares
+    scores = np.random.default_rng(count).random(count)
+    assert average_precision(np.ones(count, bool), scores) == 1.0
+    truth = np.r_[np.ones(count, bool), np.zeros(count, bool)]
+    assert average_precision(truth, np.r_[scores + 1.0, scores]) == 1.0

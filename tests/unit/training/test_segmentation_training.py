@@ -306,3 +306,12 @@ def test_the_best_epoch_comes_from_the_last_phase_of_gradual_training():
     better_late = {"epoch": 6, "phase": "all", "val_ap": 0.9, "val_macc": 0.7, "val_iou": 0.3}
     assert task.selection_key(weaker_late) > task.selection_key(perfect_early)
     assert task.selection_key(better_late) > task.selection_key(weaker_late)
+
+
+def test_float_noise_in_a_figure_does_not_choose_the_epoch():
+    from lwcnn.training.segmentation import SegmentationTask
+
+    task = SegmentationTask()  # NEU-DET's validation: every image defective, AP 1 either way
+    early = {"epoch": 54, "phase": "all", "val_ap": 1.0, "val_macc": None, "val_iou": 0.597}
+    late = {"epoch": 117, "phase": "all", "val_ap": 0.9999999999999999, "val_macc": None, "val_iou": 0.658}
+    assert task.selection_key(late) > task.selection_key(early)
