@@ -131,7 +131,24 @@ def _readings(folder: Path) -> list[Detected]:
         found.append(
             Detected("seg", "rle", f"{runs.path.name}: run-length masks of {len(runs.rows)} rows{typed}")
         )
-    elif table := find_label_table(folder):
+    image_folder = folder / "IMAGES" if "IMAGES" in names else folder  # NEU-DET keeps them there
+    split_named = False  # folders named as a split's parts holding images, not class folders
+    if _neu_named(image_folder):
+        found.append(Detected("cls", "neu", "NEU class prefixes in the file names"))
+    elif not found and len(names) >= 2 and all(_holds_images(folder / n) for n in names):
+        shown = " and ".join(f"{n}/" for n in sorted(names))
+        if all(n.lower() in PART_FOLDERS for n in names):  # ROOT/train/<class>/, ROOT/test/<class>/
+            if all(_has_subfolders(folder / n) for n in names):
+                found.append(Detected("cls", "folders", f"class folders inside {shown} (its own split)"))
+            else:
+                split_named = True
+        elif all(part_of_folder(n) for n in names) and len({part_of_folder(n) for n in names}) > 1:
+            split_named = True  # train_images/ + test_images/ (Severstal's): parts, not classes
+        else:
+            found.append(Detected("cls", "folders", f"{len(names)} class folders"))
+    # a table of classes: after class folders, which a table beside them (lwcnn results export
+    # writes reviews.csv there) must not override
+    if not found and (table := find_label_table(folder)):
         found.append(
             Detected(
                 "cls",
@@ -141,27 +158,21 @@ def _readings(folder: Path) -> list[Detected]:
                 f"{table.column_name(table.class_column)}; data.layout=csv:COLUMN for another)",
             )
         )
-    elif names == {"images"}:
+    if not found and names == {"images"}:
         found.append(Detected("seg", "masks", "an images/ folder without masks (all defect-free)"))
-    image_folder = folder / "IMAGES" if "IMAGES" in names else folder  # NEU-DET keeps them there
-    if _neu_named(image_folder):
-        found.append(Detected("cls", "neu", "NEU class prefixes in the file names"))
-    elif not found and len(names) >= 2 and all(_holds_images(folder / n) for n in names):
-        if all(n.lower() in PART_FOLDERS for n in names):  # ROOT/train/<class>/, ROOT/test/<class>/
-            shown = " and ".join(f"{n}/" for n in sorted(names))
-            found.append(Detected("cls", "folders", f"class folders inside {shown} (its own split)"))
-        elif all(part_of_folder(n) for n in names) and len({part_of_folder(n) for n in names}) > 1:
-            # train_images/ + test_images/ (Severstal): parts, not classes
-            shown = " and ".join(f"{n}/" for n in sorted(names))
-            tables = sorted(p.name for p in folder.glob("*.csv"))
-            labels = f" (the labels in {', '.join(tables)} are not a layout lwcnn reads)" if tables else ""
-            raise DataError(
-                f"{folder}: {shown} are named as the parts of a split, not as classes{labels}; "
-                "give class folders (ROOT/<class>/ or ROOT/train/<class>/) or images/ + masks/"
-            )
-        else:
-            found.append(Detected("cls", "folders", f"{len(names)} class folders"))
+    if not found and split_named:
+        shown = " and ".join(f"{n}/" for n in sorted(names))
+        tables = sorted(p.name for p in folder.glob("*.csv"))
+        labels = f" (the labels in {', '.join(tables)} are not a layout lwcnn reads)" if tables else ""
+        raise DataError(
+            f"{folder}: {shown} are named as the parts of a split, not as classes{labels}; "
+            "give class folders (ROOT/<class>/ or ROOT/train/<class>/) or images/ + masks/"
+        )
     return found
+
+
+def _has_subfolders(folder: Path) -> bool:
+    return any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir())
 
 
 def _is_mvtec_category(folder: Path) -> bool:

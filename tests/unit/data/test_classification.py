@@ -170,7 +170,9 @@ def test_a_label_table_with_a_header_and_bare_image_ids(tmp_path):
     for index in range(8):
         write_image(root / "train" / f"part{index}.jpg", (12, 12), seed=index)
         lines.append(f"part{index},{'ng' if index % 2 else 'ok'},{index}")
+    write_image(root / "test" / "unlabelled.jpg", (12, 12))  # train/ and test/ of images: not classes
     (root / "train.csv").write_text("\n".join(lines) + "\n")
+    assert detect_layout(root).layout == "csv"
     images = scan_classification(root)
     assert images.layout == "csv" and images.classes == ("ng", "ok") and len(images) == 8
     assert images.paths[0].as_posix() == "train/part0.jpg"
