@@ -207,7 +207,7 @@ def test_training_without_defective_images_is_a_clear_error(tmp_path):
     for k in range(6):
         Image.fromarray(np.full((40, 40), 100 + k, np.uint8)).save(root / "images" / f"{k}.png")
     config = tiny_config(root, tmp_path / "run", "train.epochs=1", "data.split={train: 0.5, val: 0.5}")
-    with pytest.raises(DataError, match="no defective images"):
+    with pytest.raises(DataError, match=r"clean: no defective image in the training part"):
         train_segmenter(config, show_progress=False)
 
 
