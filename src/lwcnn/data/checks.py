@@ -23,6 +23,7 @@ import numpy as np
 
 from lwcnn.data.classification import LabelledImages, scan_classification
 from lwcnn.data.images import ImageReadError, read_image
+from lwcnn.data.label_tables import unread_tables_note
 from lwcnn.data.masked_images import MaskedImages, read_labels, scan_segmentation
 from lwcnn.errors import DataError
 
@@ -341,8 +342,7 @@ def check_before_training(images: LabelledImages | MaskedImages, split: Any, ski
     log = logging.getLogger("lwcnn.data")
     if isinstance(images, MaskedImages) and "train" in split.parts:
         if not any(images.samples[i].defective for i in split.indices(images, "train")):
-            tables = sorted(p.name for p in images.root.glob("*.csv"))
-            labels = f"; the labels in {', '.join(tables)} are not a layout lwcnn reads" if tables else ""
+            labels = f"; {note}" if (note := unread_tables_note(images.root)) else ""
             raise DataError(
                 f"{images.root}: no defective image in the training part ({images.layout} layout): a "
                 f"segmenter learns defects from their masks{labels}"

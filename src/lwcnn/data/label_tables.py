@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -154,21 +155,15 @@ class _ImageIndex:
         self.root = root
         files = [p.relative_to(root) for p in find_images(root)]
         self.paths = {p.as_posix(): p for p in files}
-        self.names = _unique({p.name: p for p in files}, [p.name for p in files])
-        self.stems = _unique({p.stem: p for p in files}, [p.stem for p in files])
+        names, stems = Counter(p.name for p in files), Counter(p.stem for p in files)
+        self.names = {p.name: p for p in files if names[p.name] == 1}
+        self.stems = {p.stem: p for p in files if stems[p.stem] == 1}
 
     def find(self, cell: str) -> Path | None:
         cell = cell.strip().replace("\\", "/").removeprefix("./")
         if not cell:
             return None
         return self.paths.get(cell) or self.names.get(cell) or self.stems.get(cell)
-
-
-def _unique(mapping: dict[str, Path], keys: list[str]) -> dict[str, Path]:
-    counts: dict[str, int] = {}
-    for key in keys:
-        counts[key] = counts.get(key, 0) + 1
-    return {key: path for key, path in mapping.items() if counts[key] == 1}
 
 
 #: a run-length cell: start/length pairs separated by spaces
@@ -260,3 +255,9 @@ def class_order(name: str) -> tuple[int, float, str]:
         return (0, float(name), name)
     except ValueError:
         return (1, 0.0, name)
+
+
+def unread_tables_note(root: Path) -> str:
+    """For an error about ``root``: the ``.csv`` files at its top, which no layout read ('' if none)."""
+    tables = sorted(p.name for p in root.glob("*.csv"))
+    return f"the labels in {', '.join(tables)} are not a layout lwcnn reads" if tables else ""

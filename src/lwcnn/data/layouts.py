@@ -17,7 +17,7 @@ from pathlib import Path
 from lwcnn.data.classification import NEU_PREFIXES
 from lwcnn.data.coco import find_coco_files
 from lwcnn.data.images import is_image_file
-from lwcnn.data.label_tables import find_label_table, find_run_length_table
+from lwcnn.data.label_tables import find_label_table, find_run_length_table, unread_tables_note
 from lwcnn.data.labelme import is_labelme_file
 from lwcnn.data.mask_pairs import PART_FOLDERS, find_mask_folders, has_mask_pairs, part_of_folder
 from lwcnn.data.yolo import is_yolo_folder
@@ -142,7 +142,7 @@ def _readings(folder: Path) -> list[Detected]:
                 found.append(Detected("cls", "folders", f"class folders inside {shown} (its own split)"))
             else:
                 split_named = True
-        elif all(part_of_folder(n) for n in names) and len({part_of_folder(n) for n in names}) > 1:
+        elif None not in (parts := {part_of_folder(n) for n in names}) and len(parts) > 1:
             split_named = True  # train_images/ + test_images/ (Severstal's): parts, not classes
         else:
             found.append(Detected("cls", "folders", f"{len(names)} class folders"))
@@ -162,8 +162,7 @@ def _readings(folder: Path) -> list[Detected]:
         found.append(Detected("seg", "masks", "an images/ folder without masks (all defect-free)"))
     if not found and split_named:
         shown = " and ".join(f"{n}/" for n in sorted(names))
-        tables = sorted(p.name for p in folder.glob("*.csv"))
-        labels = f" (the labels in {', '.join(tables)} are not a layout lwcnn reads)" if tables else ""
+        labels = f" ({note})" if (note := unread_tables_note(folder)) else ""
         raise DataError(
             f"{folder}: {shown} are named as the parts of a split, not as classes{labels}; "
             "give class folders (ROOT/<class>/ or ROOT/train/<class>/) or images/ + masks/"

@@ -168,8 +168,9 @@ def find_mask_folders(root: Path) -> list[tuple[str, str]]:
     least half of whose files are named after the images of a sibling folder (same path and stem,
     or the stem with a mask suffix). Each folder is in one pair at most; sorted by mask folder."""
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    keys = {folder: {mask_key(p.relative_to(folder)) for p in find_images(folder)} for folder in folders}
-    maskish = {f for f in folders if keys[f] and all(looks_like_mask(p) for p in find_images(f)[:5])}
+    files = {folder: find_images(folder) for folder in folders}
+    keys = {folder: {mask_key(p.relative_to(folder)) for p in files[folder]} for folder in folders}
+    maskish = {f for f in folders if keys[f] and all(looks_like_mask(p) for p in files[f][:5])}
     pairs: list[tuple[str, str]] = []
     used: set[Path] = set()
     for masks in sorted(maskish):
