@@ -156,9 +156,10 @@ def keep_full_size_epochs(deadline: Deadline, fit: BudgetFit | None, full_epochs
     """Whether another epoch at the reduced scale still leaves time for the ``full_epochs_left``
     planned full-size epochs, judged by the probe's epoch times, scaled by how much slower than
     predicted the reduced epochs so far ran (a busy machine slows both phases; the probe can also
-    be wrong). When it does not, the loop turns to full size at once: a run that the deadline
-    stops in its reduced phase ends with a model never trained nor validated at the size it
-    inspects at, whose "best" epoch is one that nothing scored."""
+    be wrong). When it does not, the loop skips the reduced epochs left and goes on with the
+    full-size ones: a run that the deadline stops in its reduced phase ends with a model never
+    trained nor validated at the size it inspects at, whose "best" epoch is one that nothing
+    scored."""
     if fit is None or not fit.full_epoch_s or deadline.end is None:
         return True
     # the quickest reduced epoch after the first: the first pays one-off costs (the loading worker's

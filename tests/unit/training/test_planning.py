@@ -173,7 +173,7 @@ def test_reduced_epochs_give_way_when_the_full_size_ones_would_not_fit():
     assert keep_full_size_epochs(Deadline(None), fit, 100)  # no budget: the plan holds
 
 
-def test_a_slowed_run_turns_to_full_size_early_and_ends_on_a_validated_epoch(tmp_path, monkeypatch, capsys):
+def test_a_slowed_run_skips_its_last_reduced_epochs_and_ends_validated(tmp_path, monkeypatch, capsys):
     import lwcnn.training.loop as loop
 
     planned = loop.train_epoch
@@ -189,8 +189,14 @@ def test_a_slowed_run_turns_to_full_size_early_and_ends_on_a_validated_epoch(tmp
     overrides = ["model.name=lw@0.25", "train.low_res=0.6", "--json"]
     assert main(["train", str(data), "--budget", "25s", "--out", str(run), *overrides]) == 0
     rows = _metrics(run)
-    assert "full-size inputs from here on, earlier than planned" in capsys.readouterr().err
+    assert "reduced epochs left: another would leave too little" in capsys.readouterr().err
     assert rows[-1]["val_acc"]  # the run ended at full size, on a validated epoch
+    # the skipped epochs left no rows, and their steps were counted: each epoch's step count and
+    # learning rate are those the plan gave it (the full-size epochs keep their low final rates)
+    epochs = [int(row["epoch"]) for row in rows]
+    assert epochs != list(range(1, len(rows) + 1)), epochs
+    steps = int(rows[0]["step"])
+    assert all(int(row["step"]) == steps * int(row["epoch"]) for row in rows), rows
     validated = [int(row["epoch"]) for row in rows if row["val_acc"]]
     assert json.loads((run / "best.json").read_text())["metrics"]["epoch"] in validated
 
