@@ -35,6 +35,10 @@ LOSSLESS_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif")
 #: a mask has at most this many grey values (0/255 masks two; soft edges a few more, which
 #: ``read_mask`` then refuses by name); a photo has far more
 MASK_VALUES = 16
+#: mask files in these formats may be 0/255 masks with compression noise (:func:`lossy_two_level`)
+LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")
+#: ... if at most this share of their pixels lies away from both levels
+LOSSY_MIDDLE_SHARE = 0.05
 #: folder names at the top that are the dataset's own parts (KolektorSDD2's ``train/`` and ``test/``)
 PART_FOLDERS = {
     "train": "train", "training": "train", "test": "test", "testing": "test",
@@ -91,14 +95,31 @@ def _is_mask_partner(photo: str, mask: str) -> bool:
 
 
 def looks_like_mask(path: Path) -> bool:
-    """Whether ``path`` holds at most :data:`MASK_VALUES` grey values (an unreadable file: no)."""
+    """Whether ``path`` holds at most :data:`MASK_VALUES` grey values, or is a lossily stored
+    0/255 mask (:func:`lossy_two_level`); an unreadable file: no."""
     try:
         with Image.open(path) as image:
             image.draft("L", (256, 256))  # JPEG: decode small, the count needs no detail
-            gray = image.convert("L") if image.mode not in ("L", "1", "P", "I", "I;16") else image
-            return len(np.unique(np.asarray(gray))) <= MASK_VALUES
+            gray = np.asarray(image.convert("L") if image.mode not in ("L", "1", "P", "I", "I;16") else image)
     except (OSError, SyntaxError, ValueError):
         return False
+    if len(np.unique(gray)) <= MASK_VALUES:
+        return True
+    return path.suffix.lower() in LOSSY_SUFFIXES and lossy_two_level(gray)
+
+
+def lossy_two_level(gray: np.ndarray) -> bool:
+    """Whether a grey array is a 0/255 mask under lossy compression: at most
+    :data:`LOSSY_MIDDLE_SHARE` of its pixels away from both levels (the ringing along a defect's
+    edges), where a photo has most of its pixels between them. A mask whose defect pixels are all
+    blurred (a 1-pixel crack) is refused as before, not guessed."""
+    if gray.dtype != np.uint8 or gray.size == 0:
+        return False
+    middle = np.count_nonzero((gray > 48) & (gray < 208))
+    if middle > LOSSY_MIDDLE_SHARE * gray.size:
+        return False
+    high = np.count_nonzero(gray >= 208)
+    return high == 0 or middle <= high  # the edge noise is smaller than the defect it surrounds
 
 
 def masks_beside_images(files: Iterable[Path]) -> set[Path]:

@@ -24,7 +24,7 @@ from PIL import Image
 
 from lwcnn.data.classification import DataError
 from lwcnn.data.images import ImageReadError, find_images, is_image_file, read_image, upright
-from lwcnn.data.mask_pairs import strip_mask_suffix
+from lwcnn.data.mask_pairs import LOSSY_SUFFIXES, lossy_two_level, strip_mask_suffix
 from lwcnn.data.shapes import Shape, labels_from_shapes, scaled
 
 #: DeepPCB's six defect types, by the number its box files give them
@@ -112,12 +112,16 @@ class MaskedImages:
 
 def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """A mask file as a bool array (H, W): 0 is good and the one other value is defect (0/255, 0/1
-    and palette masks alike); a mask with more values (0/128/255, JPEG noise) is an error naming
-    the file, not silently read. With ``size`` (height, width) a different size is an error too."""
+    and palette masks alike); a mask with more values (0/128/255) is an error naming the file, not
+    silently read, except a 0/255 mask stored lossily (JPEG: RSDDs, many crack sets), whose
+    compression noise :func:`lossy_two_level` recognises: it is read at 128. With ``size``
+    (height, width) a different size is an error too."""
     path = Path(path)
     array = _mask_array(path, size, any_mode=True)
+    if path.suffix.lower() in LOSSY_SUFFIXES and lossy_two_level(array):
+        return array >= 128  # a 0/255 mask saved as JPEG: its ringing is noise about the two levels
     values = np.unique(array)
-    if len(values) > 2:  # soft edges, JPEG noise, a third class: not a defect/good mask as it stands
+    if len(values) > 2:  # soft edges, a third class: not a defect/good mask as it stands
         shown = ", ".join(str(v) for v in values[:6]) + (", ..." if len(values) > 6 else "")
         raise DataError(
             f"{path}: mask has {len(values)} values ({shown}); lwcnn reads 0 as good and one other value "

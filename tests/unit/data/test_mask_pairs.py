@@ -13,7 +13,7 @@ from PIL import Image
 from lwcnn.data.classification import scan_class_folders
 from lwcnn.data.layouts import detect_layout
 from lwcnn.data.mask_pairs import mask_partners, scan_mask_pairs
-from lwcnn.data.masked_images import read_labels, read_sample, scan_segmentation
+from lwcnn.data.masked_images import read_labels, read_mask, read_sample, scan_segmentation
 from lwcnn.data.splits import segmentation_split
 from lwcnn.errors import DataError
 from tests.synthetic import write_image
@@ -169,3 +169,41 @@ def test_a_bitmap_mask_beside_a_jpeg_is_its_mask(tmp_path):
         root / "a.jpg": root / "a.bmp",
         root / "b.bmp": root / "b.png",
     }
+
+
+def _jpeg_mask(path: Path, size: tuple[int, int], index: int) -> np.ndarray:
+    """A 0/255 mask (a blob and a 3-pixel crack) saved as JPEG, as RSDDs and many crack sets ship
+    theirs; returns the mask as drawn."""
+    array = np.zeros((size[1], size[0]), np.uint8)
+    array[10 : 22 + index, 8:30] = 255
+    array[40:43, 5:60] = 255
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, quality=75)
+    return array > 0
+
+
+def test_jpeg_masks_are_read_through_their_compression_noise(tmp_path):
+    # RSDDs' layout: photos and masks as JPEG in folders named neither images/ nor masks/
+    root = tmp_path / "rsdds"
+    drawn = {}
+    for index in range(3):
+        write_image(root / "Rail surface images" / f"rail_{index}.jpg", (64, 56), seed=index)
+        drawn[index] = _jpeg_mask(root / "GroundTruth" / f"rail_{index}.jpg", (64, 56), index)
+    with Image.open(root / "GroundTruth" / "rail_0.jpg") as stored:
+        assert len(np.unique(np.asarray(stored))) > 16  # the noise the old reading refused
+    detected = detect_layout(root)
+    assert (detected.task, detected.layout) == ("seg", "masks")
+    images = scan_segmentation(root)
+    for index, sample in enumerate(images.samples):
+        mask = read_sample(images, index)[1].astype(bool)
+        expected = drawn[int(sample.image.stem[-1])]
+        assert (mask != expected).sum() <= 0.01 * mask.size, sample
+
+
+def test_a_jpeg_photo_in_place_of_a_mask_is_still_refused(tmp_path):
+    root = tmp_path / "wrong"
+    write_image(root / "a.jpg", (32, 32))
+    smooth = np.tile(np.linspace(0, 255, 32, dtype=np.uint8), (32, 1))  # a gradient: mid-tones
+    Image.fromarray(smooth).save(root / "a_mask.jpg", quality=90)
+    with pytest.raises(DataError, match=r"a_mask\.jpg: mask has \d+ values"):
+        read_mask(root / "a_mask.jpg")
