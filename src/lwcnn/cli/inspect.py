@@ -110,8 +110,11 @@ def add_engine_options(parser: argparse.ArgumentParser, with_torch: bool) -> Non
 def expand_paths(specs: list[str]) -> tuple[list[Path], list[str]]:
     """Image files named by files, folders (recursive, sorted) and glob patterns, and one-line
     problems for specs that name nothing. A path that cannot be looked at (a symlink loop, no
-    permission) is kept: it is reported and skipped when it is read, like any unreadable image."""
+    permission) is kept: it is reported and skipped when it is read, like any unreadable image.
+    A folder's masks of its own images (a labelled dataset's: ``masks/``, ``x_label.bmp``) are
+    left out, with a line that says so; named as files or as their own folder they are inspected."""
     from lwcnn.data.images import find_images
+    from lwcnn.data.mask_pairs import label_files
     from lwcnn.fileio import printable_path
 
     files: list[Path] = []
@@ -126,6 +129,14 @@ def expand_paths(specs: list[str]) -> tuple[list[Path], list[str]]:
             found = find_images(path)
             if not found:
                 problems.append(f"{printable_path(spec)}: no images in this folder")
+            masks = label_files(found)
+            if masks:
+                example = printable_path(str(min(masks)))
+                problems.append(
+                    f"{printable_path(spec)}: left out {len(masks)} mask file(s) of the images beside "
+                    f"them (such as {example}); name them to inspect them"
+                )
+                found = [f for f in found if f not in masks]
             files.extend(found)
         elif exists or not glob.has_magic(spec):
             files.append(path)  # a missing file is reported when it is read

@@ -10,9 +10,10 @@ folders that hold each image's mask must not train a classifier on the masks as 
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -267,3 +268,49 @@ def scan_mask_folders(root: str | Path) -> MaskedImages:
         index_masks=scans[0].index_masks,
         label_problems=problems,
     )
+
+
+def label_files(files: Sequence[Path]) -> set[Path]:
+    """The files among ``files`` (the images found under one folder) that are other ones' masks,
+    whatever the layout: masks beside their images (:func:`mask_partners`: KolektorSDD's
+    ``PartN_label.bmp``, ``x.jpg`` + ``x.png``), and the files of a folder of masks named after the
+    images of a sibling folder (``images/`` + ``masks/``, also with ``masks/TYPE/``; ``train_img/``
+    + ``train_lab/``) or of its parent (DAGM's ``Train/Label/``), matched by file name. What
+    ``lwcnn inspect`` leaves out of a labelled dataset's folder; a folder's files count as masks
+    only if its first five look like masks (:func:`looks_like_mask`)."""
+    files = sorted(files)
+    labels = set(mask_partners(files).values())
+    if not files:
+        return labels
+    top = Path(os.path.commonpath([p.parent for p in files]))
+    under: dict[Path, list[Path]] = defaultdict(list)  # each folder below ``top`` -> its files, any depth
+    direct: dict[Path, list[Path]] = defaultdict(list)  # each folder -> its own files
+    for path in files:
+        direct[path.parent].append(path)
+        for folder in path.parents:
+            if folder == top:
+                break
+            under[folder].append(path)
+    children: dict[Path, list[Path]] = defaultdict(list)
+    for folder in under:
+        children[folder.parent].append(folder)
+    maskish: dict[tuple[Path, ...], bool] = {}
+
+    def look_like_masks(found: list[Path]) -> bool:
+        first = tuple(found[:5])
+        if first not in maskish:
+            maskish[first] = all(looks_like_mask(p) for p in first)
+        return maskish[first]
+
+    def names(found: list[Path]) -> set[str]:
+        return {mask_key(Path(p.name)) for p in found}
+
+    for masks, found in under.items():
+        if set(found) <= labels or not look_like_masks(found):
+            continue
+        siblings = [under[f] for f in children[masks.parent] if f != masks]
+        photos = [names(f) for f in [*siblings, direct.get(masks.parent, [])] if f and not look_like_masks(f)]
+        stems = names(found)
+        if any(len(stems & other) >= 0.5 * len(stems) for other in photos):
+            labels.update(found)
+    return labels

@@ -207,3 +207,37 @@ def test_a_jpeg_photo_in_place_of_a_mask_is_still_refused(tmp_path):
     Image.fromarray(smooth).save(root / "a_mask.jpg", quality=90)
     with pytest.raises(DataError, match=r"a_mask\.jpg: mask has \d+ values"):
         read_mask(root / "a_mask.jpg")
+
+
+def test_label_files_finds_each_layout_s_masks_and_nothing_in_photo_folders(tmp_path):
+    from lwcnn.data.images import find_images
+    from lwcnn.data.mask_pairs import label_files
+
+    def found(root: Path) -> set[str]:
+        return {p.relative_to(root).as_posix() for p in label_files(find_images(root))}
+
+    # images/ + masks/, the masks one folder per type
+    root = tmp_path / "typed"
+    for index, kind in enumerate(("crack", "crack", "spot")):
+        write_image(root / "images" / f"{index}.jpg", (16, 16), seed=index)
+        _mask(root / "masks" / kind / f"{index}.png", (16, 16), (2, 2, 6, 6))
+    assert found(root) == {"masks/crack/0.png", "masks/crack/1.png", "masks/spot/2.png"}
+    # DAGM: Train/ with its masks in Train/Label/, named x_label
+    root = tmp_path / "dagm"
+    for index in range(4):
+        write_image(root / "Class1" / "Train" / f"{index:04d}.PNG", (16, 16), seed=index)
+    for index in (1, 3):
+        _mask(root / "Class1" / "Train" / "Label" / f"{index:04d}_label.PNG", (16, 16), (1, 1, 4, 4))
+    assert found(root) == {"Class1/Train/Label/0001_label.PNG", "Class1/Train/Label/0003_label.PNG"}
+    # KolektorSDD: each item's parts with their _label.bmp beside them
+    root = tmp_path / "ksdd"
+    for item in ("kos01", "kos02"):
+        write_image(root / item / "Part0.jpg", (16, 24), seed=len(item))
+        _mask(root / item / "Part0_label.bmp", (16, 24), None)
+    assert found(root) == {"kos01/Part0_label.bmp", "kos02/Part0_label.bmp"}
+    # class folders of photos (and of two-tone photos with the same names): no masks
+    for kind in ("good", "bad"):
+        for index in range(3):
+            write_image(tmp_path / "cls" / kind / f"{index}.png", (16, 16), seed=index + len(kind))
+            _mask(tmp_path / "twotone" / kind / f"{index}.png", (16, 16), (0, 0, 8 + index, 8))
+    assert found(tmp_path / "cls") == set() and found(tmp_path / "twotone") == set()

@@ -79,6 +79,26 @@ def test_segmenter_writes_masks_and_boxes(tmp_path, segmenter_onnx, capsys):
             assert (np.asarray(mask) > 0).sum() == row["area"]
 
 
+def test_a_labelled_dataset_folder_is_inspected_without_its_masks(tmp_path, segmenter_onnx, capsys):
+    # a user points inspect at their training folder: images/ + masks/ with the same names
+    images = write_images(tmp_path / "data" / "images", 3)
+    for path in images:
+        mask = np.zeros((48, 48), np.uint8)
+        mask[5:9, 5:20] = 255
+        (tmp_path / "data" / "masks").mkdir(exist_ok=True)
+        Image.fromarray(mask).save(tmp_path / "data" / "masks" / path.name)
+    weights, out = str(segmenter_onnx[0]), str(tmp_path / "out")
+    args = ["inspect", str(tmp_path / "data"), "--weights", weights, "--out", out, "--json"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    inspected = [Path(r["image"]) for r in json.loads(captured.out)["results"]]
+    assert inspected == images
+    assert "left out 3 mask file(s)" in captured.err and "img0.png" in captured.err
+    # named as their own folder, the masks are inspected like any image
+    assert main([*args[:1], str(tmp_path / "data" / "masks"), *args[2:]]) == 0
+    assert len(json.loads(capsys.readouterr().out)["results"]) == 3
+
+
 def test_overlays_can_be_lossless_png(tmp_path, segmenter_onnx, capsys):
     write_images(tmp_path / "in", 1, size=(70, 80))
     out = tmp_path / "out"
