@@ -20,6 +20,7 @@ from lwcnn.data.images import is_image_file
 from lwcnn.data.label_tables import find_label_table, find_run_length_table, unread_tables_note
 from lwcnn.data.labelme import is_labelme_file
 from lwcnn.data.mask_pairs import PART_FOLDERS, find_mask_folders, has_mask_pairs, part_of_folder
+from lwcnn.data.masked_images import find_voc_folder
 from lwcnn.data.yolo import is_yolo_folder
 from lwcnn.errors import DataError
 
@@ -114,6 +115,8 @@ def _readings(folder: Path) -> list[Detected]:
         found.append(Detected("seg", "yolo", "YOLO labels (a data.yaml, or images/ beside labels/*.txt)"))
     elif names & _IMAGE_FOLDERS and any(any((folder / n).glob("*.xml")) for n in names & _BOX_FOLDERS):
         found.append(Detected("seg", "voc", "IMAGES/ with Pascal VOC ANNOTATIONS/ (boxes as coarse masks)"))
+    elif voc := find_voc_folder(folder):
+        found.append(Detected("seg", "voc", f"Pascal VOC boxes in {voc.name}/ for the images beside it"))
     elif coco := find_coco_files(folder, first_only=True):
         found.append(Detected("seg", "coco", f"a COCO file ({coco[0].relative_to(folder)})"))
     elif _has_labelme_files(folder):

@@ -474,21 +474,45 @@ def read_types_file(*folders: Path, names: tuple[str, ...] = TYPES_FILES) -> tup
 def scan_voc(root: str | Path) -> MaskedImages:
     """Images with Pascal VOC box annotations, the boxes becoming coarse masks (how the paper treats
     the Wood set): ``IMAGES/`` (or ``images/``, ``JPEGImages/``) with ``ANNOTATIONS/`` (or
-    ``annotations/``, ``Annotations/``) holding ``NAME.xml`` per image (NEU-DET's layout). An image
-    without an annotation, or with no boxes in it, is defect-free. Each sample's group is its first
-    box's name (the defect class); the boxes' names are the collection's types."""
+    ``annotations/``, ``Annotations/``) holding ``NAME.xml`` per image (NEU-DET's layout), or a
+    folder of VOC files under another name beside the image folders, matched by file name
+    (GC10-DET's ``lable/`` beside its ``1/`` ... ``10/``: :func:`find_voc_folder`). An image without
+    an annotation, or with no boxes in it, is defect-free. Each sample's group is its first box's
+    name (the defect class); the boxes' names are the collection's types."""
     root = existing_folder(root)
     image_dir = next((root / n for n in ("IMAGES", "images", "JPEGImages") if (root / n).is_dir()), None)
     notes_dir = next(
         (root / n for n in ("ANNOTATIONS", "annotations", "Annotations") if (root / n).is_dir()), None
     )
-    if image_dir is None or notes_dir is None:
-        raise DataError(f"{root}: boxes layout needs IMAGES/ and ANNOTATIONS/ folders (Pascal VOC XML)")
-    samples, names, files = [], set(), find_images(image_dir)
+    if image_dir is not None and notes_dir is not None:
+        files = find_images(image_dir)
+        notes = {image_dir / n.relative_to(notes_dir).with_suffix(""): n for n in notes_dir.rglob("*.xml")}
+
+        def key(image: Path) -> Path | str:
+            return image.with_suffix("")
+
+        where = f"{image_dir.name}/"
+    else:
+        notes_dir = find_voc_folder(root)
+        if notes_dir is None:
+            raise DataError(
+                f"{root}: boxes layout needs IMAGES/ and ANNOTATIONS/ folders, or a folder of Pascal VOC "
+                ".xml files named after the images in the other folders"
+            )
+        image_dir = root
+        files = [p for p in find_images(root) if notes_dir not in p.parents]
+        notes = {n.stem: n for n in sorted(notes_dir.rglob("*.xml"))}
+        _refuse_repeated_stems(root, files)
+
+        def key(image: Path) -> Path | str:
+            return image.stem
+
+        where = "the image folders"
+    samples, names = [], set()
     for image in files:
-        note = notes_dir / image.relative_to(image_dir).with_suffix(".xml")
+        note = notes.get(key(image))
         group, mask = "", None
-        if note.is_file():
+        if note is not None:
             _, boxes = boxes_from_voc(note)
             if boxes:
                 group, mask = boxes[0][0], note.relative_to(root)
@@ -496,14 +520,48 @@ def scan_voc(root: str | Path) -> MaskedImages:
         samples.append(MaskedSample(image.relative_to(root), mask, group))
     if not samples:
         raise DataError(f"{image_dir}: no images")
-    image_keys = {image.with_suffix("") for image in files}
+    image_keys = {key(image) for image in files}
     label_problems = tuple(
-        LabelProblem(note.relative_to(root), f"annotation without an image in {image_dir.name}/")
-        for note in sorted(notes_dir.rglob("*.xml"))
-        if image_dir / note.relative_to(notes_dir).with_suffix("") not in image_keys
+        LabelProblem(note.relative_to(root), f"annotation without an image in {where}")
+        for stem, note in sorted(notes.items(), key=lambda item: item[1])
+        if stem not in image_keys
     )
     types = tuple(sorted(names)) or ("defect",)
     return MaskedImages(root, "voc", tuple(samples), types=types, label_problems=label_problems)
+
+
+def find_voc_folder(root: Path) -> Path | None:
+    """A subfolder of ``root`` that holds Pascal VOC ``.xml`` files (the first five parse as
+    ``<annotation>``) and no images, at least half of whose file stems name images in ``root``'s
+    other folders: box annotations kept under a name of their own (GC10-DET's ``lable/``)."""
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        notes = sorted(folder.rglob("*.xml"))
+        if not notes or any(is_image_file(p) for p in folder.rglob("*")) or not all(map(_is_voc, notes[:5])):
+            continue
+        stems = {p.stem for p in find_images(root) if folder not in p.parents}
+        if len({n.stem for n in notes} & stems) >= 0.5 * len(notes):
+            return folder
+    return None
+
+
+def _is_voc(path: Path) -> bool:
+    try:
+        return ET.parse(path).getroot().tag == "annotation"
+    except (OSError, ET.ParseError):
+        return False
+
+
+def _refuse_repeated_stems(root: Path, files: list[Path]) -> None:
+    """Annotations matched by file name need each name once: two images of one name are an error."""
+    seen: dict[str, Path] = {}
+    for image in files:
+        if image.stem in seen:
+            first, second = seen[image.stem].relative_to(root), image.relative_to(root)
+            raise DataError(
+                f"{root}: {first} and {second} have one name, and annotations are matched by file name; "
+                "rename one, or put the images in IMAGES/ and the annotations in ANNOTATIONS/"
+            )
+        seen[image.stem] = image
 
 
 def boxes_from_voc(path: str | Path) -> tuple[tuple[int, int], list[tuple[str, int, int, int, int]]]:

@@ -220,3 +220,39 @@ def test_folders_named_as_a_split_are_not_taken_for_classes(tmp_path):
     (root / "notes.csv").write_text("batch,comment\n17,rolled on line 2\n")  # names no image
     with pytest.raises(DataError, match=r"test_images/ and train_images/ are named as the parts.*notes\.csv"):
         detect_layout(root)
+
+
+def _gc10_det(root: Path) -> Path:
+    """GC10-DET as downloaded: images in one folder per defect kind (1/ ... 10/), their VOC boxes
+    in a folder named lable/ (sic), one .xml per defective image."""
+    for kind, stems in (("1", ("img_01_001", "img_01_002")), ("2", ("img_02_001", "img_02_002"))):
+        for stem in stems:
+            write_image(root / kind / f"{stem}.jpg", (20, 20), seed=len(stem))
+    for stem, name in (("img_01_001", "punching_hole"), ("img_02_002", "welding_line")):
+        (root / "lable").mkdir(parents=True, exist_ok=True)
+        (root / "lable" / f"{stem}.xml").write_text(
+            f"<annotation><filename>{stem}.jpg</filename><size><width>20</width><height>20</height></size>"
+            f"<object><name>{name}</name><bndbox><xmin>2</xmin><ymin>3</ymin><xmax>8</xmax><ymax>9</ymax>"
+            "</bndbox></object></annotation>"
+        )
+    (root / "lable" / "img_09_999.xml").write_text((root / "lable" / "img_01_001.xml").read_text())
+    return root
+
+
+def test_voc_boxes_in_a_folder_of_another_name_are_found_by_their_content(tmp_path):
+    root = _gc10_det(tmp_path / "gc10")
+    detected = detect_layout(root)
+    assert (detected.task, detected.layout) == ("seg", "voc") and "lable/" in detected.evidence
+    with pytest.raises(DataError, match=r"lable/img_09_999\.xml: annotation without an image"):
+        scan_segmentation(root)
+    images = scan_segmentation(root, strict=False)  # as lwcnn data check lists them
+    assert [p.path.as_posix() for p in images.label_problems] == ["lable/img_09_999.xml"]
+    defective = {s.image.as_posix(): s.group for s in images.samples if s.mask is not None}
+    assert defective == {"1/img_01_001.jpg": "punching_hole", "2/img_02_002.jpg": "welding_line"}
+    assert len(images) == 4 and images.types == ("punching_hole", "welding_line")
+    assert read_sample(images, 0)[1].sum() == 7 * 7  # the box x 2..8, y 3..9 as a coarse mask
+    (root / "lable" / "img_09_999.xml").unlink()
+    # annotations matched by file name need each name once
+    write_image(root / "2" / "img_01_001.jpg", (20, 20))
+    with pytest.raises(DataError, match=r"1/img_01_001\.jpg and 2/img_01_001\.jpg have one name"):
+        scan_segmentation(root)
