@@ -62,7 +62,9 @@ def main() -> None:
     paths = chosen_images(args)
     inspectors = {  # each engine at each thread count, by a name for the table
         f"{name}, {threads} thread(s)": Inspector(
-            args.weights, backend=END_TO_END_ENGINES[name][0], precision=END_TO_END_ENGINES[name][1],
+            args.weights,
+            backend=END_TO_END_ENGINES[name][0],
+            precision=END_TO_END_ENGINES[name][1],
             threads=threads,
         )
         for name in args.backend
