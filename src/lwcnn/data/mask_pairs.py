@@ -279,7 +279,8 @@ def label_files(files: Sequence[Path]) -> set[Path]:
     ``lwcnn inspect`` leaves out of a labelled dataset's folder; a folder's files count as masks
     only if its first five look like masks (:func:`looks_like_mask`)."""
     files = sorted(files)
-    labels = set(mask_partners(files).values())
+    # a mask marks good pixels 0: a flat or two-tone image of another grey beside a photo stays an image
+    labels = {mask for mask in mask_partners(files).values() if _darkest(mask) == 0}
     if not files:
         return labels
     top = Path(os.path.commonpath([p.parent for p in files]))
@@ -299,7 +300,7 @@ def label_files(files: Sequence[Path]) -> set[Path]:
     def look_like_masks(found: list[Path]) -> bool:
         first = tuple(found[:5])
         if first not in maskish:
-            maskish[first] = all(looks_like_mask(p) for p in first)
+            maskish[first] = all(looks_like_mask(p) and _darkest(p) == 0 for p in first)
         return maskish[first]
 
     def names(found: list[Path]) -> set[str]:
@@ -314,3 +315,14 @@ def label_files(files: Sequence[Path]) -> set[Path]:
         if any(len(stems & other) >= 0.5 * len(stems) for other in photos):
             labels.update(found)
     return labels
+
+
+def _darkest(path: Path) -> int | None:
+    """The lowest grey value of an image file (None: unreadable)."""
+    try:
+        with Image.open(path) as image:
+            image.draft("L", (256, 256))
+            gray = image.convert("L") if image.mode not in ("L", "1", "P", "I", "I;16") else image
+            return int(np.asarray(gray).min())
+    except (OSError, SyntaxError, ValueError):
+        return None

@@ -316,18 +316,7 @@ def _train(
         if scale != 1.0 and (
             skipping or not keep_full_size_epochs(deadline, fit, _full_left(task, epoch, parts))
         ):
-            # The reduced epochs left are skipped, their steps counted as done, so that the planned
-            # full-size epochs run whole, at the learning rates planned for them. (Training them at
-            # full size instead cost 3x an epoch each, and the deadline then cut the run's last,
-            # lowest-rate epochs: 12-17 of 85-89 in the 15-minute NEU and ELPV-levels runs.)
-            if not skipping and context.is_main:
-                log.info(
-                    f"epoch {epoch + 1}: skipping the {_reduced_left(task, epoch, parts)} reduced "
-                    f"epochs left: another would leave too little of the budget for the "
-                    f"{_full_left(task, epoch, parts)} full-size ones"
-                )
-            skipping = True
-            progress.step += len(parts.loader)
+            skipping = _skip_reduced_epoch(task, epoch, parts, progress, context.is_main and not skipping)
             continue
         row = train_epoch(task, config, data, parts, progress, epoch, context, show_progress, scale)
         if not context.is_main:  # rank 0 validates, logs and writes; the others go on to the next epoch
@@ -357,6 +346,23 @@ def _train(
 def _full_left(task: TrainingTask, epoch: int, parts: TrainingParts) -> int:
     """The planned full-size epochs from ``epoch`` on."""
     return sum(task.input_scale(e, parts.epochs) == 1.0 for e in range(epoch, parts.epochs))
+
+
+def _skip_reduced_epoch(
+    task: TrainingTask, epoch: int, parts: TrainingParts, progress: Progress, announce: bool
+) -> bool:
+    """Skip reduced-scale epoch ``epoch``, its steps counted as done, so that the planned full-size
+    epochs run whole at the learning rates planned for them (trained at full size instead, each
+    such epoch cost 3x, and the deadline then cut the run's last, lowest-rate epochs: 12-17 of
+    85-89 in the 15-minute NEU and ELPV-levels runs). ``announce``: say so (the first one skipped)."""
+    if announce:
+        log.info(
+            f"epoch {epoch + 1}: skipping the {_reduced_left(task, epoch, parts)} reduced epochs left: "
+            f"another would leave too little of the budget for the {_full_left(task, epoch, parts)} "
+            "full-size ones"
+        )
+    progress.step += len(parts.loader)
+    return True
 
 
 def _reduced_left(task: TrainingTask, epoch: int, parts: TrainingParts) -> int:

@@ -241,3 +241,10 @@ def test_label_files_finds_each_layout_s_masks_and_nothing_in_photo_folders(tmp_
             write_image(tmp_path / "cls" / kind / f"{index}.png", (16, 16), seed=index + len(kind))
             _mask(tmp_path / "twotone" / kind / f"{index}.png", (16, 16), (0, 0, 8 + index, 8))
     assert found(tmp_path / "cls") == set() and found(tmp_path / "twotone") == set()
+    # a flat image of another grey beside a photo of its name is an image, not its mask (a mask's
+    # good pixels are 0)
+    write_image(tmp_path / "flat" / "x.jpg", (16, 16))
+    Image.fromarray(np.full((16, 16), 120, np.uint8)).save(tmp_path / "flat" / "x.png")
+    _mask(tmp_path / "flat" / "y.png", (16, 16), (2, 2, 4, 4))
+    write_image(tmp_path / "flat" / "y.jpg", (16, 16))
+    assert found(tmp_path / "flat") == {"y.png"}
