@@ -294,7 +294,7 @@ def _count_types(
             counts[name] += 1
             pixels[name] += int(found[k])
             areas[name] += labels.size
-    if sample.defective and not found[1:].any():
+    if sample.mask is not None and not found[1:].any():
         report.findings.append(
             Finding("warning", "empty_mask", sample.mask.as_posix(), "no defect pixel: read as defect-free")  # type: ignore[union-attr]
         )

@@ -45,10 +45,13 @@ class MaskedSample:
     size: tuple[int, int] | None = None  # (height, width) the annotation says its image has
     normalized: bool = False  # shapes in fractions of the image's width and height (YOLO)
     type_masks: tuple[tuple[int, Path], ...] = ()  # one 0/255 mask per type: (type, file) pairs
+    # its mask file marks no pixel (a tool's export writes one for every image): a defect-free
+    # image, which as a defective one would be sampled, zoomed into and stratified as one
+    empty_mask: bool = False
 
     @property
     def defective(self) -> bool:
-        return self.mask is not None
+        return self.mask is not None and not self.empty_mask
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,19 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
             "(1 or 255) as defect: threshold it, or save it as PNG rather than JPEG"
         )
     return array > 0
+
+
+def _marks_a_defect(path: Path) -> bool:
+    """Whether a mask file has a pixel above 0 (read as :func:`read_mask` reads it, a JPEG's noise
+    at 128); a mask that cannot be read counts as marking one, so that reading it later names the
+    problem (``lwcnn data check`` lists them all)."""
+    try:
+        array = _mask_array(path, None, any_mode=True)
+    except (DataError, ImageReadError):
+        return True
+    if path.suffix.lower() in LOSSY_SUFFIXES and lossy_two_level(array):
+        return bool((array >= 128).any())
+    return bool(array.any())
 
 
 def _mask_array(path: Path, size: tuple[int, int] | None, any_mode: bool) -> np.ndarray:
@@ -429,10 +445,17 @@ def scan_image_mask_folders(
     for image in find_images(image_root):
         key = image.relative_to(image_root).with_suffix("")
         found = masks.pop(key, []) or (masks.pop(named[key], []) if key in named else [])
+        empty = bool(found) and not any(_marks_a_defect(root / mask) for _, mask in found)
         group = key.parent.as_posix() if key.parent != Path(".") else ""
         first = found[0][1] if found else None
         samples.append(
-            MaskedSample(image.relative_to(root), first, group, type_masks=tuple(found) if type_dirs else ())
+            MaskedSample(
+                image.relative_to(root),
+                first,
+                group,
+                type_masks=tuple(found) if type_dirs else (),
+                empty_mask=empty,
+            )
         )
     if not samples:
         raise DataError(f"{image_root}: no images")

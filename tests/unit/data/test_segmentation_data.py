@@ -251,3 +251,22 @@ def test_a_mask_with_more_than_two_values_is_an_error_naming_the_file(tmp_path):
     assert read_mask(tmp_path / "m.png").sum() == 4
     Image.fromarray((mask > 0).astype(np.uint8)).save(tmp_path / "ones.png")  # 0/1 masks too
     assert read_mask(tmp_path / "ones.png").sum() == 4
+
+
+def test_an_empty_mask_marks_a_defect_free_image(tmp_path):
+    # a labelling tool's export writes a mask for every image, empty ones for good parts (lwcnn
+    # data check still says so: an empty mask can also be a defect left undrawn)
+    root = tmp_path / "export"
+    for name in ("a", "b", "c"):
+        write_image(root / "images" / f"{name}.png", size=(12, 10))
+    save_mask(root / "masks" / "a.png", defect_mask())
+    save_mask(root / "masks" / "b.png", np.zeros((10, 12), np.uint8))
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(root / "masks" / "c.jpg", quality=75)
+    images = scan_image_mask_folders(root)
+    assert [(s.image.name, s.defective) for s in images.samples] == [
+        ("a.png", True),
+        ("b.png", False),
+        ("c.png", False),
+    ]
+    assert images.defective_count() == 1
+    assert read_sample(images, 1)[1].sum() == 0  # read as defect-free, mask or not
