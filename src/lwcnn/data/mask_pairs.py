@@ -95,17 +95,29 @@ def _is_mask_partner(photo: str, mask: str) -> bool:
     return photo in PHOTO_SUFFIXES and mask == ".png"
 
 
-def looks_like_mask(path: Path) -> bool:
+def looks_like_mask(path: Path, dark_background: bool = False) -> bool:
     """Whether ``path`` holds at most :data:`MASK_VALUES` grey values, or is a lossily stored
-    0/255 mask (:func:`lossy_two_level`); an unreadable file: no."""
+    0/255 mask (:func:`lossy_mask`); an unreadable file: no. ``dark_background``: its darkest
+    value must be 0 too (a mask marks good pixels 0; a flat grey image is no mask)."""
+    gray = _gray_preview(path)
+    if gray is None or (dark_background and gray.min() != 0):
+        return False
+    return len(np.unique(gray)) <= MASK_VALUES or lossy_mask(path, gray)
+
+
+def _gray_preview(path: Path) -> np.ndarray | None:
+    """An image file's grey values, decoded small where the format allows (None: unreadable)."""
     try:
         with Image.open(path) as image:
-            image.draft("L", (256, 256))  # JPEG: decode small, the count needs no detail
-            gray = np.asarray(image.convert("L") if image.mode not in ("L", "1", "P", "I", "I;16") else image)
+            image.draft("L", (256, 256))  # JPEG: decode small, the values need no detail
+            return np.asarray(image.convert("L") if image.mode not in ("L", "1", "P", "I", "I;16") else image)
     except (OSError, SyntaxError, ValueError):
-        return False
-    if len(np.unique(gray)) <= MASK_VALUES:
-        return True
+        return None
+
+
+def lossy_mask(path: Path, gray: np.ndarray) -> bool:
+    """Whether ``gray``, read from ``path``, is a 0/255 mask stored in a lossy format
+    (:data:`LOSSY_SUFFIXES`) with its compression noise (:func:`lossy_two_level`)."""
     return path.suffix.lower() in LOSSY_SUFFIXES and lossy_two_level(gray)
 
 
@@ -278,11 +290,11 @@ def label_files(files: Sequence[Path]) -> set[Path]:
     + ``train_lab/``) or of its parent (DAGM's ``Train/Label/``), matched by file name. What
     ``lwcnn inspect`` leaves out of a labelled dataset's folder; a folder's files count as masks
     only if its first five look like masks (:func:`looks_like_mask`)."""
+    if not files:
+        return set()
     files = sorted(files)
     # a mask marks good pixels 0: a flat or two-tone image of another grey beside a photo stays an image
-    labels = {mask for mask in mask_partners(files).values() if _darkest(mask) == 0}
-    if not files:
-        return labels
+    labels = {mask for mask in mask_partners(files).values() if looks_like_mask(mask, dark_background=True)}
     top = Path(os.path.commonpath([p.parent for p in files]))
     under: dict[Path, list[Path]] = defaultdict(list)  # each folder below ``top`` -> its files, any depth
     direct: dict[Path, list[Path]] = defaultdict(list)  # each folder -> its own files
@@ -300,7 +312,7 @@ def label_files(files: Sequence[Path]) -> set[Path]:
     def look_like_masks(found: list[Path]) -> bool:
         first = tuple(found[:5])
         if first not in maskish:
-            maskish[first] = all(looks_like_mask(p) and _darkest(p) == 0 for p in first)
+            maskish[first] = all(looks_like_mask(p, dark_background=True) for p in first)
         return maskish[first]
 
     def names(found: list[Path]) -> set[str]:
@@ -315,14 +327,3 @@ def label_files(files: Sequence[Path]) -> set[Path]:
         if any(len(stems & other) >= 0.5 * len(stems) for other in photos):
             labels.update(found)
     return labels
-
-
-def _darkest(path: Path) -> int | None:
-    """The lowest grey value of an image file (None: unreadable)."""
-    try:
-        with Image.open(path) as image:
-            image.draft("L", (256, 256))
-            gray = image.convert("L") if image.mode not in ("L", "1", "P", "I", "I;16") else image
-            return int(np.asarray(gray).min())
-    except (OSError, SyntaxError, ValueError):
-        return None

@@ -24,7 +24,7 @@ from PIL import Image
 
 from lwcnn.data.classification import DataError
 from lwcnn.data.images import ImageReadError, find_images, is_image_file, read_image, upright
-from lwcnn.data.mask_pairs import LOSSY_SUFFIXES, lossy_two_level, strip_mask_suffix
+from lwcnn.data.mask_pairs import lossy_mask, strip_mask_suffix
 from lwcnn.data.shapes import Shape, labels_from_shapes, scaled
 
 #: DeepPCB's six defect types, by the number its box files give them
@@ -117,11 +117,11 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     """A mask file as a bool array (H, W): 0 is good and the one other value is defect (0/255, 0/1
     and palette masks alike); a mask with more values (0/128/255) is an error naming the file, not
     silently read, except a 0/255 mask stored lossily (JPEG: RSDDs, many crack sets), whose
-    compression noise :func:`lossy_two_level` recognises: it is read at 128. With ``size``
+    compression noise :func:`~lwcnn.data.mask_pairs.lossy_mask` recognises: it is read at 128. With ``size``
     (height, width) a different size is an error too."""
     path = Path(path)
     array = _mask_array(path, size, any_mode=True)
-    if path.suffix.lower() in LOSSY_SUFFIXES and lossy_two_level(array):
+    if lossy_mask(path, array):
         return array >= 128  # a 0/255 mask saved as JPEG: its ringing is noise about the two levels
     values = np.unique(array)
     if len(values) > 2:  # soft edges, a third class: not a defect/good mask as it stands
@@ -141,9 +141,7 @@ def _marks_a_defect(path: Path) -> bool:
         array = _mask_array(path, None, any_mode=True)
     except (DataError, ImageReadError):
         return True
-    if path.suffix.lower() in LOSSY_SUFFIXES and lossy_two_level(array):
-        return bool((array >= 128).any())
-    return bool(array.any())
+    return bool((array >= 128 if lossy_mask(path, array) else array).any())
 
 
 def _mask_array(path: Path, size: tuple[int, int] | None, any_mode: bool) -> np.ndarray:
@@ -508,12 +506,8 @@ def scan_voc(root: str | Path) -> MaskedImages:
         (root / n for n in ("ANNOTATIONS", "annotations", "Annotations") if (root / n).is_dir()), None
     )
     if image_dir is not None and notes_dir is not None:
-        files = find_images(image_dir)
         notes = {image_dir / n.relative_to(notes_dir).with_suffix(""): n for n in notes_dir.rglob("*.xml")}
-
-        def key(image: Path) -> Path | str:
-            return image.with_suffix("")
-
+        keys: dict[Path, Path | str] = {image: image.with_suffix("") for image in find_images(image_dir)}
         where = f"{image_dir.name}/"
     else:
         notes_dir = find_voc_folder(root)
@@ -523,17 +517,13 @@ def scan_voc(root: str | Path) -> MaskedImages:
                 ".xml files named after the images in the other folders"
             )
         image_dir = root
-        files = [p for p in find_images(root) if notes_dir not in p.parents]
         notes = {n.stem: n for n in sorted(notes_dir.rglob("*.xml"))}
-        _refuse_repeated_stems(root, files)
-
-        def key(image: Path) -> Path | str:
-            return image.stem
-
+        keys = {p: p.stem for p in find_images(root) if notes_dir not in p.parents}
+        _refuse_repeated_stems(root, list(keys))
         where = "the image folders"
     samples, names = [], set()
-    for image in files:
-        note = notes.get(key(image))
+    for image, key in keys.items():
+        note = notes.get(key)
         group, mask = "", None
         if note is not None:
             _, boxes = boxes_from_voc(note)
@@ -543,11 +533,11 @@ def scan_voc(root: str | Path) -> MaskedImages:
         samples.append(MaskedSample(image.relative_to(root), mask, group))
     if not samples:
         raise DataError(f"{image_dir}: no images")
-    image_keys = {key(image) for image in files}
+    image_keys = set(keys.values())
     label_problems = tuple(
         LabelProblem(note.relative_to(root), f"annotation without an image in {where}")
-        for stem, note in sorted(notes.items(), key=lambda item: item[1])
-        if stem not in image_keys
+        for key, note in sorted(notes.items(), key=lambda item: item[1])
+        if key not in image_keys
     )
     types = tuple(sorted(names)) or ("defect",)
     return MaskedImages(root, "voc", tuple(samples), types=types, label_problems=label_problems)

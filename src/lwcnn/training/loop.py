@@ -316,7 +316,8 @@ def _train(
         if scale != 1.0 and (
             skipping or not keep_full_size_epochs(deadline, fit, _full_left(task, epoch, parts))
         ):
-            skipping = _skip_reduced_epoch(task, epoch, parts, progress, context.is_main and not skipping)
+            _skip_reduced_epoch(task, epoch, parts, progress, announce=context.is_main and not skipping)
+            skipping = True
             continue
         row = train_epoch(task, config, data, parts, progress, epoch, context, show_progress, scale)
         if not context.is_main:  # rank 0 validates, logs and writes; the others go on to the next epoch
@@ -350,7 +351,7 @@ def _full_left(task: TrainingTask, epoch: int, parts: TrainingParts) -> int:
 
 def _skip_reduced_epoch(
     task: TrainingTask, epoch: int, parts: TrainingParts, progress: Progress, announce: bool
-) -> bool:
+) -> None:
     """Skip reduced-scale epoch ``epoch``, its steps counted as done, so that the planned full-size
     epochs run whole at the learning rates planned for them (trained at full size instead, each
     such epoch cost 3x, and the deadline then cut the run's last, lowest-rate epochs: 12-17 of
@@ -362,7 +363,6 @@ def _skip_reduced_epoch(
             "full-size ones"
         )
     progress.step += len(parts.loader)
-    return True
 
 
 def _reduced_left(task: TrainingTask, epoch: int, parts: TrainingParts) -> int:
