@@ -81,6 +81,11 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
         # validate every so many epochs (and always the last); with a budget the probe raises it
         # until validation takes about a tenth of the training time
         "validate_every": 1,
+        # written by a budget run that re-planned its epochs on the way (what its epochs really
+        # cost): {planned_epochs: N, knots: [[run step, planned step], ...]}; the learning rate
+        # follows the planned schedule with its remainder spread over the epochs re-planned, so
+        # that the run's config.yaml reproduces it (lwcnn.training.schedule)
+        "stretch": None,
     },
 }
 

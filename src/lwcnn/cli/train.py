@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             summary[f"val_{key}"] = result.best.get(f"val_{key}")
             summary[f"test_{key}"] = result.test[key] if result.test else None
     summary["test_n"] = result.test["n"] if result.test else None
-    summary["epochs"] = result.fit.epochs if result.fit else config["train"]["epochs"]
+    summary["epochs"] = result.fit.final_epochs if result.fit else config["train"]["epochs"]
     if args.json:
         print(json.dumps(summary))
     else:

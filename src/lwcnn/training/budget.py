@@ -6,6 +6,12 @@ epochs so that the whole run, from the start of ``lwcnn train`` to its last file
 budget; ``train.precision: auto`` takes bf16 only where the CPU computes it natively and the probe
 shows it faster. During the run :class:`Deadline` stops before an epoch that would overrun (the
 estimate can be wrong on a busy machine), so the budget holds either way.
+
+The probe's few steps are not the run's: on the 2-core VMs a run's later steps were 0.85-1.15x of the
+probe's, so a run ended minutes early or lost its last, lowest-rate epochs to the deadline. Once the
+run's epochs are settled (full-size inputs, the last gradual phase) their own times re-plan the
+epochs left (:func:`refit_epochs`), and the learning-rate schedule is stretched or shrunk to match
+(:meth:`lwcnn.training.schedule.Schedule.stretched`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("lwcnn.training")
@@ -32,6 +38,11 @@ SAFETY = 0.05
 VALIDATION_SHARE = 0.1
 #: ... but at least this many validated epochs remain to choose from.
 MIN_VALIDATIONS = 4
+#: Settled epochs timed before the epochs left are re-planned by their cost (the first ones after
+#: a change of input size or phase can pay one-off costs) ...
+REPLAN_AFTER = 3
+#: ... judged by the median of this many latest ones (the machine's speed drifts over minutes).
+REPLAN_WINDOW = 8
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,19 @@ class BudgetFit:
     # size (validation included) and for one at the reduced scale (0: no reduced epochs)
     full_epoch_s: float = 0.0
     scaled_epoch_s: float = 0.0
+    # the run's re-plans of its epochs by their own cost (lwcnn.training.loop._replan), in order
+    replans: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def final_epochs(self) -> int:
+        """The epochs the run was fitted to in the end (the probe's, or its last re-plan's)."""
+        return int(self.replans[-1]["epochs"]) if self.replans else self.epochs
+
+    def predicted_epoch_s(self) -> float:
+        """One full-size epoch's training as the probe predicted it (validation not included)."""
+        if self.full_epoch_s:
+            return self.full_epoch_s - self.validation_s / self.validate_every
+        return self.steps_per_epoch * self.step_s + self.epoch_overhead_s
 
     def line(self) -> str:
         return (
@@ -169,3 +193,58 @@ def keep_full_size_epochs(deadline: Deadline, fit: BudgetFit | None, full_epochs
     reduced = min(later) if later else fit.scaled_epoch_s
     slower = max(1.0, reduced / fit.scaled_epoch_s) if fit.scaled_epoch_s else 1.0
     return deadline.fits(reduced + full_epochs_left * fit.full_epoch_s * slower)
+
+
+def epochs_cost(count: int, first: int, train_s: float, validation_s: float, every: int) -> float:
+    """What ``count`` epochs from epoch index ``first`` on cost: ``train_s`` each, and
+    ``validation_s`` more for each validated one (every ``every``-th, and always the last)."""
+    last = first + count - 1
+    validated = sum(1 for index in range(first, last + 1) if (index + 1) % every == 0 or index == last)
+    return count * train_s + validated * validation_s
+
+
+def refit_epochs(
+    left_s: float, first: int, planned_left: int, train_s: float, validation_s: float, every: int
+) -> int:
+    """How many epochs from index ``first`` on fit the ``left_s`` seconds left, where
+    ``planned_left`` are planned: fewer as soon as those do not fit; more only where one epoch's
+    time would still be spare (a plan that fills the time to the second leaves a slightly slow last
+    epoch to the deadline, which then drops the run's lowest-rate epoch). At least one."""
+
+    def fit(count: int, spare: float) -> bool:
+        return epochs_cost(count, first, train_s, validation_s, every) <= left_s - spare
+
+    count = max(1, planned_left)
+    if not fit(count, 0.0):
+        while count > 1 and not fit(count, 0.0):
+            count -= 1
+        return count
+    while fit(count + 1, train_s):
+        count += 1
+    return count
+
+
+class EpochCosts:
+    """What the run's settled epochs cost: their training time (checkpoint writes included) and,
+    for those validated, the validation's; ``validation_s``: the probe's, until one is measured."""
+
+    def __init__(self, validation_s: float) -> None:
+        self.training: list[float] = []
+        self.validations: list[float] = []
+        self.probe_validation_s = validation_s
+
+    def record(self, training_s: float, validation_s: float | None) -> None:
+        self.training.append(training_s)
+        if validation_s is not None:
+            self.validations.append(validation_s)
+
+    @property
+    def ready(self) -> bool:
+        """Whether enough settled epochs were timed to re-plan by (:data:`REPLAN_AFTER`)."""
+        return len(self.training) >= REPLAN_AFTER
+
+    def epoch_s(self) -> float:
+        return statistics.median(self.training[-REPLAN_WINDOW:])
+
+    def validation_s(self) -> float:
+        return statistics.median(self.validations[-3:]) if self.validations else self.probe_validation_s

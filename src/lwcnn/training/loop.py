@@ -13,6 +13,7 @@ import copy
 import csv
 import dataclasses
 import io
+import itertools
 import logging
 import os
 import time
@@ -47,9 +48,11 @@ from lwcnn.training.budget import (
     SAFETY,
     BudgetFit,
     Deadline,
+    EpochCosts,
     choose_precision,
     fit_validation,
     keep_full_size_epochs,
+    refit_epochs,
     time_steps,
 )
 from lwcnn.training.distributed import (
@@ -60,7 +63,7 @@ from lwcnn.training.distributed import (
     sum_over_ranks,
 )
 from lwcnn.training.memory import keep_freed_memory
-from lwcnn.training.schedule import Schedule, scaled_schedule
+from lwcnn.training.schedule import Schedule, planned_epochs, run_schedule, stretch_entry
 
 #: Status lines of a run (the CLI prints them on stderr, clear of the progress bars).
 log = logging.getLogger("lwcnn.training")
@@ -154,9 +157,16 @@ class TrainingTask:
         return 1.0
 
     def input_scale(self, epoch: int, epochs: int) -> float:
-        """The factor by which epoch ``epoch``'s training batches are resized (1: as loaded); an
-        epoch at another scale is not validated (its model is not yet one for the real size)."""
+        """The factor by which epoch ``epoch`` of ``epochs`` planned has its training batches
+        resized (1: as loaded); an epoch at another scale is not validated (its model is not yet
+        one for the real size)."""
         return 1.0
+
+    def settled(self, parts: TrainingParts, epoch: int, step: int) -> bool:
+        """Whether epoch ``epoch``, begun at ``step``, trains as every later epoch will (full-size
+        inputs; a task's last phase): from there on only the learning rate changes, so a budget
+        run can re-plan the epochs left by what such epochs cost."""
+        return self.input_scale(epoch, parts.planned_epochs) == 1.0
 
     def scaled_epochs(self) -> tuple[float, float]:
         """(share of the epochs, their scale) trained at a reduced input scale (the budget probe
@@ -249,7 +259,8 @@ class TrainingParts:
     optimizer: torch.optim.Optimizer
     average: WeightAverage | None
     accumulate: int
-    epochs: int
+    epochs: int  # as re-planned on the way (train.stretch)
+    planned_epochs: int  # what the schedule's shape and the task's phases are fractions of
 
     @property
     def kept(self) -> nn.Module:
@@ -307,12 +318,16 @@ def _train(
         parts.net = nn.parallel.DistributedDataParallel(parts.model, device_ids=device_ids)
     metadata = run_metadata(task, config, data, parts)
     skipping = False  # the rest of the reduced epochs given up for the full-size ones (below)
-    for epoch in range(progress.epoch, parts.epochs):
+    # with a budget, the settled epochs' own times re-plan the epochs left (_replan)
+    costs = EpochCosts(fit.validation_s) if fit is not None and deadline.end is not None else None
+    for epoch in itertools.count(progress.epoch):  # parts.epochs can change on the way (_replan)
+        if epoch >= parts.epochs:
+            break
         if not deadline.allows_another():  # single-process runs only (resolve_run_config)
             log.info(f"stopped after epoch {epoch} of {parts.epochs}: the next would overrun the budget")
             break
-        epoch_started = time.perf_counter()
-        scale = task.input_scale(epoch, parts.epochs)
+        epoch_started, first_step = time.perf_counter(), progress.step
+        scale = task.input_scale(epoch, parts.planned_epochs)
         if scale != 1.0 and (
             skipping or not keep_full_size_epochs(deadline, fit, _full_left(task, epoch, parts))
         ):
@@ -325,13 +340,20 @@ def _train(
         validated = data.val is not None and task.validates(row) and scale == 1.0
         if validated and not _last_epoch(epoch, parts.epochs, deadline, epoch_started):
             validated = (epoch + 1) % config["train"]["validate_every"] == 0
+        validation_s = None
         if validated:
+            clock = time.perf_counter()
             row.update(
                 task.validate(parts.kept, data, metadata, context.device, config["train"]["channels_last"])
             )
+            validation_s = time.perf_counter() - clock
         row["seconds"] = time.perf_counter() - epoch_started
         end_epoch(task, run_dir, parts, progress, row, metadata, candidate=validated or data.val is None)
-        deadline.record(time.perf_counter() - epoch_started)  # with the checkpoint writes
+        seconds = time.perf_counter() - epoch_started  # with the checkpoint writes
+        deadline.record(seconds)
+        if costs is not None and task.settled(parts, epoch, first_step):
+            costs.record(seconds - (validation_s or 0.0), validation_s)
+            _replan(config, run_dir, parts, progress, costs, deadline, fit, epoch)
     if not context.is_main:
         return TrainResult(run_dir, progress.best, None, data.skipped, main=False)
     plot_learning_curves(
@@ -346,7 +368,46 @@ def _train(
 
 def _full_left(task: TrainingTask, epoch: int, parts: TrainingParts) -> int:
     """The planned full-size epochs from ``epoch`` on."""
-    return sum(task.input_scale(e, parts.epochs) == 1.0 for e in range(epoch, parts.epochs))
+    return sum(task.input_scale(e, parts.planned_epochs) == 1.0 for e in range(epoch, parts.epochs))
+
+
+def _replan(
+    config: Mapping[str, Any], run_dir: Path, parts: TrainingParts, progress: Progress, costs: EpochCosts,
+    deadline: Deadline, fit: BudgetFit | None, epoch: int,
+) -> None:  # fmt: skip
+    """After settled epoch ``epoch``: fit the epochs left to the budget by what the settled epochs
+    cost (:func:`~lwcnn.training.budget.refit_epochs`), the schedule's remainder spread over them
+    (train.stretch, written to config.yaml so that it reproduces the run; budget.json lists each
+    re-plan). The probe's estimate missed by 10-25% on the 2-core VMs: runs ended minutes early,
+    or the deadline cut their last, lowest-rate epochs."""
+    planned_left = parts.epochs - (epoch + 1)
+    if not costs.ready or deadline.end is None or fit is None or planned_left < 1:
+        return
+    train_cfg = config["train"]
+    epoch_s, validation_s = costs.epoch_s(), costs.validation_s()
+    left_s = deadline.end - time.monotonic()
+    count = refit_epochs(left_s, epoch + 1, planned_left, epoch_s, validation_s, train_cfg["validate_every"])
+    if count == planned_left:
+        return
+    before, epochs = parts.epochs, epoch + 1 + count
+    knots = parts.schedule.stretched(progress.step, epochs * len(parts.loader)).knots
+    parts.epochs = train_cfg["epochs"] = epochs
+    train_cfg["stretch"] = stretch_entry(parts.planned_epochs, knots)
+    parts.schedule = run_schedule(train_cfg, len(parts.loader))  # as config.yaml gives it, to the bit
+    fit.replans.append(
+        {"after_epoch": epoch + 1, "epochs": epochs, "epoch_s": round(epoch_s, 3),
+         "validation_s": round(validation_s, 3), "left_s": round(left_s, 1)}
+    )  # fmt: skip
+    try:
+        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+        atomic_write_json(run_dir / "budget.json", dataclasses.asdict(fit))
+    except OSError as error:
+        raise OutputError(f"{run_dir}: cannot write the run folder ({error.strerror or error})") from None
+    log.info(
+        f"epoch {epoch + 1}: {before} -> {epochs} epochs, re-planned by what the last ones cost "
+        f"({epoch_s:.1f} s an epoch, the probe predicted {fit.predicted_epoch_s():.1f} s; "
+        f"{validation_s:.1f} s a validation), {_duration(left_s)} left; the learning rate follows"
+    )
 
 
 def _skip_reduced_epoch(
@@ -363,6 +424,10 @@ def _skip_reduced_epoch(
             "full-size ones"
         )
     progress.step += len(parts.loader)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def _reduced_left(task: TrainingTask, epoch: int, parts: TrainingParts) -> int:
@@ -505,7 +570,7 @@ def build_parts(
         drop_last=not context.distributed and len(sampler) > batch_size,
     )
     epochs = train_cfg["epochs"]
-    schedule = scaled_schedule(train_cfg, epochs * len(loader))
+    schedule = run_schedule(train_cfg, len(loader))
     classes = task.classes(data)
     model = build_model(config, task.task, len(classes), schedule)
     if train_cfg["sync_bn"]:
@@ -517,8 +582,9 @@ def build_parts(
     average = WeightAverage(model, train_cfg["ema"]) if train_cfg["ema"] else None
     net = model  # wrapped for DistributedDataParallel once a resumed state is in (wrap_distributed)
     return TrainingParts(
-        sampler, loader, schedule, classes, model, net, optimizer, average, train_cfg["accumulate"], epochs
-    )
+        sampler, loader, schedule, classes, model, net, optimizer, average, train_cfg["accumulate"],
+        epochs, planned_epochs(train_cfg),
+    )  # fmt: skip
 
 
 @contextlib.contextmanager

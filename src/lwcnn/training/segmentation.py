@@ -33,7 +33,8 @@ from lwcnn.models.heads import upsample_logits
 from lwcnn.runtime.engine import Inspector
 from lwcnn.trained_models import TorchBackend
 from lwcnn.training.distributed import DistContext
-from lwcnn.training.loop import PreparedData, TrainingTask, TrainResult, log, run_training
+from lwcnn.training.loop import PreparedData, TrainingParts, TrainingTask, TrainResult, log, run_training
+from lwcnn.training.schedule import planned_epochs
 
 
 def prepare_segmentation_data(
@@ -178,8 +179,8 @@ class SegmentationTask(TrainingTask):
         self, config: Mapping[str, Any], data: PreparedData, context: DistContext, global_batch: int
     ) -> SegmentationSampler:
         per_epoch = config["augment"]["per_epoch"]
-        epochs = config["train"]["epochs"]
-        steps = max(1, per_epoch // global_batch) * epochs
+        # the phases are fractions of the planned run (a re-planned one keeps them where they were)
+        steps = max(1, per_epoch // global_batch) * planned_epochs(config["train"])
         return SegmentationSampler(
             data.train.defective,  # type: ignore[attr-defined]
             per_epoch,
@@ -249,6 +250,9 @@ class SegmentationTask(TrainingTask):
         config["data"]["crop"] = smaller
         data.train.crop = (smaller[0], smaller[1])  # type: ignore[attr-defined]
         return True
+
+    def settled(self, parts: TrainingParts, epoch: int, step: int) -> bool:
+        return parts.sampler.phase(step) == "all"  # type: ignore[attr-defined]
 
     def validates(self, row: Mapping[str, Any]) -> bool:
         # epochs before defect-free images joined are never chosen (selection_key) while a later one

@@ -22,12 +22,15 @@ from lwcnn.training.budget import (
     BudgetFit,
     Deadline,
     choose_precision,
+    epochs_cost,
     fit_epochs,
     fit_validation,
     keep_full_size_epochs,
+    refit_epochs,
 )
 from lwcnn.training.folds import summarise_folds
 from lwcnn.training.plan import parse_budget, plan_training
+from lwcnn.training.schedule import run_schedule
 from tests.synthetic import make_class_folders, make_masked_folder
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
@@ -201,6 +204,66 @@ def test_a_slowed_run_skips_its_last_reduced_epochs_and_ends_validated(tmp_path,
     assert json.loads((run / "best.json").read_text())["metrics"]["epoch"] in validated
 
 
+def test_the_epochs_left_are_refitted_by_their_own_cost():
+    # validated every 2nd epoch and always the last: epochs 5..8 (indices 4..7) validate 6, 8
+    assert epochs_cost(4, 4, 10.0, 3.0, 2) == 40 + 2 * 3.0
+    assert epochs_cost(3, 4, 10.0, 3.0, 2) == 30 + 2 * 3.0  # 5, 6 and the last, 7
+    assert epochs_cost(1, 0, 10.0, 3.0, 5) == 13.0
+    # as planned: 5 epochs of 10 s + 5 validations of 2 s = 60 s in 65 s left
+    assert refit_epochs(65.0, 10, 5, 10.0, 2.0, 1) == 5
+    # slower than planned: as many as fit, at least one
+    assert refit_epochs(40.0, 10, 5, 10.0, 2.0, 1) == 3
+    assert refit_epochs(5.0, 10, 5, 10.0, 2.0, 1) == 1
+    # faster: more, but only while one epoch's time stays spare (84 s fit 7 epochs, 7 + 10 s do not)
+    assert refit_epochs(84.0, 10, 5, 10.0, 2.0, 1) == 6
+    assert refit_epochs(96.0, 10, 5, 10.0, 2.0, 1) == 7
+
+
+@pytest.mark.parametrize("slower", [False, True], ids=["probe-too-slow", "run-slower-than-probed"])
+def test_a_run_replans_its_epochs_by_their_cost_and_its_config_reproduces_the_schedule(
+    tmp_path, monkeypatch, capsys, slower
+):
+    import lwcnn.training.loop as loop
+
+    probe, planned = loop._probe_steps, loop.train_epoch
+
+    def misjudged(*args, **kwargs):  # the probe's steps were slow, the run's are not
+        precision, step_s, startup, parts = probe(*args, **kwargs)
+        return precision, step_s * 3, startup, parts
+
+    def busy(*args, **kwargs):  # a busy machine: the full-size epochs take 0.4 s more than probed
+        if args[-1] == 1.0:
+            time.sleep(0.4)
+        return planned(*args, **kwargs)
+
+    if slower:
+        monkeypatch.setattr(loop, "train_epoch", busy)
+    else:
+        monkeypatch.setattr(loop, "_probe_steps", misjudged)
+    data = make_class_folders(tmp_path / "parts", per_class=15, size=32)
+    run = tmp_path / "run"
+    started = time.monotonic()
+    assert main(["train", str(data), "--budget", "25s", "--out", str(run), "model.name=lw@0.25"]) == 0
+    took = time.monotonic() - started
+    assert took <= 1.1 * 25, took
+    fit = json.loads((run / "budget.json").read_text())
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert fit["replans"] and saved["train"]["epochs"] == fit["replans"][-1]["epochs"]
+    assert saved["train"]["stretch"]["planned_epochs"] == fit["epochs"]
+    assert "re-planned by what the last ones cost" in capsys.readouterr().err
+    rows = _metrics(run)
+    if slower:  # the plan was long: fewer epochs, and those left are not cut by the deadline
+        assert saved["train"]["epochs"] < fit["epochs"]
+    else:  # the plan was short: more epochs, and the budget is used
+        assert saved["train"]["epochs"] > fit["epochs"] and took >= 0.75 * 25, (took, fit)
+    # the schedule the config gives is the one the run followed, and the run reached its low end
+    schedule = run_schedule(load_config(run / "config.yaml")["train"], fit["steps_per_epoch"])
+    for row in rows:
+        assert float(row["lr"]) == pytest.approx(schedule.lr_at(int(row["step"])), rel=1e-4), row
+    assert schedule.planned_step(int(rows[-1]["step"])) >= 0.85 * schedule.total_steps
+    assert rows[-1]["val_acc"]
+
+
 def test_one_command_trains_within_its_budget_and_its_config_reproduces_the_plan(tmp_path, capsys):
     data = make_class_folders(tmp_path / "parts", per_class=15, size=32)
     run = tmp_path / "run"
@@ -214,7 +277,9 @@ def test_one_command_trains_within_its_budget_and_its_config_reproduces_the_plan
     assert err.count("no pretrained backbone is bundled for lw@0.25") == 1, err
     saved = yaml.safe_load((run / "config.yaml").read_text())
     fit = json.loads((run / "budget.json").read_text())
-    assert saved["train"]["epochs"] == fit["epochs"] >= 1 and saved["train"]["budget"] == 0
+    # the epochs the probe planned, or those its own epochs' times re-planned on the way
+    final = fit["replans"][-1]["epochs"] if fit["replans"] else fit["epochs"]
+    assert saved["train"]["epochs"] == final >= 1 and saved["train"]["budget"] == 0
     assert saved["train"]["precision"] in ("fp32", "bf16") and saved["model"]["name"] == "lw@0.25"
     plan = json.loads((run / "plan.json").read_text())
     assert plan["layout"] == "folders" and plan["statistics"]["class_counts"]["checker"] == 15
@@ -248,10 +313,9 @@ def test_budget_also_fits_a_config_s_epochs(tmp_path):
     ]
     assert main([*args, "model.name=lw@0.25", "data.input_size=[32,32]", "--json"]) == 0
     fit = json.loads((run / "budget.json").read_text())
-    assert (
-        fit["budget_s"] == 15
-        and yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == fit["epochs"]
-    )
+    final = fit["replans"][-1]["epochs"] if fit["replans"] else fit["epochs"]
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert fit["budget_s"] == 15 and saved["train"]["epochs"] == final
 
 
 def test_cross_validation_trains_k_folds_and_reports_their_spread(tmp_path, capsys):
