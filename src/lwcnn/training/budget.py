@@ -43,6 +43,10 @@ MIN_VALIDATIONS = 4
 REPLAN_AFTER = 3
 #: ... judged by the median of this many latest ones (the machine's speed drifts over minutes).
 REPLAN_WINDOW = 8
+#: A plan within this share of the time left is kept: the estimate moves by a few percent from
+#: epoch to epoch, and re-planning on every such move made a 15-minute DAGM run flap between
+#: 50 and 51 epochs (the band narrows with the time left, so the last epochs are fitted closely).
+REPLAN_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -207,19 +211,21 @@ def refit_epochs(
     left_s: float, first: int, planned_left: int, train_s: float, validation_s: float, every: int
 ) -> int:
     """How many epochs from index ``first`` on fit the ``left_s`` seconds left, where
-    ``planned_left`` are planned: fewer as soon as those do not fit; more only where one epoch's
-    time would still be spare (a plan that fills the time to the second leaves a slightly slow last
-    epoch to the deadline, which then drops the run's lowest-rate epoch). At least one."""
+    ``planned_left`` are planned: the plan stands while it is within :data:`REPLAN_TOLERANCE` of
+    the time left; fewer (as many as fit) where those planned overrun it by more; more only while
+    one epoch's time, or the tolerance if larger, stays spare (a plan that fills the time to the
+    second leaves a slightly slow last epoch to the deadline, which then drops the run's
+    lowest-rate epoch). At least one."""
 
     def fit(count: int, spare: float) -> bool:
         return epochs_cost(count, first, train_s, validation_s, every) <= left_s - spare
 
-    count = max(1, planned_left)
-    if not fit(count, 0.0):
+    count, tolerance = max(1, planned_left), REPLAN_TOLERANCE * left_s
+    if not fit(count, -tolerance):
         while count > 1 and not fit(count, 0.0):
             count -= 1
         return count
-    while fit(count + 1, train_s):
+    while fit(count + 1, max(train_s, tolerance)):
         count += 1
     return count
 

@@ -211,12 +211,15 @@ def test_the_epochs_left_are_refitted_by_their_own_cost():
     assert epochs_cost(1, 0, 10.0, 3.0, 5) == 13.0
     # as planned: 5 epochs of 10 s + 5 validations of 2 s = 60 s in 65 s left
     assert refit_epochs(65.0, 10, 5, 10.0, 2.0, 1) == 5
-    # slower than planned: as many as fit, at least one
+    # a few percent over: the plan stands (60 s in 58 s left, within 5%); more: as many as fit
+    assert refit_epochs(58.0, 10, 5, 10.0, 2.0, 1) == 5
     assert refit_epochs(40.0, 10, 5, 10.0, 2.0, 1) == 3
     assert refit_epochs(5.0, 10, 5, 10.0, 2.0, 1) == 1
     # faster: more, but only while one epoch's time stays spare (84 s fit 7 epochs, 7 + 10 s do not)
     assert refit_epochs(84.0, 10, 5, 10.0, 2.0, 1) == 6
     assert refit_epochs(96.0, 10, 5, 10.0, 2.0, 1) == 7
+    # ... or 5% of the time left, where that is more: 1000 s left fit 83 epochs of 12 s
+    assert refit_epochs(1000.0, 0, 50, 10.0, 2.0, 1) == 79  # 79 x 12 = 948 <= 950
 
 
 @pytest.mark.parametrize("slower", [False, True], ids=["probe-too-slow", "run-slower-than-probed"])
