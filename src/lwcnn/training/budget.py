@@ -169,10 +169,14 @@ class Deadline:
         """Whether ``seconds`` of work from now end before the deadline (always, without one)."""
         return self.end is None or time.monotonic() + seconds <= self.end
 
-    def allows_another(self, pending: float | None = None) -> bool:
+    def allows_another(self, pending: float | None = None, next_s: float | None = None) -> bool:
         """True before the first epoch (a run trains at least one), then while one more fits;
         ``pending``: the seconds of an epoch still running, counted with the recorded ones (would
-        one more fit after it?)."""
+        one more fit after it?). ``next_s``: what the next epoch costs by the run's re-plan
+        (:meth:`EpochCosts.next_epoch_s`), judged by instead: the deadline and the plan must agree
+        on it, or a plan fitted to the time left loses its last epoch to a slow validated one."""
+        if next_s is not None:
+            return self.fits(next_s)
         seconds = self.seconds if pending is None else [*self.seconds, pending]
         if self.end is None or not seconds:
             return True
@@ -254,3 +258,11 @@ class EpochCosts:
 
     def validation_s(self) -> float:
         return statistics.median(self.validations[-3:]) if self.validations else self.probe_validation_s
+
+    def next_epoch_s(self, index: int, epochs: int, every: int) -> float | None:
+        """What epoch ``index`` of ``epochs`` costs by these times (validated: every ``every``-th
+        and the last), once they are :attr:`ready`; None before."""
+        if not self.ready:
+            return None
+        validated = (index + 1) % every == 0 or index + 1 >= epochs
+        return self.epoch_s() + (self.validation_s() if validated else 0.0)

@@ -317,13 +317,38 @@ def _train(
         device_ids = [context.local_rank] if context.device.startswith("cuda") else None
         parts.net = nn.parallel.DistributedDataParallel(parts.model, device_ids=device_ids)
     metadata = run_metadata(task, config, data, parts)
+    _train_epochs(
+        task, config, data, parts, progress, run_dir, metadata, context, show_progress, deadline, fit
+    )
+    if not context.is_main:
+        return TrainResult(run_dir, progress.best, None, data.skipped, main=False)
+    plot_learning_curves(
+        run_dir / "metrics.csv",
+        run_dir / "learning_curves.png",
+        task.curves,
+        title=f"{config['model']['name']}",
+    )
+    test = task.finish(config, run_dir, data)
+    return TrainResult(run_dir, progress.best, test, data.skipped, fit=fit)
+
+
+def _train_epochs(
+    task: TrainingTask, config: Mapping[str, Any], data: PreparedData, parts: TrainingParts,
+    progress: Progress, run_dir: Path, metadata: Mapping[str, Any], context: DistContext,
+    show_progress: bool, deadline: Deadline, fit: BudgetFit | None,
+) -> None:  # fmt: skip
+    """The run's epochs from ``progress`` on: each trained, validated where it is due (every k-th
+    and the last), recorded; reduced epochs skipped where they fall behind; with a budget, the
+    deadline's stop and the re-plan of the epochs left."""
     skipping = False  # the rest of the reduced epochs given up for the full-size ones (below)
     # with a budget, the settled epochs' own times re-plan the epochs left (_replan)
     costs = EpochCosts(fit.validation_s) if fit is not None and deadline.end is not None else None
     for epoch in itertools.count(progress.epoch):  # parts.epochs can change on the way (_replan)
         if epoch >= parts.epochs:
             break
-        if not deadline.allows_another():  # single-process runs only (resolve_run_config)
+        every = config["train"]["validate_every"]
+        next_s = costs.next_epoch_s(epoch, parts.epochs, every) if costs is not None else None
+        if not deadline.allows_another(next_s=next_s):  # single-process runs only (resolve_run_config)
             log.info(f"stopped after epoch {epoch} of {parts.epochs}: the next would overrun the budget")
             break
         epoch_started, first_step = time.perf_counter(), progress.step
@@ -338,8 +363,8 @@ def _train(
         if not context.is_main:  # rank 0 validates, logs and writes; the others go on to the next epoch
             continue
         validated = data.val is not None and task.validates(row) and scale == 1.0
-        if validated and not _last_epoch(epoch, parts.epochs, deadline, epoch_started):
-            validated = (epoch + 1) % config["train"]["validate_every"] == 0
+        if validated and not _last_epoch(epoch, parts.epochs, deadline, epoch_started, costs, every):
+            validated = (epoch + 1) % every == 0
         validation_s = None
         if validated:
             clock = time.perf_counter()
@@ -354,16 +379,6 @@ def _train(
         if costs is not None and task.settled(parts, epoch, first_step):
             costs.record(seconds - (validation_s or 0.0), validation_s)
             _replan(config, run_dir, parts, progress, costs, deadline, fit, epoch)
-    if not context.is_main:
-        return TrainResult(run_dir, progress.best, None, data.skipped, main=False)
-    plot_learning_curves(
-        run_dir / "metrics.csv",
-        run_dir / "learning_curves.png",
-        task.curves,
-        title=f"{config['model']['name']}",
-    )
-    test = task.finish(config, run_dir, data)
-    return TrainResult(run_dir, progress.best, test, data.skipped, fit=fit)
 
 
 def _full_left(task: TrainingTask, epoch: int, parts: TrainingParts) -> int:
@@ -435,12 +450,19 @@ def _reduced_left(task: TrainingTask, epoch: int, parts: TrainingParts) -> int:
     return parts.epochs - epoch - _full_left(task, epoch, parts)
 
 
-def _last_epoch(epoch: int, epochs: int, deadline: Deadline, epoch_started: float) -> bool:
+def _last_epoch(
+    epoch: int, epochs: int, deadline: Deadline, epoch_started: float, costs: EpochCosts | None, every: int
+) -> bool:
     """Whether ``epoch`` (just trained) is the run's last: the planned one, or the deadline leaves
     no room for another (judged with this epoch's time so far and a tenth more for its checkpoint
-    writes: when in doubt, validate, so that the run does not end on an epoch it did not score)."""
+    writes: when in doubt, validate, so that the run does not end on an epoch it did not score).
+    Once the run re-plans (``costs`` ready), judged as the plan judges: this epoch's validation,
+    then the next epoch, by the settled epochs' times."""
     if epoch + 1 >= epochs:
         return True
+    next_s = costs.next_epoch_s(epoch + 1, epochs, every) if costs is not None else None
+    if next_s is not None and costs is not None:
+        return not deadline.fits(costs.validation_s() + next_s)
     return not deadline.allows_another(pending=1.1 * (time.perf_counter() - epoch_started))
 
 

@@ -21,6 +21,7 @@ from lwcnn.training.budget import (
     VALIDATION_SHARE,
     BudgetFit,
     Deadline,
+    EpochCosts,
     choose_precision,
     epochs_cost,
     fit_epochs,
@@ -220,6 +221,22 @@ def test_the_epochs_left_are_refitted_by_their_own_cost():
     assert refit_epochs(96.0, 10, 5, 10.0, 2.0, 1) == 7
     # ... or 5% of the time left, where that is more: 1000 s left fit 83 epochs of 12 s
     assert refit_epochs(1000.0, 0, 50, 10.0, 2.0, 1) == 79  # 79 x 12 = 948 <= 950
+
+
+def test_once_re_planning_the_deadline_judges_the_next_epoch_as_the_plan_does():
+    costs = EpochCosts(validation_s=5.0)
+    for training_s in (8.0, 9.0, 8.5):
+        assert costs.next_epoch_s(10, 20, 4) is None  # too few settled epochs: the deadline's own rule
+        costs.record(training_s, None)
+    assert costs.next_epoch_s(10, 20, 4) == 8.5  # not validated
+    assert costs.next_epoch_s(11, 20, 4) == 8.5 + 5.0  # every 4th, the probe's validation so far
+    costs.record(8.5, 2.0)
+    assert costs.next_epoch_s(19, 20, 4) == 8.5 + 2.0  # the last, with the measured validation
+    deadline = Deadline(time.monotonic() + 10.0)
+    for seconds in (8.0, 8.5, 12.0):  # a slow validated epoch last: by it, another does not fit
+        deadline.record(seconds)
+    assert not deadline.allows_another()
+    assert deadline.allows_another(next_s=8.5) and not deadline.allows_another(next_s=10.5)
 
 
 @pytest.mark.parametrize("slower", [False, True], ids=["probe-too-slow", "run-slower-than-probed"])
