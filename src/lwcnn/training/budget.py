@@ -212,14 +212,17 @@ def epochs_cost(count: int, first: int, train_s: float, validation_s: float, eve
 
 
 def refit_epochs(
-    left_s: float, first: int, planned_left: int, train_s: float, validation_s: float, every: int
-) -> int:
+    left_s: float, first: int, planned_left: int, train_s: float, validation_s: float, every: int,
+    may_grow: bool = True,
+) -> int:  # fmt: skip
     """How many epochs from index ``first`` on fit the ``left_s`` seconds left, where
     ``planned_left`` are planned: the plan stands while it is within :data:`REPLAN_TOLERANCE` of
     the time left; fewer (as many as fit) where those planned overrun it by more; more only while
     one epoch's time, or the tolerance if larger, stays spare (a plan that fills the time to the
     second leaves a slightly slow last epoch to the deadline, which then drops the run's
-    lowest-rate epoch). At least one."""
+    lowest-rate epoch), and only while ``may_grow`` (a run that had to shrink its plan does not
+    grow it again: with epochs of a second, the estimate's noise re-planned one run back and
+    forth a dozen times). At least one."""
 
     def fit(count: int, spare: float) -> bool:
         return epochs_cost(count, first, train_s, validation_s, every) <= left_s - spare
@@ -229,7 +232,7 @@ def refit_epochs(
         while count > 1 and not fit(count, 0.0):
             count -= 1
         return count
-    while fit(count + 1, max(train_s, tolerance)):
+    while may_grow and fit(count + 1, max(train_s, tolerance)):
         count += 1
     return count
 
@@ -242,6 +245,7 @@ class EpochCosts:
         self.training: list[float] = []
         self.validations: list[float] = []
         self.probe_validation_s = validation_s
+        self.shrunk = False  # a re-plan lowered the epochs (refit_epochs: no growing after that)
 
     def record(self, training_s: float, validation_s: float | None) -> None:
         self.training.append(training_s)

@@ -401,9 +401,12 @@ def _replan(
     train_cfg = config["train"]
     epoch_s, validation_s = costs.epoch_s(), costs.validation_s()
     left_s = deadline.end - time.monotonic()
-    count = refit_epochs(left_s, epoch + 1, planned_left, epoch_s, validation_s, train_cfg["validate_every"])
+    count = refit_epochs(
+        left_s, epoch + 1, planned_left, epoch_s, validation_s, train_cfg["validate_every"], not costs.shrunk
+    )
     if count == planned_left:
         return
+    costs.shrunk = costs.shrunk or count < planned_left
     before, epochs = parts.epochs, epoch + 1 + count
     knots = parts.schedule.stretched(progress.step, epochs * len(parts.loader)).knots
     parts.epochs = train_cfg["epochs"] = epochs

@@ -221,6 +221,9 @@ def test_the_epochs_left_are_refitted_by_their_own_cost():
     assert refit_epochs(96.0, 10, 5, 10.0, 2.0, 1) == 7
     # ... or 5% of the time left, where that is more: 1000 s left fit 83 epochs of 12 s
     assert refit_epochs(1000.0, 0, 50, 10.0, 2.0, 1) == 79  # 79 x 12 = 948 <= 950
+    # a run that had to shrink its plan does not grow it again (noise would swing it back and forth)
+    assert refit_epochs(96.0, 10, 5, 10.0, 2.0, 1, may_grow=False) == 5
+    assert refit_epochs(40.0, 10, 5, 10.0, 2.0, 1, may_grow=False) == 3
 
 
 def test_once_re_planning_the_deadline_judges_the_next_epoch_as_the_plan_does():
