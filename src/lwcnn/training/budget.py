@@ -203,15 +203,11 @@ def keep_full_size_epochs(deadline: Deadline, fit: BudgetFit | None, full_epochs
     return deadline.fits(reduced + full_epochs_left * fit.full_epoch_s * slower)
 
 
-def validates(index: int, epochs: int, every: int) -> bool:
-    """Whether epoch ``index`` of a run of ``epochs`` is validated: every ``every``-th, and the last."""
-    return (index + 1) % every == 0 or index + 1 >= epochs
-
-
 def epochs_cost(count: int, first: int, train_s: float, validation_s: float, every: int) -> float:
     """What ``count`` epochs from epoch index ``first`` on cost: ``train_s`` each, and
-    ``validation_s`` more for each validated one (:func:`validates`)."""
-    validated = sum(validates(index, first + count, every) for index in range(first, first + count))
+    ``validation_s`` more for each validated one (every ``every``-th, and always the last)."""
+    last = first + count - 1
+    validated = sum(1 for index in range(first, last + 1) if (index + 1) % every == 0 or index == last)
     return count * train_s + validated * validation_s
 
 
@@ -272,4 +268,5 @@ class EpochCosts:
         and the last), once they are :attr:`ready`; None before."""
         if not self.ready:
             return None
-        return self.epoch_s() + (self.validation_s() if validates(index, epochs, every) else 0.0)
+        validated = (index + 1) % every == 0 or index + 1 >= epochs
+        return self.epoch_s() + (self.validation_s() if validated else 0.0)

@@ -343,10 +343,10 @@ def _train_epochs(
     skipping = False  # the rest of the reduced epochs given up for the full-size ones (below)
     # with a budget, the settled epochs' own times re-plan the epochs left (_replan)
     costs = EpochCosts(fit.validation_s) if fit is not None and deadline.end is not None else None
-    every = config["train"]["validate_every"]
     for epoch in itertools.count(progress.epoch):  # parts.epochs can change on the way (_replan)
         if epoch >= parts.epochs:
             break
+        every = config["train"]["validate_every"]
         next_s = costs.next_epoch_s(epoch, parts.epochs, every) if costs is not None else None
         if not deadline.allows_another(next_s=next_s):  # single-process runs only (resolve_run_config)
             log.info(f"stopped after epoch {epoch} of {parts.epochs}: the next would overrun the budget")
