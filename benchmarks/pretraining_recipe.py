@@ -42,6 +42,7 @@ DATASETS: dict[str, tuple[tuple[str, ...], str]] = {
                     "val_ap"),
     "deeppcb": ((), "val_iou"),  # validation AP is 0.99+ for every recipe: the boxes' IoU tells them apart
     "neu-det": (("--task", "seg"), "val_iou"),  # every image defective: AP is undefined
+    "dagm-synth": ((), "val_ap"),  # lwcnn data synth; its own train/test, 20% of train validates
 }  # fmt: skip
 
 

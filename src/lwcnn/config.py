@@ -46,6 +46,9 @@ CLASSIFICATION_DEFAULTS: dict[str, Any] = {
         "batch_size": 64,
         "optimizer": "adam",
         "lr": 1.0e-4,
+        # exponential: the paper's (lr_decay every lr_decay_steps, scaled); cosine: half a cosine
+        # from lr down to zero over the run's steps (lr_decay and lr_decay_steps then unused)
+        "lr_schedule": "exponential",
         "lr_decay": 0.9,  # multiply the learning rate by this ...
         "lr_decay_steps": 10000,  # ... every so many steps (scaled for short runs, see below)
         "reference_steps": 60000,  # the paper's run length: shorter runs scale schedule constants
@@ -323,6 +326,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.pool": ("avg", "avgmax"),  # lwcnn.models.heads.POOLS (this module does not import torch)
     "pretext.objective": ("classify", "defects"),
     "train.precision": ("fp32", "bf16", "auto"),
+    "train.lr_schedule": ("exponential", "cosine"),
 }
 
 

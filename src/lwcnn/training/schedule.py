@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -31,6 +32,7 @@ class Schedule:
     bn_momentum: float  # PyTorch convention: 1 - decay
     scale: float
     warmup_steps: int = 0  # the first steps raise the rate linearly from lr / warmup_steps
+    shape: str = "exponential"  # or "cosine": half a cosine from lr to zero over total_steps
     # a re-planned run: its steps (``run_steps`` in all) map onto the planned ``total_steps`` through
     # these (run step, planned step) points, linearly between them and on to the end
     knots: tuple[tuple[int, float], ...] = ()
@@ -54,10 +56,15 @@ class Schedule:
         return replace(self, knots=(*self.knots, (step, self.planned_step(step))), run_steps=run_steps)
 
     def lr_at(self, step: int) -> float:
-        """Exponential decay, continuous as TensorFlow's ``exponential_decay`` by default, after
-        the linear warm-up where there is one (at the planned step: :meth:`planned_step`)."""
+        """Exponential decay, continuous as TensorFlow's ``exponential_decay`` (or half a cosine down
+        to zero at ``total_steps``), after the linear warm-up where there is one (at the planned
+        step: :meth:`planned_step`)."""
         planned = self.planned_step(step)
-        rate = self.lr * self.lr_decay ** (planned / self.decay_every)
+        if self.shape == "cosine":
+            done = min(planned, self.total_steps) / self.total_steps
+            rate = self.lr * 0.5 * (1.0 + math.cos(math.pi * done))
+        else:
+            rate = self.lr * self.lr_decay ** (planned / self.decay_every)
         if planned < self.warmup_steps:
             rate *= (planned + 1) / self.warmup_steps
         return rate
@@ -123,4 +130,5 @@ def scaled_schedule(train: Mapping[str, Any], total_steps: int) -> Schedule:
         bn_momentum=1.0 - bn_decay ** (1.0 / scale),
         scale=scale,
         warmup_steps=round(train.get("warmup", 0.0) * total_steps),
+        shape=train.get("lr_schedule", "exponential"),
     )
