@@ -60,3 +60,25 @@ def test_a_runs_recorded_stretch_rebuilds_its_schedule_and_a_malformed_one_is_a_
                 {"planned_epochs": 50, "knots": [[1300, 900.0]]}):  # fmt: skip
         with pytest.raises(ConfigError, match=r"train\.stretch"):
             run_schedule({**train, "epochs": 60, "stretch": bad}, 20)
+
+
+def test_a_cosine_schedule_falls_from_the_rate_to_zero_and_keeps_its_shape_when_stretched():
+    train = {**load_config(None)["train"], "lr_schedule": "cosine", "lr": 2e-3}
+    cosine = scaled_schedule(train, 1000)
+    assert cosine.lr_at(0) == pytest.approx(2e-3)
+    assert cosine.lr_at(500) == pytest.approx(1e-3)  # half the rate halfway, not the paper's decay
+    assert cosine.lr_at(1000) == pytest.approx(0.0, abs=1e-12)
+    assert cosine.lr_at(1200) == pytest.approx(0.0, abs=1e-12)  # past the end: no rise again
+    rates = [cosine.lr_at(step) for step in range(0, 1001, 10)]
+    assert rates == sorted(rates, reverse=True)
+    exponential = scaled_schedule({**train, "lr_schedule": "exponential"}, 1000)
+    assert exponential.lr_at(500) != pytest.approx(cosine.lr_at(500))
+    longer = cosine.stretched(400, 1300)  # a re-planned run: continuous, and still ends at zero
+    assert longer.lr_at(400) == pytest.approx(cosine.lr_at(400))
+    assert longer.lr_at(850) == pytest.approx(cosine.lr_at(700))
+    assert longer.lr_at(1300) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_an_unknown_schedule_is_a_config_error_naming_the_choices():
+    with pytest.raises(ConfigError, match=r"train\.lr_schedule.*exponential, cosine"):
+        load_config(None, ["train.lr_schedule=linear"])
