@@ -39,6 +39,10 @@ MIN_SEG_STEPS = 1000
 #: 5-minute budget, validation accuracy 0.950 against 0.933 at full size throughout (21 epochs
 #: instead of 13; docs/results.md, "Generality").
 LOW_RES = 0.6
+#: Both tasks: half a cosine from 2e-3 to zero over the run, not the configs' exponential steps. As
+#: good or better on the validation part of each of the seven development sets, same epochs, same
+#: seed (mean headline 0.772 against 0.766; docs/results.md, "The learning-rate schedule").
+RECIPE_OPTIMISER = "Adam 2e-3 falling along half a cosine to zero"
 #: Scales the planner chooses from (a few, so that plans of similar data agree).
 SCALES = (1.0, 0.75, 0.5, 0.375, 0.25)
 
@@ -132,7 +136,7 @@ def _plan_classifier(stats: DatasetStatistics) -> Plan:
         "equal priors and reject good parts of a mostly defect-free line"
     )
     batch = int(min(64, max(8, 2 ** math.floor(math.log2(max(1, stats.images * 0.6 / 8))))))
-    reasons.append(f"batch {batch}, Adam 2e-3 with exponential decay, a weight average (0.99) validated")
+    reasons.append(f"batch {batch}, {RECIPE_OPTIMISER}, a weight average (0.99) validated")
     reasons.append(
         f"the first {LOW_RES:.0%} of the epochs on inputs of half the side (a step costs about a "
         "third: more epochs in the budget), the rest at full size"
@@ -149,7 +153,7 @@ def _plan_classifier(stats: DatasetStatistics) -> Plan:
         "data": {"input_size": size},
         "augment": {"per_class": 0, "transforms": transforms},
         "train": {
-            "batch_size": batch, "lr": 2.0e-3, "lr_decay_steps": 2500, "ema": 0.99,
+            "batch_size": batch, "lr": 2.0e-3, "lr_schedule": "cosine", "ema": 0.99,
             "low_res": LOW_RES, "low_res_scale": 0.5,
         },
     }  # fmt: skip
@@ -197,7 +201,8 @@ def _plan_segmenter(stats: DatasetStatistics) -> Plan:
     ]
     reasons.append(
         "recipe: gradual training (zoom 3.6 -> 1 over 15%, defect-free images from 30%), defect "
-        "pixels weighted 2, an image-level term (0.1), a weight average (0.99), batch 16"
+        f"pixels weighted 2, an image-level term (0.1), {RECIPE_OPTIMISER}, a weight average (0.99), "
+        "batch 16"
     )
     config = {
         "task": "seg",
@@ -208,7 +213,7 @@ def _plan_segmenter(stats: DatasetStatistics) -> Plan:
         "train": {
             "batch_size": 16,
             "lr": 2.0e-3,
-            "lr_decay_steps": 2500,
+            "lr_schedule": "cosine",
             "defect_weight": 2.0,
             "image_loss": 0.1,
             "ema": 0.99,

@@ -93,6 +93,9 @@ def test_classifier_plan_keeps_the_class_prior_and_the_data_s_own_split():
     assert config["data"]["input_size"] == [168, 256]  # aspect kept, long side 256
     assert not any(t["name"] == "RandomRotate90" for t in config["augment"]["transforms"])  # not square
     assert config["model"]["pool"] == "avgmax"  # the one command's classifier pools by mean and highest
+    # both tasks fall along a cosine to zero (the configs keep the paper's exponential decay)
+    assert config["train"]["lr_schedule"] == plan_training(SEG, "D", "o").config["train"]["lr_schedule"]
+    assert config["train"]["lr_schedule"] == "cosine"
     own = plan_training(SEG, "D", "o", own_split=True).config
     assert own["data"]["split"] == {"val": 0.2}
 
