@@ -41,6 +41,7 @@ from lwcnn.pretraining.objectives import PretextModel, pretext_loss, pretext_met
 from lwcnn.training.budget import BF16_GAIN, SAFETY
 from lwcnn.training.loop import cpu_has_native_bf16
 from lwcnn.training.memory import keep_freed_memory
+from lwcnn.training.schedule import half_cosine
 
 log = logging.getLogger("lwcnn.training")
 
@@ -175,7 +176,7 @@ def learning_rate(train_cfg: Mapping[str, Any], step: int) -> float:
     if step < warm:
         return train_cfg["lr"] * (step + 1) / warm
     progress = (step - warm) / max(1, steps - warm)
-    return train_cfg["lr"] * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return train_cfg["lr"] * half_cosine(progress)
 
 
 def _loader(config: Mapping[str, Any], stream: _Stream, start: int, stop: int) -> DataLoader:

@@ -61,8 +61,7 @@ class Schedule:
         step: :meth:`planned_step`)."""
         planned = self.planned_step(step)
         if self.shape == "cosine":
-            done = min(planned, self.total_steps) / self.total_steps
-            rate = self.lr * 0.5 * (1.0 + math.cos(math.pi * done))
+            rate = self.lr * half_cosine(planned / self.total_steps)
         else:
             rate = self.lr * self.lr_decay ** (planned / self.decay_every)
         if planned < self.warmup_steps:
@@ -114,6 +113,12 @@ def _read_stretch(stretch: Any) -> tuple[int, tuple[tuple[int, float], ...]]:
     if planned < 1:
         raise ConfigError(f"train.stretch: planned_epochs must be >= 1, got {planned}")
     return planned, knots
+
+
+def half_cosine(progress: float) -> float:
+    """The share of the starting rate left at ``progress`` (0 to 1, clipped) of a run whose rate
+    falls along half a cosine to zero: 1 at the start, 0.5 halfway, 0 at the end and after."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, progress))))
 
 
 def scaled_schedule(train: Mapping[str, Any], total_steps: int) -> Schedule:
