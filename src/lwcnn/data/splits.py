@@ -264,9 +264,8 @@ def segmentation_split(images: MaskedImages, sizes: Mapping[str, Any], seed: int
         if own["val"]:  # the dataset's own validation part (a YOLO or COCO export's val)
             parts["val"] = own["val"]
         elif sizes.get("val"):
-            held = _stratified_indices(images, own["train"], {"val": sizes["val"]}, seed)
-            parts["val"] = held["val"]
-            parts["train"] = sorted(set(own["train"]) - set(held["val"]))
+            parts["val"] = _held_out_for_validation(images, own["train"], sizes["val"], seed)
+            parts["train"] = sorted(set(own["train"]) - set(parts["val"]))
         return _split_of(images, sizes, seed, parts)
     for name, size in sizes.items():
         _check_size(name, size)
@@ -284,6 +283,31 @@ def segmentation_split(images: MaskedImages, sizes: Mapping[str, Any], seed: int
         }
         return _split_of(images, sizes, seed, parts)
     return _split_of(images, sizes, seed, _stratified_indices(images, range(len(images)), sizes, seed))
+
+
+def _held_out_for_validation(
+    images: MaskedImages, indices: Sequence[int], fraction: float, seed: int
+) -> list[int]:
+    """``fraction`` of the training images ``indices`` held out to validate, defective and
+    defect-free images of every group alike. DeepPCB's tested board and its defect-free template
+    (``N_test.jpg``, ``N_temp.jpg``) are one photograph's twins and stay together, drawn by pair
+    within each group: a validation image whose twin was trained on is not a new board, and the
+    test part holds both of a pair."""
+    if images.layout != "deeppcb":
+        return sorted(_stratified_indices(images, indices, {"val": fraction}, seed)["val"])
+    pairs: dict[str, list[int]] = {}
+    for index in indices:
+        image = images.samples[index].image
+        pairs.setdefault((image.parent / image.stem.rpartition("_")[0]).as_posix(), []).append(index)
+    by_group: dict[str, list[str]] = {}
+    for key, members in sorted(pairs.items()):
+        by_group.setdefault(images.samples[members[0]].group, []).append(key)
+    held: list[int] = []
+    for group, keys in sorted(by_group.items()):
+        rng = np.random.default_rng([seed, zlib.crc32(f"pairs {group}".encode())])
+        for k in rng.permutation(len(keys))[: round(fraction * len(keys))]:
+            held += pairs[keys[k]]
+    return sorted(held)
 
 
 def image_folds(images: MaskedImages, k: int, seed: int) -> tuple[list[list[str]], bool]:

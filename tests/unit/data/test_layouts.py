@@ -126,6 +126,24 @@ def test_deeppcb_boxes_become_masks_and_the_release_test_list_the_test_part(tmp_
     assert set(split.parts["test"]) == {s.image.as_posix() for s in images.samples if s.part == "test"}
 
 
+def test_deeppcb_validation_holds_out_a_board_with_its_template(tmp_path):
+    root = _deeppcb(tmp_path)
+    group = root / "PCBData" / "group00001" / "00001"
+    for stem in range(1002, 1012):  # ten more training pairs
+        write_image(group / f"{stem:08d}_test.jpg", (64, 48))
+    for tested in sorted(group.glob("*_test.jpg")):
+        write_image(tested.with_name(tested.name.replace("_test", "_temp")), (64, 48))
+        (group.parent / "00001_not" / tested.name.replace("_test.jpg", ".txt")).write_text("10 5 20 12 1\n")
+    images = scan_deeppcb(root)
+    split = segmentation_split(images, {"val": 0.5}, seed=0)
+    val = split.parts["val"]
+    assert len(val) == 12 and sum(p.endswith("_test.jpg") for p in val) == 6  # 6 of 11 pairs, whole
+    trained = {Path(p).name.rpartition("_")[0] for p in split.parts["train"]}
+    assert not trained & {Path(p).name.rpartition("_")[0] for p in val}  # no twin on the other side
+    assert split.parts == segmentation_split(images, {"val": 0.5}, seed=0).parts  # the seed decides
+    assert split.parts["val"] != segmentation_split(images, {"val": 0.5}, seed=1).parts["val"]
+
+
 def test_real_deeppcb_scans_with_its_release_split():
     root = SHARED_DATASETS / "deeppcb"
     if not root.is_dir():
