@@ -44,6 +44,6 @@ def test_training_steps_reuse_freed_memory_instead_of_faulting_in_new_pages():
     default, kept = step_faults("default"), step_faults("keep")
     if not kept["kept"]:
         pytest.skip("this C library has no mallopt (not glibc)")
-    # the steps after the first two (which grow the heap): glibc's default maps every large
-    # activation afresh each step, kept memory is reused
-    assert sum(default["faults"][2:]) > 20 * max(1, sum(kept["faults"][2:])), (default, kept)
+    # the steps after the first three (which grow the heap: two or three of them, seen both ways):
+    # glibc's default maps every large activation afresh each step, kept memory is reused
+    assert sum(default["faults"][3:]) > 20 * max(1, sum(kept["faults"][3:])), (default, kept)
