@@ -610,7 +610,7 @@ def scan_deeppcb(root: str | Path) -> MaskedImages:
                 test_stems.add(Path(line.split()[0]).stem)
     samples = []
     for image in sorted(data.glob("group*/*/*.jpg")):
-        stem, _, kind = image.stem.rpartition("_")
+        stem, kind = deeppcb_board(image).name, image.stem.rpartition("_")[2]
         if kind not in ("test", "temp") or image.parent.name.endswith("_not"):
             continue
         boxes = image.parent.parent / f"{image.parent.name}_not" / f"{stem}.txt"
@@ -622,6 +622,12 @@ def scan_deeppcb(root: str | Path) -> MaskedImages:
     if not samples:
         raise DataError(f"{data}: no groupG/G/N_test.jpg images (DeepPCB layout)")
     return MaskedImages(root, "deeppcb", tuple(samples), types=DEEPPCB_TYPES)
+
+
+def deeppcb_board(image: Path) -> Path:
+    """The board a DeepPCB image shows, ``G/N`` for ``G/N_test.jpg`` (tested) and ``G/N_temp.jpg``
+    (its defect-free template): one photograph's twins, which a split keeps together."""
+    return image.parent / image.stem.rpartition("_")[0]
 
 
 def boxes_from_deeppcb(path: str | Path) -> list[tuple[str, int, int, int, int]]:

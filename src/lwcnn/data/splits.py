@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lwcnn.data.classification import DataError, LabelledImages
-from lwcnn.data.masked_images import MaskedImages
+from lwcnn.data.masked_images import MaskedImages, deeppcb_board
 from lwcnn.errors import ConfigError
 from lwcnn.fileio import atomic_write_json
 
@@ -297,8 +297,7 @@ def _held_out_for_validation(
         return sorted(_stratified_indices(images, indices, {"val": fraction}, seed)["val"])
     pairs: dict[str, list[int]] = {}
     for index in indices:
-        image = images.samples[index].image
-        pairs.setdefault((image.parent / image.stem.rpartition("_")[0]).as_posix(), []).append(index)
+        pairs.setdefault(deeppcb_board(images.samples[index].image).as_posix(), []).append(index)
     by_group: dict[str, list[str]] = {}
     for key, members in sorted(pairs.items()):
         by_group.setdefault(images.samples[members[0]].group, []).append(key)
