@@ -1,13 +1,14 @@
-"""Where a classifier's errors lie: its validation and test images counted by a finer labelling
+"""Where a classifier's errors lie: the images of its split's parts counted by a finer labelling
 of the same files.
 
 A coarse label often hides how sure the annotators were. ELPV's functional / defective cells
 come from four defect probabilities (0, 1/3, 2/3, 1): are the errors on the cells the experts
 themselves were unsure of (which no model can fix), or on cells they called defective without
 doubt (which a better model would)? For each run folder given (a classifier trained by
-``lwcnn train``), the images of its validation and test parts are read as evaluation reads them,
-classified by the run's best model, and counted by the class folder that holds a file of the
-same name under ``--finer`` (ELPV: the generality benchmark's ``elpv-levels`` cache).
+``lwcnn train``), the images of its validation and test parts (``--parts``: also ``train``, to see
+whether the model fits them at all) are read as evaluation reads them, classified by the run's
+best model, and counted by the class folder that holds a file of the same name under ``--finer``
+(ELPV: the generality benchmark's ``elpv-levels`` cache).
 
     python -m benchmarks.classifier_errors runs/elpv --finer ~/.cache/lwcnn-bench/elpv-levels
 """
