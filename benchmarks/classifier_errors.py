@@ -27,6 +27,7 @@ from lwcnn.checkpoints import read_metadata
 from lwcnn.data.classification import scan_classification
 from lwcnn.data.datasets import ClassificationDataset
 from lwcnn.data.splits import Split
+from lwcnn.evaluation.classifier import predict_probabilities
 from lwcnn.runtime.engine import Inspector
 
 
@@ -55,7 +56,7 @@ def count_errors(
         if not len(images):
             continue
         dataset = ClassificationDataset(images, inspector.preprocessing)
-        probabilities = inspector.class_probabilities([dataset.read(i) for i in range(len(dataset))])
+        probabilities = predict_probabilities(inspector, dataset)
         labels = np.asarray(images.labels)
         right = probabilities.argmax(axis=1) == labels
         truth = probabilities[np.arange(len(labels)), labels]
