@@ -14,18 +14,32 @@ mean of each dataset's headline figure.
     python -m benchmarks.pretraining_recipe --budget 3m --out runs/recipe \\
         --variant defects "model.init=runs/pt-defects/backbone-c1.json" \\
         --variant classify "model.init=runs/pt-classify/backbone-c1.json"
+
+One seed moves a short run by 1-3 points (docs/results.md, "How far a 4-minute comparison can be
+trusted"), as much as most recipe changes. ``--seeds 0 1 2`` trains every variant, the first run
+included, once per seed (``train.seed``; the planned run is its own seed's) and reports each
+variant's median over the seeds, the figure of every seed, and on how many seeds it beat the first
+run (paired: same seed, same epochs). ``--jobs 2`` trains that many runs at a time after the
+planned ones, each on ``train.threads=1``: on two cores two one-thread trainings get through about
+1.6 times the images of one two-thread training (docs/results.md, "Distributed training"). The
+planned runs always train alone: their probe times the machine. Thread count changes only the
+order of floating-point sums, so it moves a run as a seed does, the same for every variant.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from benchmarks.generality import DATASETS as GENERALITY
 
@@ -46,13 +60,47 @@ DATASETS: dict[str, tuple[tuple[str, ...], str]] = {
 }  # fmt: skip
 
 
-def _run(command: list[str]) -> dict[str, Any]:
-    done = subprocess.run([str(LWCNN), *command, "--json"], cwd=ROOT, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"lwcnn {' '.join(command)} failed:\n{done.stderr[-2000:]}")
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+def _command(command: list[str]) -> list[str]:
+    return [str(LWCNN), *command, "--json"]
+
+
+def _summary(returncode: int, stdout: str, stderr: str, command: list[str]) -> dict[str, Any]:
+    """The validation figures a finished ``lwcnn train --json`` printed (its last line)."""
+    if returncode:
+        raise SystemExit(f"lwcnn {' '.join(command)} failed:\n{stderr[-2000:]}")
+    summary = json.loads(stdout.strip().splitlines()[-1])
     # validation only: the test figures of these runs are not looked at
     return {k: v for k, v in summary.items() if k.startswith("val_")} | {"epochs": summary.get("epochs")}
+
+
+def _run(command: list[str]) -> dict[str, Any]:
+    done = subprocess.run(_command(command), cwd=ROOT, capture_output=True, text=True)
+    return _summary(done.returncode, done.stdout, done.stderr, command)
+
+
+def _run_all(commands: dict[Any, list[str]], jobs: int) -> dict[Any, dict[str, Any]]:
+    """Every command's summary, ``jobs`` of them training at a time."""
+    pending, running, done = list(commands.items()), {}, {}
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                key, command = pending.pop(0)
+                process = subprocess.Popen(
+                    _command(command), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                )
+                running[key] = (process, command)
+            finished = next((k for k, (p, _) in running.items() if p.poll() is not None), None)
+            if finished is None:
+                time.sleep(1.0)
+                continue
+            process, command = running.pop(finished)
+            stdout, stderr = process.communicate()
+            done[finished] = _summary(process.returncode, stdout, stderr, command)
+            print(f"  done: {' '.join(map(str, finished))}", flush=True)
+    finally:  # a failed or interrupted run stops the others: their figures would not be compared
+        for process, _ in running.values():
+            process.kill()
+    return done
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,33 +118,79 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--variant", nargs="+", action="append", default=[], metavar=("NAME", "KEY=VALUE"),
         help="a variant: its name and the config keys it changes (repeat the option for more)",
     )  # fmt: skip
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=None, metavar="SEED",
+        help="train every variant once per seed and report medians (default: the planned run's seed only)",
+    )  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at a time after the planned ones")
     parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "lwcnn-bench")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    rows: dict[str, dict[str, Any]] = {}
     first = "scratch" if args.base == ["model.init=scratch"] else "base"  # the first run's name
-    for name in args.only or list(DATASETS):
-        protocol, headline = DATASETS[name]
-        data = GENERALITY[name].data(args.cache)
+    names = args.only or list(DATASETS)
+    runs: dict[tuple[str, str, int], dict[str, Any]] = {}
+    planned_seed: dict[str, int] = {}
+    for name in names:  # alone, one after the other: each plan's probe times the machine
+        protocol = DATASETS[name][0]
         base = args.out / name / first
         if not (base / "config.yaml").exists() or not (base / "best.json").exists():
-            rows.setdefault(name, {})[first] = _run(
-                ["train", str(data), "--budget", args.budget, "--out", str(base), *args.base, *protocol]
-            )
-        else:
-            rows.setdefault(name, {})[first] = _summary_of(base)
-        for variant, *keys in args.variant:
-            out = args.out / name / variant
-            rows[name][variant] = _summary_of(out) if (out / "best.json").exists() else _run(
-                ["train", "--config", str(base / "config.yaml"), f"out={out}", *keys]
+            summary = _run(
+                ["train", str(GENERALITY[name].data(args.cache)), "--budget", args.budget, "--out", str(base),
+                 *args.base, *protocol]
             )  # fmt: skip
-        print(_line(name, headline, rows[name]), flush=True)
-    means = _means(rows)
-    print("mean of the headline validation figures: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
+        else:
+            summary = _summary_of(base)
+        planned_seed[name] = int(yaml.safe_load((base / "config.yaml").read_text())["train"]["seed"])
+        runs[name, first, planned_seed[name]] = summary
+    todo: dict[tuple[str, str, int], list[str]] = {}
+    threads = ["train.threads=1"] if args.jobs > 1 else []
+    for name in names:
+        base = args.out / name / first
+        for seed in args.seeds if args.seeds is not None else [planned_seed[name]]:
+            for variant, *keys in [(first,), *args.variant]:
+                if (name, variant, seed) in runs:
+                    continue
+                out = args.out / name / (variant if seed == planned_seed[name] else f"{variant}-seed{seed}")
+                if (out / "best.json").exists():
+                    runs[name, variant, seed] = _summary_of(out)
+                else:
+                    todo[name, variant, seed] = [
+                        "train", "--config", str(base / "config.yaml"), f"out={out}", f"train.seed={seed}",
+                        *threads, *keys,
+                    ]  # fmt: skip
+    runs |= _run_all(todo, max(1, args.jobs))
+    for (name, variant, seed), summary in runs.items():
+        out = args.out / name / (variant if seed == planned_seed[name] else f"{variant}-seed{seed}")
+        summary["train_s"] = _train_seconds(out)
+    variants = [first, *(v for v, *_ in args.variant)]
+    rows: dict[str, dict[str, dict[int, dict[str, Any]]]] = {n: {v: {} for v in variants} for n in names}
+    for (name, variant, seed), summary in sorted(runs.items()):
+        rows[name][variant][seed] = summary
+    for name in names:
+        print(_line(name, DATASETS[name][1], rows[name], first), flush=True)
+    means = _means({name: {v: _median(by_seed, DATASETS[name][1]) for v, by_seed in row.items()}
+                    for name, row in rows.items()})  # fmt: skip
+    print("mean of the headline validation figures" + (" (medians over seeds)" if args.seeds else "")
+          + ": " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))  # fmt: skip
     if args.json:
         print(json.dumps({"rows": rows, "means": means}))
     return 0
+
+
+def _median(by_seed: dict[int, dict[str, Any]], headline: str) -> float | None:
+    values = [r.get(headline) for r in by_seed.values()]
+    return statistics.median(values) if values and all(v is not None for v in values) else None
+
+
+def _train_seconds(run: Path) -> float | None:
+    """The seconds a run's epochs took (metrics.csv), validation included; not comparable between
+    runs trained alone and runs trained beside another (``--jobs``)."""
+    try:
+        with (run / "metrics.csv").open() as rows:
+            return round(sum(float(row["seconds"]) for row in csv.DictReader(rows)), 1)
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def _summary_of(run: Path) -> dict[str, Any]:
@@ -108,18 +202,36 @@ def _summary_of(run: Path) -> dict[str, Any]:
     return found | {"epochs": json.loads((run / "best.json").read_text())["config"]["train"]["epochs"]}
 
 
-def _line(name: str, headline: str, variants: dict[str, dict[str, Any]]) -> str:
-    cells = "  ".join(f"{v} {r.get(headline) if r.get(headline) is None else f'{r[headline]:.4f}'}"
-                      for v, r in variants.items())  # fmt: skip
-    return f"{name:<12} {headline:<13} {cells}"
+def _line(name: str, headline: str, variants: dict[str, dict[int, dict[str, Any]]], first: str) -> str:
+    """A dataset's headline per variant: the median over seeds, each seed's figure, and (for more
+    than one seed) on how many seeds the variant beat the first run."""
+    cells = []
+    for variant, by_seed in variants.items():
+        median = _median(by_seed, headline)
+        cell = f"{variant} {'None' if median is None else f'{median:.4f}'}"
+        seconds = [r["train_s"] for r in by_seed.values() if r.get("train_s") is not None]
+        if seconds:
+            cell += f" ({statistics.median(seconds):.0f} s)"
+        if len(by_seed) > 1:
+            figures = [by_seed[s].get(headline) for s in sorted(by_seed)]
+            cell += " [" + " ".join("None" if f is None else f"{f:.4f}" for f in figures) + "]"
+            if variant != first:
+                pairs = [
+                    (r.get(headline), variants[first].get(s, {}).get(headline)) for s, r in by_seed.items()
+                ]
+                better = sum(1 for v, b in pairs if v is not None and b is not None and v > b)
+                cell += f" beats {first} on {better}/{len(pairs)} seeds"
+        cells.append(cell)
+    return f"{name:<12} {headline:<13} " + "  ".join(cells)
 
 
-def _means(rows: dict[str, dict[str, dict[str, Any]]]) -> dict[str, float]:
+def _means(rows: dict[str, dict[str, float | None]]) -> dict[str, float]:
+    """Each variant's mean over the datasets of its (median) headline figure."""
     variants = {v for row in rows.values() for v in row}
     means = {}
     for variant in sorted(variants):
-        values = [row[variant].get(DATASETS[name][1]) for name, row in rows.items() if variant in row]
-        if all(v is not None for v in values):
+        values = [row[variant] for row in rows.values() if variant in row]
+        if values and all(v is not None for v in values):
             means[variant] = statistics.fmean(values)
     return means
 
