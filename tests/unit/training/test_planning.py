@@ -93,6 +93,10 @@ def test_classifier_plan_keeps_the_class_prior_and_the_data_s_own_split():
     assert config["data"]["input_size"] == [168, 256]  # aspect kept, long side 256
     assert not any(t["name"] == "RandomRotate90" for t in config["augment"]["transforms"])  # not square
     assert config["model"]["pool"] == "avgmax"  # the one command's classifier pools by mean and highest
+    # small batches: many updates fit the budget (at least 8 an epoch of the 60% that trains)
+    for images in (40, 1000, 20000):
+        batch = plan_training(replace(stats, images=images), "D", "o").config["train"]["batch_size"]
+        assert 8 <= batch <= 32 and (batch == 8 or images * 0.6 / batch >= 8), (images, batch)
     # both tasks fall along a cosine to zero (the configs keep the paper's exponential decay)
     assert config["train"]["lr_schedule"] == plan_training(SEG, "D", "o").config["train"]["lr_schedule"]
     assert config["train"]["lr_schedule"] == "cosine"
