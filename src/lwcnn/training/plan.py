@@ -43,10 +43,12 @@ LOW_RES = 0.6
 #: good or better on the validation part of each of the seven development sets, same epochs, same
 #: seed (mean headline 0.772 against 0.766; docs/results.md, "The learning-rate schedule").
 RECIPE_OPTIMISER = "Adam 2e-3 falling along half a cosine to zero"
-#: A classifier's batch is at most this: on 2 cores a step of 32 costs about 0.53 of one of 64
-#: (about 6% more an image), so twice the updates fit in the budget. Better than 64 on the median of
-#: three seeds on the validation parts of NEU and both ELPV labellings at the same epochs; at 15
-#: minutes ELPV +0.8 points, its four levels level (docs/results.md, "The classifiers' batch").
+#: A classifier's batch is at most this: on 2 cores a step of 32 at 200-256 px costs about 0.53 of
+#: one of 64 (6% more an image), so nearly twice the updates fit in the budget; on small inputs
+#: (NEU's 100 px half-size epochs) a step's fixed cost shows, and about as many as with 64 fit.
+#: Better than 64 on the median of three seeds on the validation parts of NEU and both ELPV
+#: labellings at the same epochs; at 15 minutes ELPV +0.8 points, its four levels level
+#: (docs/results.md, "The classifiers' batch").
 CLS_MAX_BATCH = 32
 #: Scales the planner chooses from (a few, so that plans of similar data agree).
 SCALES = (1.0, 0.75, 0.5, 0.375, 0.25)
@@ -142,9 +144,8 @@ def _plan_classifier(stats: DatasetStatistics) -> Plan:
     )
     batch = int(min(CLS_MAX_BATCH, max(8, 2 ** math.floor(math.log2(max(1, stats.images * 0.6 / 8))))))
     reasons.append(
-        f"batch {batch} (at least 8 steps an epoch, at most {CLS_MAX_BATCH}: a step of 32 costs about as "
-        f"much per image as one of 64, and twice the steps fit), {RECIPE_OPTIMISER}, a weight "
-        "average (0.99) validated"
+        f"batch {batch} (at least 8 steps an epoch, at most {CLS_MAX_BATCH}: more updates fit the "
+        f"budget than with 64), {RECIPE_OPTIMISER}, a weight average (0.99) validated"
     )
     reasons.append(
         f"the first {LOW_RES:.0%} of the epochs on inputs of half the side (a step costs about a "
