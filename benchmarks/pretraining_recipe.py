@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for variant, *keys in [(first,), *args.variant]:
                 if (name, variant, seed) in runs:
                     continue
-                out = args.out / name / (variant if seed == planned_seed[name] else f"{variant}-seed{seed}")
+                out = _run_folder(args.out / name, variant, seed, planned_seed[name])
                 if (out / "best.json").exists():
                     runs[name, variant, seed] = _summary_of(out)
                 else:
@@ -161,8 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ]  # fmt: skip
     runs |= _run_all(todo, max(1, args.jobs))
     for (name, variant, seed), summary in runs.items():
-        out = args.out / name / (variant if seed == planned_seed[name] else f"{variant}-seed{seed}")
-        summary["train_s"] = _train_seconds(out)
+        summary["train_s"] = _train_seconds(_run_folder(args.out / name, variant, seed, planned_seed[name]))
     variants = [first, *(v for v, *_ in args.variant)]
     rows: dict[str, dict[str, dict[int, dict[str, Any]]]] = {n: {v: {} for v in variants} for n in names}
     for (name, variant, seed), summary in sorted(runs.items()):
@@ -176,6 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"rows": rows, "means": means}))
     return 0
+
+
+def _run_folder(dataset_out: Path, variant: str, seed: int, planned_seed: int) -> Path:
+    """A variant's run folder for a seed: the planned seed's keeps the plain name (as before --seeds)."""
+    return dataset_out / (variant if seed == planned_seed else f"{variant}-seed{seed}")
 
 
 def _median(by_seed: dict[int, dict[str, Any]], headline: str) -> float | None:
@@ -195,11 +199,11 @@ def _train_seconds(run: Path) -> float | None:
 
 def _summary_of(run: Path) -> dict[str, Any]:
     """The validation figures of a finished run (its best epoch's)."""
-    best = json.loads((run / "best.json").read_text())["metrics"]
-    found = {f"val_{k.removeprefix('val_')}": v for k, v in best.items() if k.startswith("val_")}
+    best = json.loads((run / "best.json").read_text())
+    found = {f"val_{k.removeprefix('val_')}": v for k, v in best["metrics"].items() if k.startswith("val_")}
     if "val_acc" in found:
         found["val_accuracy"] = found.pop("val_acc")
-    return found | {"epochs": json.loads((run / "best.json").read_text())["config"]["train"]["epochs"]}
+    return found | {"epochs": best["config"]["train"]["epochs"]}
 
 
 def _line(name: str, headline: str, variants: dict[str, dict[int, dict[str, Any]]], first: str) -> str:
