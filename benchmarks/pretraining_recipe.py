@@ -24,6 +24,9 @@ planned ones, each on ``train.threads=1``: on two cores two one-thread trainings
 1.6 times the images of one two-thread training (docs/results.md, "Distributed training"). The
 planned runs always train alone: their probe times the machine. Thread count changes only the
 order of floating-point sums, so it moves a run as a seed does, the same for every variant.
+
+Run again with the same ``--out``, the command reuses the finished runs and continues the
+interrupted ones (``lwcnn train --resume``); only a finished run's figures enter the table.
 """
 
 from __future__ import annotations
@@ -134,13 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names:  # alone, one after the other: each plan's probe times the machine
         protocol = DATASETS[name][0]
         base = args.out / name / first
-        if not (base / "config.yaml").exists() or not (base / "best.json").exists():
+        if _finished(base):
+            summary = _summary_of(base)
+        elif _interrupted(base):
+            summary = _run(["train", "--resume", str(base)])
+        else:
             summary = _run(
                 ["train", str(GENERALITY[name].data(args.cache)), "--budget", args.budget, "--out", str(base),
                  *args.base, *protocol]
             )  # fmt: skip
-        else:
-            summary = _summary_of(base)
         planned_seed[name] = int(yaml.safe_load((base / "config.yaml").read_text())["train"]["seed"])
         runs[name, first, planned_seed[name]] = summary
     todo: dict[tuple[str, str, int], list[str]] = {}
@@ -152,8 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if (name, variant, seed) in runs:
                     continue
                 out = _run_folder(args.out / name, variant, seed, planned_seed[name])
-                if (out / "best.json").exists():
+                if _finished(out):
                     runs[name, variant, seed] = _summary_of(out)
+                elif _interrupted(out):
+                    todo[name, variant, seed] = ["train", "--resume", str(out)]
                 else:
                     todo[name, variant, seed] = [
                         "train", "--config", str(base / "config.yaml"), f"out={out}", f"train.seed={seed}",
@@ -175,6 +182,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"rows": rows, "means": means}))
     return 0
+
+
+def _finished(run: Path) -> bool:
+    """Whether a run folder holds a finished training: ``best.json`` is written from the first
+    epoch on, so an interrupted run has one too (its validation figures may be missing); the
+    learning curves are drawn only once the epochs are over (``lwcnn.training.loop``)."""
+    return all((run / name).is_file() for name in ("config.yaml", "best.json", "learning_curves.png"))
+
+
+def _interrupted(run: Path) -> bool:
+    """Whether a run folder holds an unfinished training that ``lwcnn train --resume`` continues."""
+    return (run / "resume.pt").is_file() and not _finished(run)
 
 
 def _run_folder(dataset_out: Path, variant: str, seed: int, planned_seed: int) -> Path:
