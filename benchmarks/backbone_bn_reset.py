@@ -1,7 +1,9 @@
 """A diagnostic for issue 19, not a product option: a copy of a backbone file with its BatchNorm
 running statistics reset (mean 0, variance 1), so that a run started from it with
 ``model.init=FILE`` estimates them from its own data only. Does the pretrained start lose on a
-dataset because of the loaded statistics, or because of the weights?
+dataset because of the loaded statistics, or because of the weights? (Only evaluations can tell:
+training normalises by each batch's statistics, so the weights follow the same path either way;
+docs/results.md, "DeepPCB and the synthetic DAGM set, three seeds".)
 
     python -m benchmarks.backbone_bn_reset --out runs/bb/lw-0.35-c1-bnreset
     python -m benchmarks.pretraining_recipe --budget 4m --only dagm-synth --out runs/init \\
